@@ -1,0 +1,23 @@
+"""Wires the consent service together: store, service, handlers, broker."""
+
+from __future__ import annotations
+
+from faststream.rabbit import RabbitBroker
+
+from services.consent.handlers import build_router
+from services.consent.service import ConsentService
+from services.consent.store import ConsentStore
+from shared.database import DatabaseConnection
+from shared.identity import SubjectHasher
+from shared.runtime import StartupHooks
+from shared.settings import ServiceSettings
+
+
+async def assemble(
+    settings: ServiceSettings, database: DatabaseConnection, broker: RabbitBroker
+) -> StartupHooks:
+    store = ConsentStore(database.database)
+    await store.create_indexes()
+    hasher = SubjectHasher(settings.identity_hash_key.get_secret_value())
+    broker.include_router(build_router(ConsentService(store, hasher), settings))
+    return []

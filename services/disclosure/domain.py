@@ -1,0 +1,102 @@
+"""Who may receive an order's data, decided without a broker or a database.
+
+An order is split per provider: each provider gets one disclosure with both people's data and
+only its own items. A provider that is unknown, suspended or outside the EEA gets nothing; the
+disclosure is held with the reason until staff release it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from shared.contracts.disclosures import Disclosure, disclosure_id_for
+from shared.contracts.ops import AddProvider, Provider, ProviderStatus
+from shared.contracts.webshop import OrderPlaced
+from shared.countries import EEA_RULE, is_in_eea
+
+
+class ProviderRefused(ValueError):
+    """A provider registration that breaks a rule; the text names the rule."""
+
+
+@dataclass(frozen=True)
+class PlannedDisclosure:
+    disclosure: Disclosure
+    hold_reason: str | None
+
+    @property
+    def held(self) -> bool:
+        return self.hold_reason is not None
+
+
+def register_provider(command: AddProvider, actor: str, now: datetime) -> Provider:
+    if not is_in_eea(command.country):
+        raise ProviderRefused(
+            f"provider {command.provider_id} was not registered: its country {command.country} "
+            f"is outside the European Economic Area, and {EEA_RULE}"
+        )
+    return Provider(
+        provider_id=command.provider_id,
+        name=command.name,
+        country=command.country,
+        contact_email=command.contact_email,
+        status=ProviderStatus.ACTIVE,
+        created_at=now,
+        created_by=actor,
+        changed_at=now,
+        changed_by=actor,
+    )
+
+
+def hold_reason(provider_id: str, provider: Provider | None) -> str | None:
+    """Why this provider may not receive personal data now, or None when it may."""
+    if provider is None:
+        return f"provider {provider_id} is not registered"
+    if provider.status != ProviderStatus.ACTIVE:
+        return f"provider {provider_id} is {provider.status}"
+    if not is_in_eea(provider.country):
+        return f"provider {provider_id} is in {provider.country}, outside the EEA"
+    return None
+
+
+def plan_disclosures(
+    event: OrderPlaced, providers: Mapping[str, Provider]
+) -> list[PlannedDisclosure]:
+    """One disclosure per provider of the order, each either to send or to hold."""
+    return [
+        PlannedDisclosure(
+            Disclosure(
+                disclosure_id=disclosure_id_for(event.order_id, provider_id),
+                order_id=event.order_id,
+                provider_id=provider_id,
+                occurred_at=event.occurred_at,
+                buyer=event.buyer,
+                recipient=event.recipient,
+                items=event.items_for(provider_id),
+                currency=event.currency,
+            ),
+            hold_reason(provider_id, providers.get(provider_id)),
+        )
+        for provider_id in event.provider_ids()
+    ]
+
+
+def disclosed_fields(disclosure: Disclosure) -> list[str]:
+    """The personal-data fields a disclosure carries (`buyer.email`, `recipient.address.city`)."""
+    return sorted(
+        _field_paths("buyer", disclosure.buyer.model_dump(exclude_none=True))
+        + _field_paths("recipient", disclosure.recipient.model_dump(exclude_none=True))
+    )
+
+
+def _field_paths(prefix: str, data: Mapping[str, Any]) -> list[str]:
+    paths = []
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            paths.extend(_field_paths(f"{prefix}.{key}", value))
+        else:
+            paths.append(f"{prefix}.{key}")
+    return paths

@@ -1,0 +1,23 @@
+"""Wires the orders service together: store, service, handlers, broker."""
+
+from __future__ import annotations
+
+from faststream.rabbit import RabbitBroker
+
+from services.orders.handlers import build_router
+from services.orders.service import OrdersService
+from services.orders.store import OrdersStore
+from shared.database import DatabaseConnection
+from shared.identity import SubjectHasher
+from shared.runtime import StartupHooks
+from shared.settings import ServiceSettings
+
+
+async def assemble(
+    settings: ServiceSettings, database: DatabaseConnection, broker: RabbitBroker
+) -> StartupHooks:
+    store = OrdersStore(database.database)
+    await store.create_indexes()
+    hasher = SubjectHasher(settings.identity_hash_key.get_secret_value())
+    broker.include_router(build_router(OrdersService(store, hasher), settings))
+    return []

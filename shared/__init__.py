@@ -1,0 +1,1 @@
+"""Code every service and the `rekisteri` tool use: contracts, topology, settings, plumbing."""

@@ -1,0 +1,1 @@
+"""Message contracts: the one definition of every payload that crosses a service boundary."""

@@ -1,0 +1,37 @@
+"""What a provider receives on its own queue `disclosures.<provider_id>`."""
+
+from __future__ import annotations
+
+from typing import Literal
+from uuid import UUID, uuid5
+
+from pydantic import AwareDatetime, Field
+
+from shared.contracts.fields import Contract, CurrencyCode, Identifier, ProviderId
+from shared.contracts.webshop import Buyer, OrderItem, Recipient
+
+# Fixed namespace: the same order and provider always give the same disclosure id, so a
+# redelivered order event can never produce a second, differently-numbered disclosure.
+DISCLOSURE_NAMESPACE = UUID("5f0c7d0e-4c1b-4e5e-9a57-6b1f0d2d7a10")
+
+
+def disclosure_id_for(order_id: str, provider_id: str) -> UUID:
+    return uuid5(DISCLOSURE_NAMESPACE, f"{order_id}\x1f{provider_id}")
+
+
+class Disclosure(Contract):
+    """One order's data for one provider: the two people and only that provider's items.
+
+    `disclosure_id` is also the AMQP `message_id`; delivery is at least once, so a provider
+    de-duplicates on it. `occurred_at` is when the order was placed.
+    """
+
+    type: Literal["disclosure"] = "disclosure"
+    disclosure_id: UUID
+    order_id: Identifier
+    provider_id: ProviderId
+    occurred_at: AwareDatetime
+    buyer: Buyer
+    recipient: Recipient
+    items: list[OrderItem] = Field(min_length=1)
+    currency: CurrencyCode

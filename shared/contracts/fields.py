@@ -1,0 +1,87 @@
+"""Field types shared by the contracts: strict, bounded, and free of control characters.
+
+Messages are validated from JSON in pydantic's strict mode, so `"1"` is not an int and `1` is
+not a bool, and a MongoDB operator smuggled in as a value (`{"$gt": ""}`) is not a string.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    StringConstraints,
+)
+
+from shared.countries import is_country_code
+
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+OLDEST_BIRTH_DATE = date(1900, 1, 1)
+# Clocks differ; an event stamped further ahead than this is absurd, not early.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def _printable(value: str) -> str:
+    if _CONTROL_CHARACTERS.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def bounded_text(max_length: int) -> type[str]:
+    return Annotated[  # type: ignore[return-value]
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length),
+        AfterValidator(_printable),
+    ]
+
+
+def _plausible_birth_date(value: date) -> date:
+    if value < OLDEST_BIRTH_DATE:
+        raise ValueError(f"must not be before {OLDEST_BIRTH_DATE.isoformat()}")
+    if value > datetime.now(UTC).date():
+        raise ValueError("must not be in the future")
+    return value
+
+
+def _known_country(value: str) -> str:
+    if not is_country_code(value):
+        raise ValueError("must be an ISO 3166-1 alpha-2 country code")
+    return value
+
+
+def _not_in_future(value: datetime) -> datetime:
+    if value > datetime.now(UTC) + CLOCK_SKEW:
+        raise ValueError("must not be in the future")
+    return value
+
+
+Name = bounded_text(100)
+Title = bounded_text(200)
+Street = bounded_text(200)
+City = bounded_text(100)
+TextVersion = bounded_text(64)
+PostalCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9 -]{1,11}$")]
+Phone = Annotated[str, StringConstraints(pattern=r"^\+?[0-9][0-9 ()-]{4,22}[0-9]$")]
+Email = Annotated[EmailStr, StringConstraints(max_length=254)]
+CountryCode = Annotated[
+    str, StringConstraints(pattern=r"^[A-Z]{2}$"), AfterValidator(_known_country)
+]
+CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
+# Provider ids become queue names and routing keys: lower-case letters, digits and dashes only.
+ProviderId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
+BirthDate = Annotated[date, AfterValidator(_plausible_birth_date)]
+EventTime = Annotated[AwareDatetime, AfterValidator(_not_in_future)]
+Gender = Literal["female", "male", "other"]
+
+
+class Contract(BaseModel):
+    """Base of every message: strict types, unknown fields refused, immutable."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)

@@ -1,0 +1,275 @@
+"""How every service consumes and publishes: at least once in, effectively once out.
+
+- Publishing is persistent, mandatory and confirmed: `publish` returns only once RabbitMQ has
+  taken responsibility for the message, and raises if no queue would receive it.
+- A consumed message is acknowledged only after its handler (store write and any follow-up
+  publish) has finished.
+- A message that can never be handled (not JSON, wrong shape, too large) is published to the
+  dead-letter exchange with the reason in a header, then acknowledged: nothing is lost and the
+  queue keeps moving. The reason names fields, never their values.
+- A handler that fails for another reason (a database that is down) is retried after a back-off;
+  the quorum queue's delivery limit dead-letters a message that keeps failing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from faststream import AckPolicy
+from faststream.rabbit import Channel, RabbitBroker, RabbitExchange, RabbitRouter
+from faststream.rabbit.annotations import RabbitBroker as BrokerInContext
+from faststream.rabbit.annotations import RabbitMessage
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from shared.settings import ServiceSettings
+from shared.topology import Subscription, dead_letter_exchange
+
+JSON = "application/json"
+MAX_RETRY_DELAY_SECONDS = 5.0
+
+# Headers a dead-lettered message carries, read by `rekisteri dlq`.
+REASON_HEADER = "x-rejection-reason"
+REJECTED_AT_HEADER = "x-rejected-at"
+REJECTED_BY_HEADER = "x-rejected-by"
+ORIGINAL_QUEUE_HEADER = "x-original-queue"
+ORIGINAL_EXCHANGE_HEADER = "x-original-exchange"
+ORIGINAL_ROUTING_KEY_HEADER = "x-original-routing-key"
+
+log = logging.getLogger(__name__)
+
+Model = TypeVar("Model")
+
+
+class InvalidMessage(Exception):
+    """The message can never be handled; `reason` is safe to log (no values, only fields)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def make_broker(settings: ServiceSettings) -> RabbitBroker:
+    return RabbitBroker(
+        settings.rabbitmq_url,
+        default_channel=Channel(
+            prefetch_count=settings.prefetch_count,
+            publisher_confirms=True,
+            on_return_raises=True,
+        ),
+        app_id=settings.service_name,
+        graceful_timeout=20.0,
+        logger=logging.getLogger(f"{settings.service_name}.broker"),
+        # Per-message lifecycle lines are debugging detail, not operations news.
+        log_level=logging.DEBUG,
+    )
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """`buyer.email: value is not a valid email address; items: too short`, values left out."""
+    problems = []
+    for detail in error.errors(include_url=False, include_input=False, include_context=False):
+        location = ".".join(str(part) for part in detail["loc"]) or "message"
+        problems.append(f"{location}: {detail['msg']}")
+    return "; ".join(problems[:10]) + ("; ..." if len(problems) > 10 else "")
+
+
+def decode(body: bytes, adapter: TypeAdapter[Model], max_bytes: int) -> Model:
+    """Parse and validate a JSON body strictly, or raise `InvalidMessage` saying why."""
+    if len(body) > max_bytes:
+        raise InvalidMessage(f"message is {len(body)} bytes; the limit is {max_bytes}")
+    try:
+        return adapter.validate_json(body, strict=True)
+    except ValidationError as error:
+        raise InvalidMessage(describe_validation_error(error)) from None
+
+
+async def publish(
+    broker: RabbitBroker,
+    body: BaseModel | bytes,
+    *,
+    exchange: RabbitExchange | str,
+    routing_key: str,
+    message_id: str | None = None,
+    message_type: str | None = None,
+    headers: Mapping[str, Any] | None = None,
+    correlation_id: str | None = None,
+    persist: bool = True,
+) -> None:
+    """Publish JSON and wait for the broker's confirm; raises if the message is unroutable."""
+    payload = body.model_dump_json().encode() if isinstance(body, BaseModel) else body
+    await broker.publish(
+        payload,
+        exchange=exchange,
+        routing_key=routing_key,
+        message_id=message_id,
+        message_type=message_type,
+        headers=dict(headers) if headers else None,
+        correlation_id=correlation_id,
+        content_type=JSON,
+        persist=persist,
+        mandatory=True,
+    )
+
+
+async def dead_letter(
+    broker: RabbitBroker, message: RabbitMessage, queue_name: str, service: str, reason: str
+) -> None:
+    raw = message.raw_message
+    headers = dict(raw.headers or {})
+    headers.update(
+        {
+            REASON_HEADER: reason,
+            REJECTED_AT_HEADER: datetime.now(UTC).isoformat(),
+            REJECTED_BY_HEADER: service,
+            ORIGINAL_QUEUE_HEADER: queue_name,
+            ORIGINAL_EXCHANGE_HEADER: raw.exchange or "",
+            ORIGINAL_ROUTING_KEY_HEADER: raw.routing_key or "",
+        }
+    )
+    await broker.publish(
+        raw.body,
+        exchange=dead_letter_exchange(),
+        routing_key=queue_name,
+        message_id=raw.message_id,
+        content_type=raw.content_type,
+        headers=headers,
+        persist=True,
+        mandatory=True,
+    )
+
+
+def _retry_delay(message: RabbitMessage) -> float:
+    """Back-off before a failed message goes back: 0.25 s, 0.5 s, 1 s ... capped."""
+    deliveries = int((message.raw_message.headers or {}).get("x-delivery-count", 0) or 0)
+    return min(0.25 * 2**deliveries, MAX_RETRY_DELAY_SECONDS)
+
+
+def _log_fields(message: RabbitMessage, queue_name: str) -> dict[str, Any]:
+    return {"queue": queue_name, "message_id": message.raw_message.message_id}
+
+
+async def _reject_invalid(
+    broker: RabbitBroker, message: RabbitMessage, queue_name: str, service: str, reason: str
+) -> None:
+    await dead_letter(broker, message, queue_name, service, reason)
+    await message.ack()
+    log.warning(
+        "dead-lettered a message", extra={**_log_fields(message, queue_name), "reason": reason}
+    )
+
+
+async def _retry_later(message: RabbitMessage, queue_name: str) -> None:
+    log.exception(
+        "handler failed; the message will be retried", extra=_log_fields(message, queue_name)
+    )
+    await asyncio.sleep(_retry_delay(message))
+    await message.nack(requeue=True)
+
+
+def subscribe_events(
+    router: RabbitRouter,
+    subscription: Subscription,
+    adapter: TypeAdapter[Model],
+    settings: ServiceSettings,
+) -> Callable[[Callable[[Model], Awaitable[None]]], Callable[[Model], Awaitable[None]]]:
+    """Register `handler(event)` for a queue with the delivery rules in this module's docstring."""
+
+    def register(handler: Callable[[Model], Awaitable[None]]) -> Callable[[Model], Awaitable[None]]:
+        queue_name = subscription.queue_name
+
+        @router.subscriber(
+            subscription.queue,
+            subscription.exchange,
+            ack_policy=AckPolicy.MANUAL,
+            no_reply=True,
+            title=f"{queue_name}:consume",
+        )
+        async def consume(message: RabbitMessage, broker: BrokerInContext) -> None:
+            try:
+                event = decode(message.body, adapter, settings.max_message_bytes)
+            except InvalidMessage as invalid:
+                await _reject_invalid(
+                    broker, message, queue_name, settings.service_name, invalid.reason
+                )
+                return
+            try:
+                await handler(event)
+            except InvalidMessage as invalid:
+                await _reject_invalid(
+                    broker, message, queue_name, settings.service_name, invalid.reason
+                )
+            except Exception:
+                await _retry_later(message, queue_name)
+            else:
+                await message.ack()
+
+        return handler
+
+    return register
+
+
+class CommandRefused(Exception):
+    """A command that cannot be carried out; the text goes back to the operator as it is."""
+
+
+Dispatch = Callable[[Any, str], Awaitable[Any]]
+
+
+def subscribe_commands(
+    router: RabbitRouter,
+    subscription: Subscription,
+    adapter: TypeAdapter[Any],
+    settings: ServiceSettings,
+) -> Callable[[Dispatch], Dispatch]:
+    """Register `dispatch(command, actor)` for the `rekisteri` tool's requests to this service.
+
+    Every request gets exactly one reply (`OpsReply`) on its `reply_to`, then is acknowledged.
+    `actor` is the AMQP `user_id` property, which RabbitMQ checks against the sender's login.
+    """
+    from shared.contracts.ops import OpsReply
+
+    def register(dispatch: Dispatch) -> Dispatch:
+        queue_name = subscription.queue_name
+
+        @router.subscriber(
+            subscription.queue,
+            subscription.exchange,
+            ack_policy=AckPolicy.MANUAL,
+            no_reply=True,
+            title=f"{queue_name}:consume",
+        )
+        async def serve(message: RabbitMessage, broker: BrokerInContext) -> None:
+            raw = message.raw_message
+            actor = raw.user_id or "unauthenticated"
+            try:
+                command = decode(message.body, adapter, settings.max_message_bytes)
+                reply = OpsReply(ok=True, result=await dispatch(command, actor))
+            except InvalidMessage as invalid:
+                reply = OpsReply(ok=False, error=f"invalid command: {invalid.reason}")
+            except CommandRefused as refused:
+                reply = OpsReply(ok=False, error=str(refused))
+            except Exception:
+                log.exception("command failed", extra=_log_fields(message, queue_name))
+                reply = OpsReply(
+                    ok=False,
+                    error=f"the {settings.service_name} service failed; see its log "
+                    f"(message id {raw.message_id})",
+                )
+            if raw.reply_to:
+                await publish(
+                    broker,
+                    reply,
+                    exchange="",
+                    routing_key=raw.reply_to,
+                    correlation_id=raw.correlation_id,
+                    persist=False,
+                )
+            await message.ack()
+
+        return dispatch
+
+    return register

@@ -1,0 +1,116 @@
+"""Runs one service as a process: database, broker, health endpoints, graceful shutdown.
+
+A service provides an `assemble` coroutine that builds its store (creating indexes), includes
+its routers in the broker and returns what to do once the broker is connected. This module does the rest, the same way for all four:
+JSON logging, the database connection, the dead-letter queues of every consumed queue, and an
+HTTP server with `/health` (the process answers) and `/ready` (broker and database reachable).
+Uvicorn turns SIGTERM and SIGINT into a graceful stop: consumers are cancelled first, in-flight
+messages finish (up to the broker's graceful timeout), then the database is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import uvicorn
+from faststream.asgi import AsgiFastStream, AsgiResponse, get
+from faststream.rabbit import RabbitBroker
+
+from shared import topology
+from shared.database import DatabaseConnection, connect_database
+from shared.log import configure_logging
+from shared.messaging import make_broker
+from shared.settings import ServiceSettings
+
+StartupHooks = Sequence[Callable[[], Awaitable[None]]]
+"""What a service needs done once the broker is connected (declaring queues it owns)."""
+Assemble = Callable[[ServiceSettings, DatabaseConnection, RabbitBroker], Awaitable[StartupHooks]]
+
+log = logging.getLogger(__name__)
+
+READY_TIMEOUT_SECONDS = 2.0
+
+
+def consumed_queue_names(broker: RabbitBroker) -> list[str]:
+    return [subscriber.queue.name for subscriber in broker.subscribers]  # type: ignore[attr-defined]
+
+
+async def declare_dead_letter_queues(broker: RabbitBroker) -> None:
+    """`dead-letter.<queue>` for every consumed queue, and the web shop's unroutable catch-all.
+
+    Declared by every service that consumes, so no start order between services matters;
+    declarations are idempotent as long as they are identical, and they come from one place.
+    """
+    dead_letters = await broker.declare_exchange(topology.dead_letter_exchange())
+    for source in consumed_queue_names(broker):
+        queue = await broker.declare_queue(topology.dead_letter_queue(source))
+        await queue.bind(dead_letters, routing_key=source)
+    unroutable = await broker.declare_exchange(topology.webshop_unroutable_exchange())
+    catch_all = await broker.declare_queue(topology.unroutable_queue())
+    await catch_all.bind(unroutable)
+
+
+def health_routes(broker: RabbitBroker, database: DatabaseConnection) -> list[tuple[str, Any]]:
+    @get(include_in_schema=False)
+    async def health(scope: Any) -> AsgiResponse:
+        return AsgiResponse(b'{"status":"alive"}', 200, {"content-type": "application/json"})
+
+    @get(include_in_schema=False)
+    async def ready(scope: Any) -> AsgiResponse:
+        broker_ok, database_ok = await asyncio.gather(
+            broker.ping(READY_TIMEOUT_SECONDS), database.ping()
+        )
+        status = 200 if broker_ok and database_ok else 503
+        body = f'{{"broker":{str(broker_ok).lower()},"database":{str(database_ok).lower()}}}'
+        return AsgiResponse(body.encode(), status, {"content-type": "application/json"})
+
+    return [("/health", health), ("/ready", ready)]
+
+
+async def serve(settings: ServiceSettings, assemble: Assemble) -> None:
+    configure_logging(settings.service_name, settings.log_level)
+    database = await connect_database(settings)
+    log.info("data store: %s", database.description, extra={"store": database.description})
+    try:
+        broker = make_broker(settings)
+        hooks = await assemble(settings, database, broker)
+
+        async def after_startup() -> None:
+            await declare_dead_letter_queues(broker)
+            for hook in hooks:
+                await hook()
+
+        app = AsgiFastStream(
+            broker,
+            asgi_routes=health_routes(broker, database),
+            after_startup=[after_startup],
+            logger=logging.getLogger(f"{settings.service_name}.app"),
+        )
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                host=settings.health_host,
+                port=settings.health_port,
+                lifespan="on",
+                log_config=None,
+                access_log=False,
+            )
+        )
+        log.info(
+            "health endpoints on port %d",
+            settings.health_port,
+            extra={"port": settings.health_port},
+        )
+        await server.serve()
+        if not server.started:
+            raise SystemExit(f"{settings.service_name} could not start; see the log above")
+    finally:
+        await database.close()
+
+
+def run(settings: ServiceSettings, assemble: Assemble) -> None:
+    """Entry point of `python -m services.<name>`."""
+    asyncio.run(serve(settings, assemble))

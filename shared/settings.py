@@ -1,0 +1,73 @@
+"""Settings every service reads from the environment.
+
+Each service subclasses `ServiceSettings` in its own `settings.py` to name itself and pick its
+health port; everything else is common. Every field here is documented in README's table.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# A fixed key so that `make dev` works out of the box; production refuses to start with it.
+DEV_IDENTITY_HASH_KEY = "dev-only-identity-hash-key-not-secret"
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    # Each service's subclass names itself; not read from the environment.
+    service_name: ClassVar[str] = ""
+
+    environment: Literal["dev", "production"] = Field(
+        default="dev",
+        validation_alias="REGISTER_ENV",
+        description="`production` refuses to start without a real IDENTITY_HASH_KEY.",
+    )
+    rabbitmq_url: str = Field(
+        default="amqp://guest:guest@localhost:5672/",
+        description="AMQP URL of the broker, including credentials and virtual host.",
+    )
+    mongodb_url: str | None = Field(
+        default=None,
+        description=(
+            "A real MongoDB (`mongodb://...`). Unset: the embedded store on disk under "
+            "DATA_DIR; `memory://`: the embedded store kept purely in memory."
+        ),
+    )
+    mongodb_database: str | None = Field(
+        default=None, description="Database name; defaults to the service's name."
+    )
+    data_dir: str = Field(
+        default=".data", description="Where the embedded store keeps each service's directory."
+    )
+    identity_hash_key: SecretStr = Field(
+        default=SecretStr(DEV_IDENTITY_HASH_KEY),
+        description="Secret key of the keyed hash that identifies a person across services.",
+    )
+    prefetch_count: int = Field(
+        default=64, ge=1, le=10_000, description="Unacknowledged messages a consumer may hold."
+    )
+    max_message_bytes: int = Field(
+        default=256 * 1024, ge=1024, description="Larger incoming messages are dead-lettered."
+    )
+    health_host: str = Field(default="127.0.0.1", description="Interface of the health server.")
+    health_port: int = Field(default=8080, description="Port of /health and /ready.")
+    log_level: str = Field(default="INFO", description="Python log level name.")
+
+    @model_validator(mode="after")
+    def _refuse_dev_key_in_production(self) -> ServiceSettings:
+        if (
+            self.environment == "production"
+            and self.identity_hash_key.get_secret_value() == DEV_IDENTITY_HASH_KEY
+        ):
+            raise ValueError(
+                "IDENTITY_HASH_KEY must be set to a secret value when REGISTER_ENV=production"
+            )
+        return self
+
+    @property
+    def database_name(self) -> str:
+        return self.mongodb_database or self.service_name

@@ -1,0 +1,128 @@
+"""Every exchange, queue and routing key of the register, named once.
+
+The web shop and the providers code against the public names (`webshop`, `order.placed`,
+`disclosures`, `disclosures.<provider_id>`); the rest is internal. Every queue a service
+consumes is a durable quorum queue that dead-letters to `dead-letter` under its own name, so
+a message that cannot be handled ends up in `dead-letter.<queue>` with the reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
+
+# --- exchanges -------------------------------------------------------------------------------
+
+WEBSHOP_EXCHANGE = "webshop"
+"""Topic exchange the web shop publishes to."""
+WEBSHOP_UNROUTABLE_EXCHANGE = "webshop.unroutable"
+"""Alternate exchange of `webshop`: catches messages with routing keys nobody consumes."""
+DISCLOSURES_EXCHANGE = "disclosures"
+"""Direct exchange; routing key = provider id."""
+OPS_EXCHANGE = "ops"
+"""Direct exchange for the `rekisteri` tool's commands; routing key = service name."""
+DEAD_LETTER_EXCHANGE = "dead-letter"
+"""Direct exchange; routing key = the queue the message was taken from."""
+
+# --- routing keys ----------------------------------------------------------------------------
+
+ORDER_PLACED = "order.placed"
+
+# --- queues ----------------------------------------------------------------------------------
+
+DEAD_LETTER_QUEUE_PREFIX = "dead-letter."
+PROVIDER_QUEUE_PREFIX = "disclosures."
+UNROUTABLE_QUEUE = DEAD_LETTER_QUEUE_PREFIX + WEBSHOP_EXCHANGE + ".unroutable"
+
+# A message is delivered at most this many times before the broker dead-letters it, so a
+# handler that keeps failing cannot loop forever.
+DELIVERY_LIMIT = 5
+
+
+def exchange(name: str, kind: ExchangeType, **arguments: Any) -> RabbitExchange:
+    return RabbitExchange(name, type=kind, durable=True, arguments=arguments or None)
+
+
+def webshop_exchange() -> RabbitExchange:
+    return exchange(
+        WEBSHOP_EXCHANGE, ExchangeType.TOPIC, **{"alternate-exchange": WEBSHOP_UNROUTABLE_EXCHANGE}
+    )
+
+
+def webshop_unroutable_exchange() -> RabbitExchange:
+    return exchange(WEBSHOP_UNROUTABLE_EXCHANGE, ExchangeType.FANOUT)
+
+
+def disclosures_exchange() -> RabbitExchange:
+    return exchange(DISCLOSURES_EXCHANGE, ExchangeType.DIRECT)
+
+
+def ops_exchange() -> RabbitExchange:
+    return exchange(OPS_EXCHANGE, ExchangeType.DIRECT)
+
+
+def dead_letter_exchange() -> RabbitExchange:
+    return exchange(DEAD_LETTER_EXCHANGE, ExchangeType.DIRECT)
+
+
+def work_queue(name: str, routing_key: str = "") -> RabbitQueue:
+    """A durable quorum queue whose failures go to `dead-letter.<name>`, never lost.
+
+    At-least-once dead-lettering needs `reject-publish` overflow; the delivery limit bounds
+    retries of a message whose handler keeps failing.
+    """
+    return RabbitQueue(
+        name,
+        queue_type=QueueType.QUORUM,
+        durable=True,
+        routing_key=routing_key or name,
+        arguments={
+            "x-delivery-limit": DELIVERY_LIMIT,
+            "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+            "x-dead-letter-routing-key": name,
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        },
+    )
+
+
+def dead_letter_queue(source_queue: str) -> RabbitQueue:
+    name = DEAD_LETTER_QUEUE_PREFIX + source_queue
+    return RabbitQueue(name, queue_type=QueueType.QUORUM, durable=True, routing_key=source_queue)
+
+
+def unroutable_queue() -> RabbitQueue:
+    return RabbitQueue(UNROUTABLE_QUEUE, queue_type=QueueType.QUORUM, durable=True)
+
+
+def provider_queue_name(provider_id: str) -> str:
+    return PROVIDER_QUEUE_PREFIX + provider_id
+
+
+def provider_queue(provider_id: str) -> RabbitQueue:
+    """`disclosures.<provider_id>`: what one provider, and only it, consumes."""
+    return work_queue(provider_queue_name(provider_id), routing_key=provider_id)
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """One queue a service consumes, bound to one exchange with one routing key."""
+
+    queue_name: str
+    exchange: RabbitExchange
+    routing_key: str
+    extra_exchanges: tuple[RabbitExchange, ...] = field(default=())
+
+    @property
+    def queue(self) -> RabbitQueue:
+        return work_queue(self.queue_name, routing_key=self.routing_key)
+
+
+def order_placed_subscription(service: str) -> Subscription:
+    return Subscription(f"{service}.order-placed", webshop_exchange(), ORDER_PLACED)
+
+
+def ops_subscription(service: str) -> Subscription:
+    return Subscription(f"ops.{service}", ops_exchange(), service)

@@ -1,0 +1,44 @@
+"""Fixtures for end-to-end tests: a fresh virtual host and the four services running in it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.harness import Register
+from tests.e2e.rabbitmq import Broker
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/e2e/" in str(item.path).replace("\\", "/"):
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture
+async def vhost_url(rabbitmq: Broker) -> AsyncIterator[str]:
+    """An AMQP URL into a virtual host of this test's own, deleted afterwards."""
+    vhost = await rabbitmq.create_vhost()
+    try:
+        yield rabbitmq.url_for(vhost)
+    finally:
+        await rabbitmq.delete_vhost(vhost)
+
+
+@pytest.fixture
+def register(vhost_url: str, tmp_path: Path, mongodb_url: str | None) -> Iterator[Register]:
+    running = Register(
+        vhost_url,
+        tmp_path / "data",
+        mongodb_url,
+        database_prefix=f"e2e_{uuid.uuid4().hex[:8]}_",
+    )
+    running.data_dir.mkdir(parents=True)
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()

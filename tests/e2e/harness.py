@@ -1,0 +1,218 @@
+"""The register as separate OS processes, and the parties around it, for end-to-end tests.
+
+`Register` starts the services with `python -m services.<name>` exactly as ops would, waits
+for each to report ready, and stops them with SIGTERM. `WebShop` publishes and `Provider`
+consumes with plain aio-pika, as the real parties do; `rekisteri` runs the real CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterable
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+
+from shared.database import Database
+
+SERVICES = ("orders", "consent", "disclosure", "erasure")
+REPOSITORY = Path(__file__).resolve().parents[2]
+READY_TIMEOUT = 60.0
+STOP_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    with closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    port: int
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/ready", timeout=2) as answer:
+                return bool(answer.status == 200)
+        except OSError:
+            return False
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@dataclass
+class Register:
+    """The four services as processes sharing one vhost and one data directory."""
+
+    rabbitmq_url: str
+    data_dir: Path
+    mongodb_url: str | None = None
+    database_prefix: str = ""
+    extra_env: dict[str, str] = field(default_factory=dict)
+    services: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    def environment(self, name: str, port: int) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k != "MONGODB_URL"}
+        env.update(
+            RABBITMQ_URL=self.rabbitmq_url,
+            DATA_DIR=str(self.data_dir),
+            HEALTH_PORT=str(port),
+            IDENTITY_HASH_KEY="e2e-test-key",
+            **self.extra_env,
+        )
+        if self.mongodb_url is not None:
+            env.update(MONGODB_URL=self.mongodb_url, MONGODB_DATABASE=self.database_name(name))
+        return env
+
+    def database_name(self, service: str) -> str:
+        return f"{self.database_prefix}{service}"
+
+    def start(self, names: Iterable[str] = SERVICES) -> None:
+        for name in names:
+            service = self.services.get(name) or ServiceProcess(
+                name, free_port(), self.data_dir / f"{name}.log"
+            )
+            self.services[name] = service
+            with service.log_path.open("ab") as log:
+                service.process = subprocess.Popen(
+                    [sys.executable, "-m", f"services.{name}"],
+                    cwd=REPOSITORY,
+                    env=self.environment(name, service.port),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+        for name in names:
+            self._wait_ready(self.services[name])
+
+    def _wait_ready(self, service: ServiceProcess) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not service.ready():
+            assert service.process is not None
+            if service.process.poll() is not None:
+                raise AssertionError(f"{service.name} exited early:\n{service.log()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{service.name} not ready in time:\n{service.log()[-3000:]}")
+            time.sleep(0.05)
+
+    def stop(self, names: Iterable[str] | None = None) -> dict[str, int]:
+        """SIGTERM, then wait: returns each service's exit code."""
+        chosen = [self.services[n] for n in (names or list(self.services))]
+        running = [s for s in chosen if s.process is not None and s.process.poll() is None]
+        for service in running:
+            assert service.process is not None
+            service.process.send_signal(signal.SIGTERM)
+        codes = {}
+        for service in chosen:
+            assert service.process is not None
+            try:
+                codes[service.name] = service.process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                service.process.kill()
+                codes[service.name] = service.process.wait()
+        return codes
+
+    def logs(self) -> str:
+        return "\n".join(service.log() for service in self.services.values())
+
+
+async def open_database(register: Register, service: str) -> tuple[Database, Any]:
+    """A stopped service's database, to check what it stored; close the second value after."""
+    if register.mongodb_url is not None:
+        from pymongo import AsyncMongoClient
+
+        client: Any = AsyncMongoClient(register.mongodb_url, tz_aware=True)
+        return client[register.database_name(service)], client
+    from shared.embedded_store import EmbeddedClient
+
+    embedded = await EmbeddedClient.open(register.data_dir / service)
+    return embedded[service], embedded  # type: ignore[return-value]
+
+
+def rekisteri(
+    rabbitmq_url: str, *arguments: str, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    """Run the real command-line tool, as an operator would."""
+    return subprocess.run(
+        [sys.executable, "-m", "rekisteri", *arguments],
+        cwd=REPOSITORY,
+        env={**os.environ, "RABBITMQ_URL": rabbitmq_url},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+class AmqpParty:
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self.connection: AbstractRobustConnection | None = None
+        self.channel: AbstractChannel | None = None
+
+    async def __aenter__(self) -> AmqpParty:
+        self.connection = await aio_pika.connect_robust(self._url)
+        self.channel = await self.connection.channel(publisher_confirms=True, on_return_raises=True)
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self.connection is not None:
+            await self.connection.close()
+
+
+class WebShop(AmqpParty):
+    async def publish(
+        self, routing_key: str, payload: dict[str, Any] | bytes, **properties: Any
+    ) -> None:
+        assert self.channel is not None
+        exchange = await self.channel.get_exchange("webshop", ensure=False)
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        message = aio_pika.Message(
+            body,
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            **properties,
+        )
+        await exchange.publish(message, routing_key=routing_key)
+
+
+class QueueReader(AmqpParty):
+    """Reads a queue as its consumer would (a provider on its own queue, ops on a DLQ)."""
+
+    async def receive(
+        self, queue_name: str, count: int, timeout: float = 20.0
+    ) -> list[AbstractIncomingMessage]:
+        """Exactly the next `count` messages (acknowledged), or fail after `timeout`."""
+        assert self.channel is not None
+        queue = await self.channel.get_queue(queue_name, ensure=True)
+        received: list[AbstractIncomingMessage] = []
+        async with asyncio.timeout(timeout):
+            async with queue.iterator() as messages:
+                async for message in messages:
+                    await message.ack()
+                    received.append(message)
+                    if len(received) == count:
+                        break
+        return received
+
+    async def depth(self, queue_name: str) -> int:
+        """Messages waiting in the queue (not counting ones a consumer holds)."""
+        assert self.channel is not None
+        queue = await self.channel.declare_queue(queue_name, passive=True)
+        return int(queue.declaration_result.message_count or 0)

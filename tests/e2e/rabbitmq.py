@@ -1,0 +1,65 @@
+"""The test's side of RabbitMQ: a fresh virtual host per test, and the management API."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.error import HTTPError
+from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.request import Request, urlopen
+
+
+@dataclass(frozen=True)
+class Broker:
+    url: str
+    management_url: str
+
+    @property
+    def admin_credentials(self) -> tuple[str, str]:
+        parts = urlsplit(self.url)
+        return parts.username or "guest", parts.password or "guest"
+
+    def url_for(self, vhost: str, user: str | None = None, password: str | None = None) -> str:
+        parts = urlsplit(self.url)
+        admin_user, admin_password = self.admin_credentials
+        netloc = f"{quote(user or admin_user, safe='')}:{quote(password or admin_password, safe='')}@{parts.hostname}:{parts.port or 5672}"
+        return urlunsplit((parts.scheme, netloc, "/" + quote(vhost, safe=""), "", ""))
+
+    async def management(self, method: str, path: str, body: Any = None) -> Any:
+        return await asyncio.to_thread(self._management, method, path, body)
+
+    def _management(self, method: str, path: str, body: Any) -> Any:
+        user, password = self.admin_credentials
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request = Request(
+            self.management_url.rstrip("/") + path,
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers={"Authorization": f"Basic {token}", "Content-Type": "application/json"},
+        )
+        try:
+            with urlopen(request, timeout=10) as response:
+                payload = response.read()
+        except HTTPError as error:
+            if method == "DELETE" and error.code == 404:
+                return None
+            raise
+        return json.loads(payload) if payload else None
+
+    async def create_vhost(self) -> str:
+        vhost = f"test-{uuid.uuid4().hex[:12]}"
+        await self.management("PUT", f"/api/vhosts/{vhost}")
+        user, _ = self.admin_credentials
+        await self.management(
+            "PUT",
+            f"/api/permissions/{vhost}/{quote(user, safe='')}",
+            {"configure": ".*", "write": ".*", "read": ".*"},
+        )
+        return vhost
+
+    async def delete_vhost(self, vhost: str) -> None:
+        await self.management("DELETE", f"/api/vhosts/{vhost}")

@@ -1,0 +1,139 @@
+"""The walking skeleton end to end: web shop → RabbitMQ → four processes → provider's queue."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from shared.contracts.disclosures import disclosure_id_for
+from tests.e2e.harness import QueueReader, Register, WebShop, open_database, rekisteri
+from tests.factories import full_person, item, order_placed, person
+
+DISCLOSURE_FIELDS = {
+    "type",
+    "disclosure_id",
+    "order_id",
+    "provider_id",
+    "occurred_at",
+    "buyer",
+    "recipient",
+    "items",
+    "currency",
+}
+
+
+async def stored(
+    register: Register, service: str, collection: str, query: dict[str, Any]
+) -> list[dict[str, Any]]:
+    database, client = await open_database(register, service)
+    try:
+        return await database[collection].find(query).to_list(None)
+    finally:
+        await client.close()
+
+
+async def test_an_order_reaches_its_providers_queue_once_and_every_service_keeps_its_slice(
+    register: Register, vhost_url: str
+) -> None:
+    added = rekisteri(
+        vhost_url, "providers", "add", "spa-oy", "--name", "Kylpylä Oy", "--country", "FI"
+    )
+    assert added.returncode == 0, added.stderr
+    assert "disclosures.spa-oy" in added.stdout
+    refused = rekisteri(
+        vhost_url, "providers", "add", "us-spa", "--name", "US Spa", "--country", "US"
+    )
+    assert refused.returncode == 1
+    assert "European Economic Area" in refused.stderr
+    listed = rekisteri(vhost_url, "providers", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "spa-oy" in listed.stdout and "us-spa" not in listed.stdout
+
+    buyer = full_person("Aino", "Virtanen", "aino.virtanen@example.fi")
+    order = order_placed(
+        buyer=buyer,
+        recipient=person("Eino", "Korhonen", "eino.korhonen@example.fi"),
+        items=[item("spa-oy", "p-1"), item("unknown-oy", "p-2"), item("spa-oy", "p-3", 2)],
+        newsletter=True,
+        marketing=False,
+    )
+    marker = order_placed(items=[item("spa-oy", "p-9")])
+    async with WebShop(vhost_url) as shop, QueueReader(vhost_url) as provider:
+        await shop.publish("order.placed", order, message_id=order["event_id"])
+        [message] = await provider.receive("disclosures.spa-oy", 1)
+        disclosure = json.loads(message.body)
+        assert set(disclosure) == DISCLOSURE_FIELDS
+        assert disclosure["type"] == "disclosure"
+        assert message.message_id == disclosure["disclosure_id"]
+        assert disclosure["disclosure_id"] == str(disclosure_id_for(order["order_id"], "spa-oy"))
+        assert message.delivery_mode == 2  # persistent
+        assert [i["product_id"] for i in disclosure["items"]] == ["p-1", "p-3"]
+        assert disclosure["buyer"] == buyer
+        assert disclosure["recipient"]["email"] == "eino.korhonen@example.fi"
+
+        # The same event again, then a later order: only the later one reaches the provider.
+        await shop.publish("order.placed", order, message_id=order["event_id"])
+        await shop.publish("order.placed", marker, message_id=marker["event_id"])
+        [next_message] = await provider.receive("disclosures.spa-oy", 1)
+        assert json.loads(next_message.body)["order_id"] == marker["order_id"]
+
+    # A graceful stop finishes what is in flight, so nothing can still be on its way.
+    assert register.stop() == {"orders": 0, "consent": 0, "disclosure": 0, "erasure": 0}
+    async with QueueReader(vhost_url) as reader:
+        assert await reader.depth("disclosures.spa-oy") == 0
+        for service in ("orders", "consent", "disclosure"):
+            assert await reader.depth(f"{service}.order-placed") == 0
+
+    [kept] = await stored(register, "orders", "orders", {"_id": order["order_id"]})
+    assert [line["product_id"] for line in kept["lines"]] == ["p-1", "p-2", "p-3"]
+    assert kept["total_cents"] == 4 * 4900
+    [customer] = await stored(register, "orders", "customers", {"_id": kept["buyer_subject"]})
+    assert customer["person"]["address"]["city"] == "Jyväskylä"
+    assert (
+        len(await stored(register, "orders", "recipients", {"_id": kept["recipient_subject"]})) == 1
+    )
+
+    [consents] = await stored(register, "consent", "people", {"_id": kept["buyer_subject"]})
+    assert consents["permissions"]["newsletter"]["granted"] is True
+    assert consents["permissions"]["marketing"]["granted"] is False
+    assert await stored(register, "consent", "people", {"_id": kept["recipient_subject"]}) == []
+
+    log = {
+        d["provider_id"]: d
+        for d in await stored(
+            register, "disclosure", "disclosures", {"order_id": order["order_id"]}
+        )
+    }
+    assert log["spa-oy"]["status"] == "sent"
+    assert "buyer.email" in log["spa-oy"]["fields"]
+    assert log["spa-oy"]["subjects"] == [kept["buyer_subject"], kept["recipient_subject"]]
+    assert "pending" not in log["spa-oy"]
+    assert log["unknown-oy"]["status"] == "held"
+    assert log["unknown-oy"]["hold_reason"] == "provider unknown-oy is not registered"
+
+
+async def test_messages_that_cannot_be_handled_are_dead_lettered_with_the_reason(
+    register: Register, vhost_url: str
+) -> None:
+    added = rekisteri(
+        vhost_url, "providers", "add", "spa-oy", "--name", "Kylpylä Oy", "--country", "FI"
+    )
+    assert added.returncode == 0, added.stderr
+    broken = order_placed()
+    broken["buyer"]["email"] = {"$gt": ""}
+    valid = order_placed(items=[item("spa-oy")])
+    async with WebShop(vhost_url) as shop, QueueReader(vhost_url) as reader:
+        await shop.publish("order.placed", b"\xff not json", message_id="garbage")
+        await shop.publish("order.placed", broken, message_id=broken["event_id"])
+        await shop.publish("order.placed", valid, message_id=valid["event_id"])
+        [disclosed] = await reader.receive("disclosures.spa-oy", 1)
+        assert json.loads(disclosed.body)["order_id"] == valid["order_id"]
+
+        dead = await reader.receive("dead-letter.orders.order-placed", 2)
+        reasons = {m.message_id: (m.headers or {}).get("x-rejection-reason") for m in dead}
+        assert "Invalid JSON" in str(reasons["garbage"])
+        assert "buyer.email" in str(reasons[broken["event_id"]])
+        assert all(m.headers["x-original-routing-key"] == "order.placed" for m in dead)
+        assert json.loads(dead[1].body) == broken  # the message itself is kept, unchanged
+    logs = register.logs()
+    assert "Virtanen" not in logs and "Syrjälänkatu" not in logs

@@ -1,0 +1,162 @@
+"""Each service's rules, without a broker or a database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.consent.domain import ConsentFact, facts_from_checkout, project
+from services.disclosure.domain import (
+    ProviderRefused,
+    disclosed_fields,
+    hold_reason,
+    plan_disclosures,
+    register_provider,
+)
+from services.orders.domain import order_from_event, profiles_from_order
+from shared.contracts.disclosures import disclosure_id_for
+from shared.contracts.ops import AddProvider, Provider
+from shared.contracts.webshop import OrderPlaced
+from shared.identity import SubjectHasher, normalise_email
+from tests.factories import full_person, item, order_placed, person
+
+HASHER = SubjectHasher("test-key")
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+def order(**overrides: object) -> OrderPlaced:
+    return OrderPlaced.model_validate(order_placed(**overrides), strict=False)  # type: ignore[arg-type]
+
+
+def provider(provider_id: str, country: str = "FI", status: str = "active") -> Provider:
+    return Provider(
+        provider_id=provider_id,
+        name=provider_id.title(),
+        country=country,
+        status=status,  # type: ignore[arg-type]
+        created_at=NOW,
+        created_by="ops",
+        changed_at=NOW,
+        changed_by="ops",
+    )
+
+
+# --- identity --------------------------------------------------------------------------------
+
+
+def test_one_mailbox_spelled_two_ways_is_one_subject() -> None:
+    assert HASHER(" Aino.Virtanen@Example.FI ") == HASHER("aino.virtanen@example.fi")
+    assert normalise_email("ＡＩＮＯ@example.fi") == "aino@example.fi"
+
+
+def test_the_subject_hash_depends_on_the_secret_key() -> None:
+    assert HASHER("aino@example.fi") != SubjectHasher("other-key")("aino@example.fi")
+    assert "aino" not in HASHER("aino@example.fi")
+
+
+# --- orders ----------------------------------------------------------------------------------
+
+
+def test_an_order_keeps_ledger_lines_apart_from_the_people() -> None:
+    event = order(items=[item("spa-oy", "p-1", 2, 1000), item("kart-oy", "p-2", 1, 500)])
+    recorded = order_from_event(event, HASHER, NOW)
+    assert recorded.total_cents == 2500
+    assert [line.provider_id for line in recorded.lines] == ["spa-oy", "kart-oy"]
+    assert recorded.buyer_subject == HASHER(event.buyer.email)
+    assert recorded.buyer["first_name"] == event.buyer.first_name
+
+
+def test_a_recipient_without_email_gets_no_profile_but_stays_in_the_order() -> None:
+    event = order(recipient=person("Eino", "Korhonen", None))
+    recorded = order_from_event(event, HASHER, NOW)
+    assert recorded.recipient_subject is None
+    assert recorded.recipient == {"first_name": "Eino", "last_name": "Korhonen"}
+    assert [p.role for p in profiles_from_order(recorded)] == ["buyer"]
+
+
+# --- consent ---------------------------------------------------------------------------------
+
+
+def fact(purpose: str, granted: bool, minutes: int, event_id: str = "e") -> ConsentFact:
+    return ConsentFact(
+        event_id=f"{event_id}{minutes}",
+        purpose=purpose,  # type: ignore[arg-type]
+        granted=granted,
+        occurred_at=NOW + timedelta(minutes=minutes),
+        source="checkout",
+        text_version="v1",
+    )
+
+
+def test_checkout_gives_one_fact_per_purpose_with_the_wording_version() -> None:
+    facts = facts_from_checkout(order(newsletter=True, marketing=False))
+    assert {(f.purpose, f.granted, f.text_version) for f in facts} == {
+        ("newsletter", True, "2026-01"),
+        ("marketing", False, "2026-01"),
+    }
+
+
+def test_the_latest_fact_wins_whatever_the_order_of_arrival() -> None:
+    facts = [fact("newsletter", True, 1), fact("newsletter", False, 5), fact("marketing", True, 3)]
+    for arrival in (facts, list(reversed(facts)), facts + facts):
+        state = project(arrival)
+        assert state["newsletter"].granted is False
+        assert state["marketing"].granted is True
+
+
+def test_no_fact_means_no_permission() -> None:
+    assert project([fact("marketing", True, 1)]).get("newsletter") is None
+
+
+# --- disclosure ------------------------------------------------------------------------------
+
+
+def test_each_provider_gets_only_its_own_items_and_a_stable_id() -> None:
+    event = order(items=[item("spa-oy", "p-1"), item("kart-oy", "p-2"), item("spa-oy", "p-3")])
+    planned = plan_disclosures(
+        event, {"spa-oy": provider("spa-oy"), "kart-oy": provider("kart-oy")}
+    )
+    assert [p.disclosure.provider_id for p in planned] == ["spa-oy", "kart-oy"]
+    spa = planned[0].disclosure
+    assert [i.product_id for i in spa.items] == ["p-1", "p-3"]
+    assert spa.disclosure_id == disclosure_id_for(event.order_id, "spa-oy")
+    assert not any(p.held for p in planned)
+
+
+@pytest.mark.parametrize(
+    ("registered", "reason"),
+    [
+        (None, "provider spa-oy is not registered"),
+        (provider("spa-oy", status="suspended"), "provider spa-oy is suspended"),
+        (provider("spa-oy", country="US"), "outside the EEA"),
+    ],
+)
+def test_a_provider_that_may_not_receive_data_is_held_with_the_reason(
+    registered: Provider | None, reason: str
+) -> None:
+    result = hold_reason("spa-oy", registered)
+    assert result is not None and reason in result
+
+
+def test_disclosed_fields_list_what_was_sent_and_nothing_absent() -> None:
+    event = order(
+        buyer=full_person("Aino", "Virtanen", "aino@example.fi"),
+        recipient=person("Eino", "Korhonen", None),
+    )
+    fields = disclosed_fields(plan_disclosures(event, {})[0].disclosure)
+    assert "buyer.address.street" in fields and "buyer.birth_date" in fields
+    assert "recipient.first_name" in fields and "recipient.email" not in fields
+
+
+@pytest.mark.parametrize("country", ["FI", "SE", "IS", "LI", "NO"])
+def test_providers_in_the_eea_can_be_registered(country: str) -> None:
+    command = AddProvider(provider_id="spa-oy", name="Spa Oy", country=country)
+    assert register_provider(command, "ops-anna", NOW).created_by == "ops-anna"
+
+
+@pytest.mark.parametrize("country", ["US", "GB", "CH"])
+def test_providers_outside_the_eea_are_refused_naming_the_rule(country: str) -> None:
+    command = AddProvider(provider_id="spa-oy", name="Spa Oy", country=country)
+    with pytest.raises(ProviderRefused, match="European Economic Area"):
+        register_provider(command, "ops-anna", NOW)

@@ -196,13 +196,13 @@ class QueueReader(AmqpParty):
     """Reads a queue as its consumer would (a provider on its own queue, ops on a DLQ)."""
 
     async def receive(
-        self, queue_name: str, count: int, timeout: float = 20.0
+        self, queue_name: str, count: int, within: float = 20.0
     ) -> list[AbstractIncomingMessage]:
-        """Exactly the next `count` messages (acknowledged), or fail after `timeout`."""
+        """Exactly the next `count` messages (acknowledged), or fail after `within` seconds."""
         assert self.channel is not None
         queue = await self.channel.get_queue(queue_name, ensure=True)
         received: list[AbstractIncomingMessage] = []
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             async with queue.iterator() as messages:
                 async for message in messages:
                     await message.ack()

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from faststream import AckPolicy
+from faststream.message import StreamMessage
 from faststream.rabbit import Channel, RabbitBroker, RabbitExchange, RabbitRouter
 from faststream.rabbit.annotations import RabbitBroker as BrokerInContext
 from faststream.rabbit.annotations import RabbitMessage
@@ -142,6 +143,11 @@ async def dead_letter(
     )
 
 
+async def _raw_body(message: StreamMessage[Any]) -> bytes:
+    """FastStream's decoder, replaced: bodies are decoded and validated here, with reasons."""
+    return message.body
+
+
 def _retry_delay(message: RabbitMessage) -> float:
     """Back-off before a failed message goes back: 0.25 s, 0.5 s, 1 s ... capped."""
     deliveries = int((message.raw_message.headers or {}).get("x-delivery-count", 0) or 0)
@@ -185,6 +191,7 @@ def subscribe_events(
             subscription.queue,
             subscription.exchange,
             ack_policy=AckPolicy.MANUAL,
+            decoder=_raw_body,
             no_reply=True,
             title=f"{queue_name}:consume",
         )
@@ -239,6 +246,7 @@ def subscribe_commands(
             subscription.queue,
             subscription.exchange,
             ack_policy=AckPolicy.MANUAL,
+            decoder=_raw_body,
             no_reply=True,
             title=f"{queue_name}:consume",
         )

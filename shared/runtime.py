@@ -11,8 +11,10 @@ messages finish (up to the broker's graceful timeout), then the database is clos
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+import signal
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 import uvicorn
@@ -32,6 +34,25 @@ Assemble = Callable[[ServiceSettings, DatabaseConnection, RabbitBroker], Awaitab
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT_SECONDS = 2.0
+
+
+class _Server(uvicorn.Server):
+    """Uvicorn, except that a stop by signal ends the process with 0, not by the signal.
+
+    Uvicorn re-raises the signal after its graceful shutdown, so a supervisor would see the
+    process killed; a service that stopped cleanly when asked should say so.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        for stop_signal in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(stop_signal, self.handle_exit, stop_signal, None)
+        try:
+            yield
+        finally:
+            for stop_signal in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(stop_signal)
 
 
 def consumed_queue_names(broker: RabbitBroker) -> list[str]:
@@ -89,7 +110,7 @@ async def serve(settings: ServiceSettings, assemble: Assemble) -> None:
             after_startup=[after_startup],
             logger=logging.getLogger(f"{settings.service_name}.app"),
         )
-        server = uvicorn.Server(
+        server = _Server(
             uvicorn.Config(
                 app,
                 host=settings.health_host,

@@ -28,8 +28,17 @@ async def vhost_url(rabbitmq: Broker) -> AsyncIterator[str]:
         await rabbitmq.delete_vhost(vhost)
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 @pytest.fixture
-def register(vhost_url: str, tmp_path: Path, mongodb_url: str | None) -> Iterator[Register]:
+def register(
+    vhost_url: str, tmp_path: Path, mongodb_url: str | None, request: pytest.FixtureRequest
+) -> Iterator[Register]:
     running = Register(
         vhost_url,
         tmp_path / "data",
@@ -42,3 +51,7 @@ def register(vhost_url: str, tmp_path: Path, mongodb_url: str | None) -> Iterato
         yield running
     finally:
         running.stop()
+        failed = getattr(request.node, "report_call", None)
+        if failed is not None and failed.failed:
+            # The services' own account of what happened, where the test's output shows it.
+            print(f"--- service logs ---\n{running.logs()[-20000:]}")

@@ -47,7 +47,9 @@ def provider(provider_id: str, country: str = "FI", status: str = "active") -> P
 
 def test_one_mailbox_spelled_two_ways_is_one_subject() -> None:
     assert HASHER(" Aino.Virtanen@Example.FI ") == HASHER("aino.virtanen@example.fi")
-    assert normalise_email("\uff21\uff29\uff2e\uff2f@example.fi")  # full-width AINO == "aino@example.fi"
+    assert normalise_email(
+        "\uff21\uff29\uff2e\uff2f@example.fi"
+    )  # full-width AINO == "aino@example.fi"
 
 
 def test_the_subject_hash_depends_on_the_secret_key() -> None:

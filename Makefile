@@ -1,0 +1,48 @@
+# Developer entry points. `make dev` runs the four services locally; `make test` and
+# `make lint` are what CI (.ci/run) runs. Every target installs the project into .venv first
+# (once, and again whenever pyproject.toml changes).
+#
+#   make dev                          # all four services; Ctrl-C stops them
+#   make dev SERVICES=orders,consent  # a subset
+#   make test PYTEST_ARGS='-k consent -x'
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+PIP_FLAGS := --quiet --disable-pip-version-check
+PYTEST_ARGS ?=
+SERVICES ?=
+
+.PHONY: install dev test lint asyncapi clean
+
+# Creates .venv only if it is missing; an existing one is reused as it is.
+$(INSTALLED): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install $(PIP_FLAGS) -e '.[dev]'
+	@touch $@
+
+install: $(INSTALLED)
+
+dev: $(INSTALLED)
+	$(BIN)/python -m tools.dev $(if $(SERVICES),--services $(SERVICES))
+
+test: $(INSTALLED)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# Written to a temporary file first so that a failure leaves the committed document intact.
+asyncapi: $(INSTALLED)
+	$(BIN)/python -m shared.asyncapi > docs/asyncapi.yaml.tmp \
+		|| { rm -f docs/asyncapi.yaml.tmp; exit 1; }
+	@mv docs/asyncapi.yaml.tmp docs/asyncapi.yaml
+
+# The embedded store's data and every cache; .venv stays.
+clean:
+	rm -rf .data .pytest_cache .ruff_cache .mypy_cache .hypothesis build dist *.egg-info \
+		docs/asyncapi.yaml.tmp
+	find . \( -path ./.venv -o -path ./.git \) -prune -o -type d -name __pycache__ \
+		-exec rm -rf {} +

@@ -1,0 +1,263 @@
+"""docker-compose.yml agrees with the code: commands, settings, health checks, .env.example.
+
+No Docker is needed: the file is read as YAML (anchors and `<<` merges resolved by PyYAML) and
+checked against the services' packages and settings classes, which are the source of truth.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import re
+import secrets
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import AliasChoices, AliasPath
+from pydantic_settings import BaseSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run from a checkout whether or not the project is installed
+    sys.path.insert(0, str(ROOT))
+
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+ENV_EXAMPLE = ROOT / ".env.example"
+INFRASTRUCTURE = ("rabbitmq", "mongodb")
+
+# `${NAME}`, `${NAME:-default}`, `${NAME-default}`, `${NAME:?error}`, `${NAME:+alt}`..., `$NAME`.
+BRACED = re.compile(r"\$\{(?P<name>[A-Za-z_]\w*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}")
+PLAIN = re.compile(r"\$(?P<name>[A-Za-z_]\w*)")
+ANY_VARIABLE = re.compile(r"\$\{?(?P<name>[A-Za-z_]\w*)")
+DOCUMENTED = re.compile(
+    r"^[ \t]*(?P<commented>#[ \t]*)?(?P<name>[A-Za-z_]\w*)=(?P<value>.*)$", re.M
+)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    document = yaml.safe_load(COMPOSE_FILE.read_text())
+    assert isinstance(document, dict)
+    assert isinstance(document.get("services"), dict)
+    return document
+
+
+def service_packages() -> list[str]:
+    """The services the code has: each package under services/ with a settings module."""
+    return sorted(path.parent.name for path in (ROOT / "services").glob("*/settings.py"))
+
+
+def settings_class(service: str) -> type[BaseSettings]:
+    module = importlib.import_module(f"services.{service}.settings")
+    cls = getattr(module, f"{service.capitalize()}Settings")
+    assert issubclass(cls, BaseSettings)
+    return cls
+
+
+def setting_names(cls: type[BaseSettings]) -> set[str]:
+    """The environment variables the settings class reads (upper-cased unless case-sensitive)."""
+    prefix = cls.model_config.get("env_prefix") or ""
+    names: set[str] = set()
+    for field_name, field in cls.model_fields.items():
+        alias = field.validation_alias or field.alias
+        if alias is None:
+            names.add(f"{prefix}{field_name}")
+            continue
+        choices = alias.choices if isinstance(alias, AliasChoices) else [alias]
+        for choice in choices:
+            names.add(str(choice.path[0]) if isinstance(choice, AliasPath) else choice)
+    if cls.model_config.get("case_sensitive"):
+        return names
+    return {name.upper() for name in names}
+
+
+def environment(service: Mapping[str, Any]) -> dict[str, str | None]:
+    """A service's `environment`, in either of compose's forms (mapping or `KEY=value` list)."""
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        pairs = (item.partition("=") for item in env)
+        return {key: (value if sep else None) for key, sep, value in pairs}
+    return {key: None if value is None else str(value) for key, value in env.items()}
+
+
+def strings(node: object) -> Iterator[str]:
+    """Every key and value in the document that compose interpolates."""
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, Mapping):
+        for key, value in node.items():
+            yield str(key)
+            yield from strings(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from strings(item)
+
+
+def compose_variables(document: object) -> set[str]:
+    """Every variable compose reads (`$$` is a literal dollar, not a variable)."""
+    return {
+        match["name"]
+        for text in strings(document)
+        for match in ANY_VARIABLE.finditer(text.replace("$$", ""))
+    }
+
+
+def documented_variables() -> dict[str, tuple[str, bool]]:
+    """.env.example's variables: name -> (example value, whether the line is commented out)."""
+    return {
+        match["name"]: (match["value"].strip(), bool(match["commented"]))
+        for match in DOCUMENTED.finditer(ENV_EXAMPLE.read_text())
+    }
+
+
+def interpolate(text: str, env: Mapping[str, str]) -> str:
+    """Substitute variables the way compose does (no nesting needed here)."""
+
+    def braced(match: re.Match[str]) -> str:
+        name, op, arg = match["name"], match["op"], match["arg"]
+        value = env.get(name)
+        empty = not value if op and op.startswith(":") else value is None
+        if op in (":-", "-"):
+            return arg if empty else str(value)
+        if op in (":?", "?"):
+            if empty:
+                pytest.fail(f"compose would refuse to start: {name}: {arg}")
+            return str(value)
+        if op in (":+", "+"):
+            return "" if empty else arg
+        return value or ""
+
+    text = text.replace("$$", "\0")
+    text = BRACED.sub(braced, text)
+    text = PLAIN.sub(lambda match: env.get(match["name"], ""), text)
+    return text.replace("\0", "$")
+
+
+def example_env() -> dict[str, str]:
+    """The environment of someone who filled in .env.example: its empty values get secrets."""
+    return {
+        name: value or secrets.token_urlsafe(32)
+        for name, (value, commented) in documented_variables().items()
+        if not commented
+    }
+
+
+def app_services(compose: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        name: service for name, service in compose["services"].items() if name not in INFRASTRUCTURE
+    }
+
+
+def test_compose_runs_every_service_and_the_infrastructure(compose: dict[str, Any]) -> None:
+    assert service_packages(), "no services/*/settings.py found"
+    assert sorted(app_services(compose)) == service_packages()
+    for name in INFRASTRUCTURE:
+        assert name in compose["services"]
+    assert compose["services"]["rabbitmq"]["image"].startswith("rabbitmq:3.13-management")
+    assert compose["services"]["mongodb"]["image"].startswith("mongo:8")
+
+
+def test_each_command_runs_a_real_module(compose: dict[str, Any]) -> None:
+    for name, service in app_services(compose).items():
+        module = f"services.{name}"
+        assert service.get("command") == ["python", "-m", module], name
+        assert service.get("build") == ".", f"{name} is built from the project's Dockerfile"
+        assert importlib.util.find_spec(f"{module}.__main__") is not None, (
+            f"`python -m {module}` needs services/{name}/__main__.py"
+        )
+
+
+def test_setting_names_come_from_the_settings_class() -> None:
+    names = setting_names(settings_class("orders"))
+    assert {"RABBITMQ_URL", "MONGODB_URL", "HEALTH_PORT", "REGISTER_ENV"} <= names
+    assert "ENVIRONMENT" not in names, "a field with a validation alias is read by its alias"
+
+
+def test_every_environment_variable_is_a_real_setting(compose: dict[str, Any]) -> None:
+    for name, service in app_services(compose).items():
+        cls = settings_class(name)
+        unknown = set(environment(service)) - setting_names(cls)
+        assert not unknown, f"{name} sets {sorted(unknown)}, which {cls.__name__} does not read"
+
+
+def test_the_environment_validates_as_the_service_settings(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = example_env()
+    for name, service in app_services(compose).items():
+        cls = settings_class(name)
+        with monkeypatch.context() as patch:
+            for variable in setting_names(cls):
+                patch.delenv(variable, raising=False)
+            for variable, value in environment(service).items():
+                assert value is not None, f"{name}: {variable} has no value"
+                patch.setenv(variable, interpolate(value, env))
+            settings: Any = cls()
+        assert settings.environment == "production", name
+        assert settings.health_host == "0.0.0.0", f"{name}'s health server must be reachable"
+        assert settings.mongodb_url and settings.mongodb_url.startswith("mongodb://mongodb:")
+        assert "@rabbitmq:" in settings.rabbitmq_url
+        check = " ".join(service["healthcheck"]["test"])
+        assert f"127.0.0.1:{settings.health_port}/ready" in check, (
+            f"{name}'s health check must ask /ready on its HEALTH_PORT"
+        )
+
+
+def test_services_wait_for_healthy_infrastructure_and_restart(compose: dict[str, Any]) -> None:
+    for name, service in app_services(compose).items():
+        depends_on = service.get("depends_on")
+        assert isinstance(depends_on, dict), f"{name}: depends_on needs conditions"
+        for dependency in INFRASTRUCTURE:
+            assert depends_on.get(dependency, {}).get("condition") == "service_healthy", (
+                f"{name} must wait until {dependency} is healthy"
+            )
+        assert service.get("restart") == "unless-stopped", name
+
+
+def test_every_container_has_a_health_check(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        check = service.get("healthcheck") or {}
+        assert check.get("test") and not check.get("disable"), f"{name} has no health check"
+        assert check["test"][0] in ("CMD", "CMD-SHELL"), name
+
+
+def test_named_volumes_are_declared(compose: dict[str, Any]) -> None:
+    declared = set(compose.get("volumes") or {})
+    for name in INFRASTRUCTURE:
+        volumes = compose["services"][name].get("volumes") or []
+        sources = {str(volume).split(":", 1)[0] for volume in volumes}
+        assert sources, f"{name} keeps its data in a named volume"
+        assert sources <= declared, name
+
+
+def test_env_example_documents_every_variable_compose_reads(compose: dict[str, Any]) -> None:
+    used = compose_variables(compose)
+    documented = documented_variables()
+    assert "IDENTITY_HASH_KEY" in used
+    assert not used - set(documented), (
+        f"missing from .env.example: {sorted(used - set(documented))}"
+    )
+    assert not set(documented) - used, (
+        f".env.example documents what compose does not read: {sorted(set(documented) - used)}"
+    )
+
+
+def test_env_example_holds_no_secret() -> None:
+    for name, (value, _) in documented_variables().items():
+        if re.search(r"KEY|PASS|SECRET|TOKEN", name):
+            assert value == "", f".env.example must leave {name} empty"
+    assert "secrets.token_urlsafe" in ENV_EXAMPLE.read_text(), "it tells how to make a key"
+
+
+def test_the_image_installs_without_dev_extras_and_runs_unprivileged() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "FROM python:3.11-slim" in dockerfile
+    assert "[dev]" not in dockerfile
+    users = re.findall(r"^USER\s+(\S+)", dockerfile, re.M)
+    assert users, "the image must not run as root"
+    assert users[-1].split(":")[0] not in ("root", "0")
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".venv", ".data", ".git", ".env"} <= set(ignored)

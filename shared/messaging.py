@@ -26,6 +26,7 @@ from faststream.rabbit.annotations import RabbitBroker as BrokerInContext
 from faststream.rabbit.annotations import RabbitMessage
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from shared.contracts.ops import OpsReply
 from shared.settings import ServiceSettings
 from shared.topology import Subscription, dead_letter_exchange
 
@@ -234,10 +235,11 @@ def subscribe_commands(
 ) -> Callable[[Dispatch], Dispatch]:
     """Register `dispatch(command, actor)` for the `rekisteri` tool's requests to this service.
 
-    Every request gets exactly one reply (`OpsReply`) on its `reply_to`, then is acknowledged.
-    `actor` is the AMQP `user_id` property, which RabbitMQ checks against the sender's login.
+    Every request gets exactly one reply (`OpsReply`), which FastStream sends to its
+    `reply_to`; then the request is acknowledged. Commands are not retried: the operator sees
+    the failure and decides. `actor` is the AMQP `user_id` property, which RabbitMQ checks
+    against the sender's login.
     """
-    from shared.contracts.ops import OpsReply
 
     def register(dispatch: Dispatch) -> Dispatch:
         queue_name = subscription.queue_name
@@ -245,38 +247,27 @@ def subscribe_commands(
         @router.subscriber(
             subscription.queue,
             subscription.exchange,
-            ack_policy=AckPolicy.MANUAL,
+            ack_policy=AckPolicy.ACK,
             decoder=_raw_body,
-            no_reply=True,
             title=f"{queue_name}:consume",
         )
-        async def serve(message: RabbitMessage, broker: BrokerInContext) -> None:
+        async def serve(message: RabbitMessage) -> OpsReply:
             raw = message.raw_message
             actor = raw.user_id or "unauthenticated"
             try:
                 command = decode(message.body, adapter, settings.max_message_bytes)
-                reply = OpsReply(ok=True, result=await dispatch(command, actor))
+                return OpsReply(ok=True, result=await dispatch(command, actor))
             except InvalidMessage as invalid:
-                reply = OpsReply(ok=False, error=f"invalid command: {invalid.reason}")
+                return OpsReply(ok=False, error=f"invalid command: {invalid.reason}")
             except CommandRefused as refused:
-                reply = OpsReply(ok=False, error=str(refused))
+                return OpsReply(ok=False, error=str(refused))
             except Exception:
                 log.exception("command failed", extra=_log_fields(message, queue_name))
-                reply = OpsReply(
+                return OpsReply(
                     ok=False,
                     error=f"the {settings.service_name} service failed; see its log "
                     f"(message id {raw.message_id})",
                 )
-            if raw.reply_to:
-                await publish(
-                    broker,
-                    reply,
-                    exchange="",
-                    routing_key=raw.reply_to,
-                    correlation_id=raw.correlation_id,
-                    persist=False,
-                )
-            await message.ack()
 
         return dispatch
 

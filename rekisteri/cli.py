@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -92,6 +93,9 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON i
 @click.pass_context
 def main(context: click.Context, rabbitmq_url: str, timeout: float) -> None:
     """Operate Kokemuskauppa's customer register."""
+    # The AMQP client logs connection failures itself; the tool says what failed, once.
+    for chatty in ("aio_pika", "aiormq"):
+        logging.getLogger(chatty).setLevel(logging.CRITICAL)
     context.obj = {"rabbitmq_url": rabbitmq_url, "timeout": timeout}
 
 

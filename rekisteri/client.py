@@ -16,7 +16,8 @@ from typing import Any, Self
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
-from aio_pika.exceptions import DeliveryError
+from aio_pika.exceptions import ChannelNotFoundEntity, DeliveryError
+from aiormq.exceptions import ChannelAccessRefused
 from pydantic import BaseModel
 from yarl import URL
 
@@ -80,9 +81,13 @@ class OpsClient:
         try:
             await exchange.publish(message, routing_key=service, mandatory=True)
             outcome = await asyncio.wait_for(reply, self._timeout)
-        except DeliveryError:
+        except (DeliveryError, ChannelNotFoundEntity):
             raise OpsError(
-                f"the {service} service has never started here: no queue takes its commands"
+                f"the {service} service has never run on this broker: nothing takes its commands"
+            ) from None
+        except ChannelAccessRefused:
+            raise OpsError(
+                f"user {self.actor} may not send commands to the {service} service"
             ) from None
         except TimeoutError:
             raise OpsError(

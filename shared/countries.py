@@ -27,7 +27,7 @@ EU_27: frozenset[str] = frozenset(
 EEA: frozenset[str] = EU_27 | {"IS", "LI", "NO"}
 
 EEA_RULE = (
-    "personal data is disclosed only to providers in the European Economic Area "
+    "personal data is disclosed only to providers in the EEA "
     "(EU 27, Iceland, Liechtenstein, Norway)"
 )
 

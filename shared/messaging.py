@@ -101,8 +101,14 @@ async def publish(
     correlation_id: str | None = None,
     persist: bool = True,
 ) -> None:
-    """Publish JSON and wait for the broker's confirm; raises if the message is unroutable."""
-    payload = body.model_dump_json().encode() if isinstance(body, BaseModel) else body
+    """Publish JSON and wait for the broker's confirm; raises if the message is unroutable.
+
+    Absent optional fields are left out rather than sent as null: a provider gets the
+    people's data as the web shop sent it.
+    """
+    payload = (
+        body.model_dump_json(exclude_none=True).encode() if isinstance(body, BaseModel) else body
+    )
     await broker.publish(
         payload,
         exchange=exchange,

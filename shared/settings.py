@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # A fixed key so that `make dev` works out of the box; production refuses to start with it.
@@ -56,6 +56,12 @@ class ServiceSettings(BaseSettings):
     health_host: str = Field(default="127.0.0.1", description="Interface of the health server.")
     health_port: int = Field(default=8080, description="Port of /health and /ready.")
     log_level: str = Field(default="INFO", description="Python log level name.")
+
+    @field_validator("mongodb_url", "mongodb_database", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `MONGODB_URL=` in a shell or an .env file means "not set", not "a server named ''".
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _refuse_dev_key_in_production(self) -> ServiceSettings:

@@ -35,8 +35,8 @@ class PlannedDisclosure:
 def register_provider(command: AddProvider, actor: str, now: datetime) -> Provider:
     if not is_in_eea(command.country):
         raise ProviderRefused(
-            f"provider {command.provider_id} was not registered: its country {command.country} "
-            f"is outside the European Economic Area, and {EEA_RULE}"
+            f"provider {command.provider_id} was not registered: {command.country} is outside "
+            f"the European Economic Area, and {EEA_RULE}"
         )
     return Provider(
         provider_id=command.provider_id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -114,3 +115,9 @@ def test_oversized_messages_are_refused_before_parsing() -> None:
 def test_one_character_too_long_is_refused() -> None:
     with pytest.raises(InvalidMessage, match=r"buyer\.last_name"):
         decode_order(_with("buyer.last_name", "Ä" * 101))
+
+
+def test_the_example_order_in_the_documentation_is_valid() -> None:
+    example = Path(__file__).resolve().parents[2] / "docs" / "examples" / "order-placed.json"
+    order = decode_order(example.read_bytes())
+    assert order.provider_ids() == ["kylpyla-oy", "kartingrata-oy"]

@@ -36,7 +36,7 @@ lint: $(INSTALLED)
 
 # Written to a temporary file first so that a failure leaves the committed document intact.
 asyncapi: $(INSTALLED)
-	$(BIN)/python -m shared.asyncapi > docs/asyncapi.yaml.tmp \
+	$(BIN)/python -m tools.asyncapi > docs/asyncapi.yaml.tmp \
 		|| { rm -f docs/asyncapi.yaml.tmp; exit 1; }
 	@mv docs/asyncapi.yaml.tmp docs/asyncapi.yaml
 

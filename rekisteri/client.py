@@ -22,9 +22,7 @@ from pydantic import BaseModel
 from yarl import URL
 
 from shared.contracts.ops import OpsReply
-from shared.topology import OPS_EXCHANGE
-
-DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+from shared.topology import DIRECT_REPLY_TO, OPS_EXCHANGE
 
 
 class OpsError(Exception):

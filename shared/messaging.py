@@ -33,7 +33,7 @@ from shared.topology import Subscription, dead_letter_exchange
 JSON = "application/json"
 MAX_RETRY_DELAY_SECONDS = 5.0
 
-# Headers a dead-lettered message carries, read by `rekisteri dlq`.
+# Headers a message dead-lettered by a service carries (the broker adds its own `x-death`).
 REASON_HEADER = "x-rejection-reason"
 REJECTED_AT_HEADER = "x-rejected-at"
 REJECTED_BY_HEADER = "x-rejected-by"

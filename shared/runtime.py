@@ -55,18 +55,24 @@ class _Server(uvicorn.Server):
                 loop.remove_signal_handler(stop_signal)
 
 
-def consumed_queue_names(broker: RabbitBroker) -> list[str]:
-    return [subscriber.queue.name for subscriber in broker.subscribers]  # type: ignore[attr-defined]
+def dead_lettering_queue_names(broker: RabbitBroker) -> list[str]:
+    """The consumed queues that send what they cannot handle to the dead-letter exchange."""
+    queues = [subscriber.queue for subscriber in broker.subscribers]  # type: ignore[attr-defined]
+    return [
+        queue.name
+        for queue in queues
+        if (queue.arguments or {}).get("x-dead-letter-exchange") == topology.DEAD_LETTER_EXCHANGE
+    ]
 
 
 async def declare_dead_letter_queues(broker: RabbitBroker) -> None:
-    """`dead-letter.<queue>` for every consumed queue, and the web shop's unroutable catch-all.
+    """`dead-letter.<queue>` for every dead-lettering queue, and the web shop's unroutable catch-all.
 
     Declared by every service that consumes, so no start order between services matters;
     declarations are idempotent as long as they are identical, and they come from one place.
     """
     dead_letters = await broker.declare_exchange(topology.dead_letter_exchange())
-    for source in consumed_queue_names(broker):
+    for source in dead_lettering_queue_names(broker):
         queue = await broker.declare_queue(topology.dead_letter_queue(source))
         await queue.bind(dead_letters, routing_key=source)
     unroutable = await broker.declare_exchange(topology.webshop_unroutable_exchange())

@@ -25,6 +25,8 @@ OPS_EXCHANGE = "ops"
 """Direct exchange for the `rekisteri` tool's commands; routing key = service name."""
 DEAD_LETTER_EXCHANGE = "dead-letter"
 """Direct exchange; routing key = the queue the message was taken from."""
+DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
+"""RabbitMQ's pseudo-queue through which the services answer `rekisteri`'s commands."""
 
 # --- routing keys ----------------------------------------------------------------------------
 
@@ -124,5 +126,21 @@ def order_placed_subscription(service: str) -> Subscription:
     return Subscription(f"{service}.order-placed", webshop_exchange(), ORDER_PLACED)
 
 
+def command_queue(name: str, routing_key: str) -> RabbitQueue:
+    """A durable quorum queue for operators' commands, without dead-lettering.
+
+    A command carries an expiration equal to the time its sender waits for the reply; one that
+    expires unread (its service was down) is stale and is dropped, not kept as a failure.
+    """
+    return RabbitQueue(name, queue_type=QueueType.QUORUM, durable=True, routing_key=routing_key)
+
+
+@dataclass(frozen=True)
+class CommandSubscription(Subscription):
+    @property
+    def queue(self) -> RabbitQueue:
+        return command_queue(self.queue_name, self.routing_key)
+
+
 def ops_subscription(service: str) -> Subscription:
-    return Subscription(f"ops.{service}", ops_exchange(), service)
+    return CommandSubscription(f"ops.{service}", ops_exchange(), service)

@@ -35,7 +35,7 @@ from services.disclosure.settings import DisclosureSettings
 from services.erasure.settings import ErasureSettings
 from services.orders.settings import OrdersSettings
 from shared import messaging, topology
-from shared.contracts import disclosures, ops, webshop
+from shared.contracts import disclosures, erasure, ops, providers, webshop
 from shared.settings import ServiceSettings
 
 ASYNCAPI_VERSION = "3.0.0"
@@ -160,13 +160,17 @@ PROVIDER = Party(
 )
 OPERATOR = Party("operator", "an operator")
 ORDER_PLACED_CONSUMERS = (OrdersSettings, ConsentSettings, DisclosureSettings)
-OPS_SERVERS = ((DisclosureSettings, "DisclosureCommand"), (ErasureSettings, "ErasureCommand"))
+# Each service that takes operators' commands, the contracts module and the union of them.
+OPS_SERVERS: tuple[tuple[type[ServiceSettings], ModuleType, str], ...] = (
+    (DisclosureSettings, providers, "DisclosureCommand"),
+    (ErasureSettings, erasure, "ErasureCommand"),
+)
 CONSUMED_QUEUES = [
     *(
         topology.order_placed_subscription(s.service_name).queue_name
         for s in ORDER_PLACED_CONSUMERS
     ),
-    *(topology.ops_subscription(s.service_name).queue_name for s, _ in OPS_SERVERS),
+    *(topology.ops_subscription(s.service_name).queue_name for s, _, _ in OPS_SERVERS),
 ]
 
 DEAD_LETTER_HEADERS: tuple[tuple[str, str, dict[str, Any]], ...] = (
@@ -207,7 +211,7 @@ OPS_REPLY = Route(
 )
 
 
-def _ops_route(settings: type[ServiceSettings], command: str) -> Route:
+def _ops_route(settings: type[ServiceSettings], module: ModuleType, command: str) -> Route:
     service = settings.service_name
     subscription = topology.ops_subscription(service)
     return Route(
@@ -221,7 +225,7 @@ def _ops_route(settings: type[ServiceSettings], command: str) -> Route:
         exchange=subscription.exchange,
         message=Message(
             command,
-            ops,
+            module,
             summary=f"A command for the {service} service.",
             correlated=True,
         ),
@@ -307,7 +311,7 @@ ROUTES: tuple[Route, ...] = (
             "confirmed."
         ),
     ),
-    *(_ops_route(settings, command) for settings, command in OPS_SERVERS),
+    *(_ops_route(*server) for server in OPS_SERVERS),
     OPS_REPLY,
     Route(
         id="deadLetters",

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.contracts.disclosures import Disclosure, disclosure_id_for
-from shared.contracts.ops import AddProvider, Provider, ProviderStatus
+from shared.contracts.providers import AddProvider, Provider, ProviderStatus
 from shared.contracts.webshop import OrderPlaced
 from shared.countries import EEA_RULE, is_in_eea
 

@@ -9,7 +9,7 @@ from pydantic import TypeAdapter
 
 from services.disclosure.domain import ProviderRefused
 from services.disclosure.service import DisclosureService
-from shared.contracts.ops import AddProvider, DisclosureCommand, ListProviders
+from shared.contracts.providers import AddProvider, DisclosureCommand, ListProviders
 from shared.contracts.webshop import OrderPlaced
 from shared.messaging import CommandRefused, subscribe_commands, subscribe_events
 from shared.settings import ServiceSettings

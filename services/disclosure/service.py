@@ -14,7 +14,7 @@ from services.disclosure.domain import (
 from services.disclosure.publisher import ProviderQueues
 from services.disclosure.store import DisclosureStore
 from shared.contracts.disclosures import Disclosure
-from shared.contracts.ops import AddProvider, Provider
+from shared.contracts.providers import AddProvider, Provider
 from shared.contracts.webshop import OrderPlaced
 from shared.identity import SubjectHasher
 

@@ -16,7 +16,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
 from shared.contracts.disclosures import Disclosure
-from shared.contracts.ops import Provider
+from shared.contracts.providers import Provider
 from shared.database import Database
 
 SENT = "sent"

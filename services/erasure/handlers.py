@@ -8,7 +8,7 @@ from faststream.rabbit import RabbitRouter
 from pydantic import TypeAdapter
 
 from services.erasure.store import ErasureStore
-from shared.contracts.ops import ErasureCommand, ListErasureRequests
+from shared.contracts.erasure import ErasureCommand, ListErasureRequests
 from shared.messaging import subscribe_commands
 from shared.settings import ServiceSettings
 from shared.topology import ops_subscription

@@ -16,7 +16,7 @@ from services.disclosure.domain import (
 )
 from services.orders.domain import order_from_event, profiles_from_order
 from shared.contracts.disclosures import disclosure_id_for
-from shared.contracts.ops import AddProvider, Provider
+from shared.contracts.providers import AddProvider, Provider
 from shared.contracts.webshop import OrderPlaced
 from shared.identity import SubjectHasher, normalise_email
 from tests.factories import full_person, item, order_placed, person

@@ -19,7 +19,8 @@ from services.orders.app import assemble as assemble_orders
 from services.orders.settings import OrdersSettings
 from shared import topology
 from shared.contracts.disclosures import disclosure_id_for
-from shared.contracts.ops import AddProvider, OpsReply
+from shared.contracts.ops import OpsReply
+from shared.contracts.providers import AddProvider
 from shared.database import Database, DatabaseConnection, connect_database
 from shared.identity import SubjectHasher
 from shared.settings import ServiceSettings

@@ -1,0 +1,61 @@
+"""What every `rekisteri` command shares: sending a command and showing the result."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import click
+from pydantic import BaseModel, ValidationError
+
+from rekisteri.client import OpsClient, OpsError
+from shared.messaging import describe_validation_error
+
+
+def call(context: click.Context, service: str, command: BaseModel) -> Any:
+    """Send `command` to `service` and return its result; a failure ends the tool with 1."""
+    settings = context.find_root().obj
+
+    async def exchange() -> Any:
+        async with OpsClient(settings["rabbitmq_url"], settings["timeout"]) as client:
+            return await client.request(service, command)
+
+    try:
+        return asyncio.run(exchange())
+    except OpsError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def build(model: type[BaseModel], **fields: Any) -> BaseModel:
+    """Validate arguments with the same contract the service will apply."""
+    try:
+        return model(**fields)
+    except ValidationError as error:
+        raise click.UsageError(describe_validation_error(error)) from None
+
+
+def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
+    cells = [
+        ["" if row.get(column) is None else str(row[column]) for column in columns] for row in rows
+    ]
+    widths = [
+        max([len(column), *(len(line[i]) for line in cells)]) for i, column in enumerate(columns)
+    ]
+    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for line in cells:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+
+
+def emit(result: Any, as_json: bool, columns: Sequence[str]) -> None:
+    """Print a list of records as a table, or as JSON for scripts."""
+    if as_json:
+        click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+    elif not result:
+        click.echo("(none)")
+    else:
+        print_table(result, columns)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")

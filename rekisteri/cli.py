@@ -10,6 +10,7 @@ import logging
 
 import click
 
+from rekisteri.consent import consent, marketing
 from rekisteri.erasure import erasure
 from rekisteri.providers import providers
 
@@ -30,7 +31,7 @@ DEFAULT_RABBITMQ_URL = "amqp://guest:guest@localhost:5672/"
     default=10.0,
     show_default=True,
     type=click.FloatRange(min=0.1),
-    help="Seconds to wait for a service's reply. [env: REKISTERI_TIMEOUT]",
+    help="Seconds to wait for a reply, or for the next page of an export. [env: REKISTERI_TIMEOUT]",
 )
 @click.pass_context
 def main(context: click.Context, rabbitmq_url: str, timeout: float) -> None:
@@ -41,5 +42,5 @@ def main(context: click.Context, rabbitmq_url: str, timeout: float) -> None:
     context.obj = {"rabbitmq_url": rabbitmq_url, "timeout": timeout}
 
 
-for group in (providers, erasure):
+for group in (providers, erasure, consent, marketing):
     main.add_command(group)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import click
 from pydantic import BaseModel, ValidationError
@@ -13,19 +13,26 @@ from pydantic import BaseModel, ValidationError
 from rekisteri.client import OpsClient, OpsError
 from shared.messaging import describe_validation_error
 
+T = TypeVar("T")
+
+
+def with_client(context: click.Context, work: Callable[[OpsClient], Awaitable[T]]) -> T:
+    """Run `work` with a connected client; a failure ends the tool with 1 and the reason."""
+    settings = context.find_root().obj
+
+    async def session() -> T:
+        async with OpsClient(settings["rabbitmq_url"], settings["timeout"]) as client:
+            return await work(client)
+
+    try:
+        return asyncio.run(session())
+    except OpsError as error:
+        raise click.ClickException(str(error)) from None
+
 
 def call(context: click.Context, service: str, command: BaseModel) -> Any:
     """Send `command` to `service` and return its result; a failure ends the tool with 1."""
-    settings = context.find_root().obj
-
-    async def exchange() -> Any:
-        async with OpsClient(settings["rabbitmq_url"], settings["timeout"]) as client:
-            return await client.request(service, command)
-
-    try:
-        return asyncio.run(exchange())
-    except OpsError as error:
-        raise click.ClickException(str(error)) from None
+    return with_client(context, lambda client: client.request(service, command))
 
 
 def build(model: type[BaseModel], **fields: Any) -> BaseModel:

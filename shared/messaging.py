@@ -1,7 +1,8 @@
 """How every service consumes and publishes: at least once in, effectively once out.
 
 - Publishing is persistent, mandatory and confirmed: `publish` returns only once RabbitMQ has
-  taken responsibility for the message, and raises if no queue would receive it.
+  taken responsibility for the message, and raises if no queue would receive it (unless the
+  caller says a message nobody is bound for yet may be dropped: `mandatory=False`).
 - A consumed message is acknowledged only after its handler (store write and any follow-up
   publish) has finished.
 - A message that can never be handled (not JSON, wrong shape, too large) is published to the
@@ -9,13 +10,17 @@
   queue keeps moving. The reason names fields, never their values.
 - A handler that fails for another reason (a database that is down) is retried after a back-off;
   the quorum queue's delivery limit dead-letters a message that keeps failing.
+- The `rekisteri` tool's commands get one reply each (`subscribe_commands`), or, when the
+  answer may be large, a stream of pages (`subscribe_streams`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -26,7 +31,7 @@ from faststream.rabbit.annotations import RabbitBroker as BrokerInContext
 from faststream.rabbit.annotations import RabbitMessage
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from shared.contracts.ops import OpsReply
+from shared.contracts.ops import OpsPage, OpsReply
 from shared.settings import ServiceSettings
 from shared.topology import Subscription, dead_letter_exchange
 
@@ -100,8 +105,9 @@ async def publish(
     headers: Mapping[str, Any] | None = None,
     correlation_id: str | None = None,
     persist: bool = True,
+    mandatory: bool = True,
 ) -> None:
-    """Publish JSON and wait for the broker's confirm; raises if the message is unroutable.
+    """Publish JSON and wait for the broker's confirm; raises if a mandatory message is unroutable.
 
     Absent optional fields are left out rather than sent as null: a provider gets the
     people's data as the web shop sent it.
@@ -119,7 +125,7 @@ async def publish(
         correlation_id=correlation_id,
         content_type=JSON,
         persist=persist,
-        mandatory=True,
+        mandatory=mandatory,
     )
 
 
@@ -233,6 +239,25 @@ class CommandRefused(Exception):
 Dispatch = Callable[[Any, str], Awaitable[Any]]
 
 
+def _actor(message: RabbitMessage) -> str:
+    """The AMQP `user_id` property, which RabbitMQ checks against the sender's login."""
+    return message.raw_message.user_id or "unauthenticated"
+
+
+def _explain_failure(
+    error: Exception, message: RabbitMessage, queue_name: str, service: str
+) -> str:
+    """What the operator is told about a failed command; logs the unexpected (call in `except`)."""
+    if isinstance(error, InvalidMessage):
+        return f"invalid command: {error.reason}"
+    if isinstance(error, CommandRefused):
+        return str(error)
+    log.exception("command failed", extra=_log_fields(message, queue_name))
+    return (
+        f"the {service} service failed; see its log (message id {message.raw_message.message_id})"
+    )
+
+
 def subscribe_commands(
     router: RabbitRouter,
     subscription: Subscription,
@@ -258,22 +283,119 @@ def subscribe_commands(
             title=f"{queue_name}:consume",
         )
         async def serve(message: RabbitMessage) -> OpsReply:
-            raw = message.raw_message
-            actor = raw.user_id or "unauthenticated"
             try:
                 command = decode(message.body, adapter, settings.max_message_bytes)
-                return OpsReply(ok=True, result=await dispatch(command, actor))
-            except InvalidMessage as invalid:
-                return OpsReply(ok=False, error=f"invalid command: {invalid.reason}")
-            except CommandRefused as refused:
-                return OpsReply(ok=False, error=str(refused))
-            except Exception:
-                log.exception("command failed", extra=_log_fields(message, queue_name))
-                return OpsReply(
-                    ok=False,
-                    error=f"the {settings.service_name} service failed; see its log "
-                    f"(message id {raw.message_id})",
+                return OpsReply(ok=True, result=await dispatch(command, _actor(message)))
+            except Exception as error:
+                explanation = _explain_failure(error, message, queue_name, settings.service_name)
+                return OpsReply(ok=False, error=explanation)
+
+        return dispatch
+
+    return register
+
+
+@dataclass(frozen=True)
+class Stream:
+    """An answer sent in pages: `total` rows in all, then the rows, one list per page.
+
+    `pages` should read its rows a page at a time (a cursor over an index), so that neither the
+    service nor the requester ever holds more than a page.
+    """
+
+    total: int
+    pages: AsyncIterable[list[Any]]
+
+
+StreamDispatch = Callable[[Any, str], Awaitable[Stream]]
+
+
+class _RequesterGone(Exception):
+    """A page could not be delivered: the requester has stopped listening."""
+
+
+class _PageSender:
+    """Numbers the pages of one answer and sends each to the requester, confirmed."""
+
+    def __init__(self, broker: RabbitBroker, message: RabbitMessage) -> None:
+        self._broker = broker
+        self._reply_to = message.raw_message.reply_to or ""
+        self._correlation_id = message.raw_message.correlation_id
+        self._sequence = 0
+        self.total: int | None = None
+
+    async def send(self, rows: list[Any], *, final: bool = False, error: str | None = None) -> None:
+        page = OpsPage(
+            sequence=self._sequence,
+            total=self.total if self._sequence == 0 else None,
+            rows=rows,
+            final=final,
+            error=error,
+        )
+        try:
+            # Mandatory: once the requester's channel is gone a page is unroutable and raises.
+            await publish(
+                self._broker,
+                page,
+                exchange="",
+                routing_key=self._reply_to,
+                correlation_id=self._correlation_id,
+                persist=False,
+            )
+        except Exception as failure:
+            raise _RequesterGone from failure
+        self._sequence += 1
+
+
+def subscribe_streams(
+    router: RabbitRouter,
+    subscription: Subscription,
+    adapter: TypeAdapter[Any],
+    settings: ServiceSettings,
+) -> Callable[[StreamDispatch], StreamDispatch]:
+    """Register `dispatch(command, actor) -> Stream` for commands answered in pages.
+
+    For answers that can grow with the register (an export): instead of one `OpsReply`, the
+    requester's `reply_to` gets `OpsPage`s with the request's correlation id, numbered from 0;
+    the first carries the `total`, the last is `final`. An invalid or refused command, or a
+    failure midway, ends the answer with a final page carrying `error`. Each page is confirmed
+    by the broker before the next is read, so memory does not grow with the answer. A
+    requester that stops listening makes the next page unroutable, which ends the answer.
+
+    The request is acknowledged on arrival: an answer cannot be resumed, so one cut short by a
+    crash is not started again for a requester that has given up (it sees the pages stop).
+    The client side is `rekisteri.client.OpsClient.stream`.
+    """
+
+    def register(dispatch: StreamDispatch) -> StreamDispatch:
+        queue_name = subscription.queue_name
+
+        @router.subscriber(
+            subscription.queue,
+            subscription.exchange,
+            ack_policy=AckPolicy.ACK_FIRST,
+            decoder=_raw_body,
+            no_reply=True,
+            title=f"{queue_name}:consume",
+        )
+        async def serve(message: RabbitMessage, broker: BrokerInContext) -> None:
+            pages = _PageSender(broker, message)
+            try:
+                command = decode(message.body, adapter, settings.max_message_bytes)
+                stream = await dispatch(command, _actor(message))
+                pages.total = stream.total
+                async for rows in stream.pages:
+                    await pages.send(rows)
+                await pages.send([], final=True)
+            except _RequesterGone:
+                log.warning(
+                    "answer abandoned: the requester stopped listening",
+                    extra=_log_fields(message, queue_name),
                 )
+            except Exception as error:
+                explanation = _explain_failure(error, message, queue_name, settings.service_name)
+                with contextlib.suppress(_RequesterGone):
+                    await pages.send([], final=True, error=explanation)
 
         return dispatch
 

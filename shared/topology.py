@@ -1,7 +1,8 @@
 """Every exchange, queue and routing key of the register, named once.
 
 The web shop and the providers code against the public names (`webshop`, `order.placed`,
-`disclosures`, `disclosures.<provider_id>`); the rest is internal. Every queue a service
+`consent.updated`, `marketing.objection`, `disclosures`, `disclosures.<provider_id>`); the rest
+is internal. Every queue a service
 consumes is a durable quorum queue that dead-letters to `dead-letter` under its own name, so
 a message that cannot be handled ends up in `dead-letter.<queue>` with the reason.
 """
@@ -25,12 +26,17 @@ OPS_EXCHANGE = "ops"
 """Direct exchange for the `rekisteri` tool's commands; routing key = service name."""
 DEAD_LETTER_EXCHANGE = "dead-letter"
 """Direct exchange; routing key = the queue the message was taken from."""
+REGISTER_EVENTS_EXCHANGE = "register.events"
+"""Topic exchange for events between the register's services; routing key = event type."""
 DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
 """RabbitMQ's pseudo-queue through which the services answer `rekisteri`'s commands."""
 
 # --- routing keys ----------------------------------------------------------------------------
 
 ORDER_PLACED = "order.placed"
+CONSENT_UPDATED = "consent.updated"
+MARKETING_OBJECTION = "marketing.objection"
+CONSENT_CHANGED = "consent.changed"
 
 # --- queues ----------------------------------------------------------------------------------
 
@@ -63,6 +69,10 @@ def disclosures_exchange() -> RabbitExchange:
 
 def ops_exchange() -> RabbitExchange:
     return exchange(OPS_EXCHANGE, ExchangeType.DIRECT)
+
+
+def register_events_exchange() -> RabbitExchange:
+    return exchange(REGISTER_EVENTS_EXCHANGE, ExchangeType.TOPIC)
 
 
 def dead_letter_exchange() -> RabbitExchange:
@@ -122,8 +132,15 @@ class Subscription:
         return work_queue(self.queue_name, routing_key=self.routing_key)
 
 
+def webshop_subscription(service: str, routing_key: str) -> Subscription:
+    """`<service>.<routing key, dots as dashes>`: each service's own queue for one web shop event."""
+    return Subscription(
+        f"{service}.{routing_key.replace('.', '-')}", webshop_exchange(), routing_key
+    )
+
+
 def order_placed_subscription(service: str) -> Subscription:
-    return Subscription(f"{service}.order-placed", webshop_exchange(), ORDER_PLACED)
+    return webshop_subscription(service, ORDER_PLACED)
 
 
 def command_queue(name: str, routing_key: str) -> RabbitQueue:
@@ -144,3 +161,18 @@ class CommandSubscription(Subscription):
 
 def ops_subscription(service: str) -> Subscription:
     return CommandSubscription(f"ops.{service}", ops_exchange(), service)
+
+
+def ops_stream_routing_key(service: str) -> str:
+    return f"{service}.stream"
+
+
+def ops_stream_subscription(service: str) -> Subscription:
+    """`ops.<service>.stream`: commands answered in pages (`shared.messaging.subscribe_streams`).
+
+    A queue of its own because its consumer acknowledges and replies differently; two consumers
+    on one queue would take turns at every kind of command.
+    """
+    return CommandSubscription(
+        f"ops.{service}.stream", ops_exchange(), ops_stream_routing_key(service)
+    )

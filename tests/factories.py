@@ -67,3 +67,39 @@ def order_placed(
         "currency": "EUR",
         "consents": {"newsletter": newsletter, "marketing": marketing, "text_version": "2026-01"},
     }
+
+
+def _event(occurred_at: datetime | None) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "occurred_at": (occurred_at or datetime.now(UTC) - timedelta(seconds=1)).isoformat(),
+    }
+
+
+def consent_updated(
+    email: str,
+    *,
+    newsletter: bool | None = None,
+    marketing: bool | None = None,
+    occurred_at: datetime | None = None,
+    source: str = "account-page",
+) -> dict[str, Any]:
+    """Only the permissions given are in the event, as the web shop sends only what changed."""
+    answers = {"newsletter": newsletter, "marketing": marketing}
+    return {
+        **_event(occurred_at),
+        "email": email,
+        **{purpose: granted for purpose, granted in answers.items() if granted is not None},
+        "source": source,
+        "text_version": "2026-01",
+    }
+
+
+def marketing_objection(
+    email: str,
+    *,
+    objected: bool = True,
+    occurred_at: datetime | None = None,
+    source: str = "unsubscribe-link",
+) -> dict[str, Any]:
+    return {**_event(occurred_at), "email": email, "objected": objected, "source": source}

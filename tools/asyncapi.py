@@ -35,7 +35,7 @@ from services.disclosure.settings import DisclosureSettings
 from services.erasure.settings import ErasureSettings
 from services.orders.settings import OrdersSettings
 from shared import messaging, topology
-from shared.contracts import disclosures, erasure, ops, providers, webshop
+from shared.contracts import consent, disclosures, erasure, ops, providers, webshop
 from shared.settings import ServiceSettings
 
 ASYNCAPI_VERSION = "3.0.0"
@@ -129,10 +129,10 @@ def _service(settings: type[ServiceSettings], queue: RabbitQueue, note: str) -> 
     return Party(name, f"the {name} service", queue=queue, ack=True, note=note)
 
 
-def _order_placed_consumer(settings: type[ServiceSettings]) -> Party:
+def _event_consumer(settings: type[ServiceSettings], routing_key: str) -> Party:
     return _service(
         settings,
-        topology.order_placed_subscription(settings.service_name).queue,
+        topology.webshop_subscription(settings.service_name, routing_key).queue,
         "Acknowledged only once handled; a message that can never be handled is dead-lettered, "
         "one that fails otherwise is retried after a back-off.",
     )
@@ -159,16 +159,27 @@ PROVIDER = Party(
     "without requeueing, or delivered too often, goes to the dead-letter queue.",
 )
 OPERATOR = Party("operator", "an operator")
-ORDER_PLACED_CONSUMERS = (OrdersSettings, ConsentSettings, DisclosureSettings)
+# Each web shop event and the services that consume it.
+WEBSHOP_CONSUMERS: dict[str, tuple[type[ServiceSettings], ...]] = {
+    topology.ORDER_PLACED: (OrdersSettings, ConsentSettings, DisclosureSettings),
+    topology.CONSENT_UPDATED: (ConsentSettings,),
+    topology.MARKETING_OBJECTION: (ConsentSettings,),
+}
 # Each service that takes operators' commands, the contracts module and the union of them.
 OPS_SERVERS: tuple[tuple[type[ServiceSettings], ModuleType, str], ...] = (
     (DisclosureSettings, providers, "DisclosureCommand"),
     (ErasureSettings, erasure, "ErasureCommand"),
+    (ConsentSettings, consent, "ConsentCommand"),
+)
+# The same for commands answered in pages.
+OPS_STREAMS: tuple[tuple[type[ServiceSettings], ModuleType, str], ...] = (
+    (ConsentSettings, consent, "ConsentStream"),
 )
 CONSUMED_QUEUES = [
     *(
-        topology.order_placed_subscription(s.service_name).queue_name
-        for s in ORDER_PLACED_CONSUMERS
+        topology.webshop_subscription(s.service_name, key).queue_name
+        for key, consumers in WEBSHOP_CONSUMERS.items()
+        for s in consumers
     ),
     *(topology.ops_subscription(s.service_name).queue_name for s, _, _ in OPS_SERVERS),
 ]
@@ -211,15 +222,52 @@ OPS_REPLY = Route(
 )
 
 
-def _ops_route(settings: type[ServiceSettings], module: ModuleType, command: str) -> Route:
+OPS_PAGES = Route(
+    id="opsPages",
+    title="Answers in pages to the rekisteri tool",
+    description=(
+        "A command whose answer can be large is answered with a sequence of pages instead of one "
+        "reply, each published like a reply: to the default exchange with the command's "
+        "`reply_to` as routing key and its `correlation_id`, not persistent. Each page is "
+        "confirmed by the broker before the service reads the next, so neither side holds more "
+        "than a page; a requester that has gone away makes the next page unroutable, which ends "
+        "the answer."
+    ),
+    address=None,
+    exchange=None,
+    message=Message("OpsPage", ops, mode="serialization", correlated=True),
+)
+
+
+def _ops_route(
+    settings: type[ServiceSettings], module: ModuleType, command: str, *, paged: bool = False
+) -> Route:
     service = settings.service_name
-    subscription = topology.ops_subscription(service)
+    if paged:
+        subscription = topology.ops_stream_subscription(service)
+        route_id, title = (
+            f"{service}Streams",
+            f"Commands for the {service} service answered in pages",
+        )
+        answer = "a sequence of `OpsPage`s"
+        note = (
+            "Acknowledged on arrival (an answer cannot be resumed); every command gets pages "
+            "up to a `final` one, an invalid or refused one a single final page with `error`."
+        )
+    else:
+        subscription = topology.ops_subscription(service)
+        route_id, title = f"{service}Commands", f"Commands for the {service} service"
+        answer = "an `OpsReply`"
+        note = (
+            "Every command gets exactly one reply, an invalid or refused one too, and is "
+            "acknowledged once the reply is sent."
+        )
     return Route(
-        id=f"{service}Commands",
-        title=f"Commands for the {service} service",
+        id=route_id,
+        title=title,
         description=(
             f"What `rekisteri` asks the {service} service to do. The service consumes them "
-            f"from queue `{subscription.queue_name}` and answers each with an `OpsReply`."
+            f"from queue `{subscription.queue_name}` and answers each with {answer}."
         ),
         address=subscription.routing_key,
         exchange=subscription.exchange,
@@ -230,17 +278,10 @@ def _ops_route(settings: type[ServiceSettings], module: ModuleType, command: str
             correlated=True,
         ),
         senders=(REKISTERI,),
-        receivers=(
-            _service(
-                settings,
-                subscription.queue,
-                "Every command gets exactly one reply, an invalid or refused one too, and is "
-                "acknowledged once the reply is sent.",
-            ),
-        ),
+        receivers=(_service(settings, subscription.queue, note),),
         delivery_mode=TRANSIENT,
         mandatory=True,
-        reply=OPS_REPLY,
+        reply=OPS_PAGES if paged else OPS_REPLY,
         send_note=(
             "The tool sets `reply_to` to RabbitMQ's direct reply-to and a fresh `correlation_id`, "
             "the AMQP `user_id` to the operator's login (RabbitMQ refuses any other; the service "
@@ -251,27 +292,88 @@ def _ops_route(settings: type[ServiceSettings], module: ModuleType, command: str
     )
 
 
-ROUTES: tuple[Route, ...] = (
-    Route(
-        id="orderPlaced",
-        title="Orders placed in the web shop",
+WEBSHOP_SEND_NOTE = (
+    f"Publish persistent (delivery mode 2) with content type `{messaging.JSON}`, and wait for "
+    "publisher confirms."
+)
+
+
+def _webshop_route(route_id: str, title: str, routing_key: str, name: str, lead: str) -> Route:
+    """A web shop event on `webshop`, received by each consuming service from its own queue."""
+    return Route(
+        id=route_id,
+        title=title,
         description=(
-            f"The web shop publishes every completed order to exchange "
-            f"`{topology.WEBSHOP_EXCHANGE}` with routing key `{topology.ORDER_PLACED}`. Each "
-            f"consuming service has its own queue bound with that key, so every one of them gets "
-            f"every order. A message whose routing key no queue is bound to goes to the alternate "
-            f"exchange `{topology.WEBSHOP_UNROUTABLE_EXCHANGE}` instead of being dropped."
+            f"{lead} Each consuming service has its own queue bound with that key, so each gets "
+            f"every such message. A message "
+            f"whose routing key no queue is bound to goes to the alternate exchange "
+            f"`{topology.WEBSHOP_UNROUTABLE_EXCHANGE}` instead of being dropped."
         ),
-        address=topology.ORDER_PLACED,
+        address=routing_key,
         exchange=topology.webshop_exchange(),
-        message=Message("OrderPlaced", webshop),
+        message=Message(name, webshop),
         senders=(WEBSHOP,),
-        receivers=tuple(_order_placed_consumer(s) for s in ORDER_PLACED_CONSUMERS),
+        receivers=tuple(_event_consumer(s, routing_key) for s in WEBSHOP_CONSUMERS[routing_key]),
         public=True,
         delivery_mode=PERSISTENT,
+        send_note=WEBSHOP_SEND_NOTE,
+    )
+
+
+ROUTES: tuple[Route, ...] = (
+    _webshop_route(
+        "orderPlaced",
+        "Orders placed in the web shop",
+        topology.ORDER_PLACED,
+        "OrderPlaced",
+        f"The web shop publishes every completed order to exchange `{topology.WEBSHOP_EXCHANGE}` "
+        f"with routing key `{topology.ORDER_PLACED}`.",
+    ),
+    _webshop_route(
+        "consentUpdated",
+        "Permissions changed after checkout",
+        topology.CONSENT_UPDATED,
+        "ConsentUpdated",
+        f"The web shop publishes every change a buyer makes to their permissions after checkout "
+        f"(account page, unsubscribe link, customer service) to exchange "
+        f"`{topology.WEBSHOP_EXCHANGE}` with routing key `{topology.CONSENT_UPDATED}`, naming "
+        f"only the permissions that changed. An event older than what is recorded is kept as "
+        f"history but changes nothing.",
+    ),
+    _webshop_route(
+        "marketingObjection",
+        "Objections to direct marketing",
+        topology.MARKETING_OBJECTION,
+        "MarketingObjection",
+        f"The web shop publishes a person's objection to direct marketing, or its withdrawal, to "
+        f"exchange `{topology.WEBSHOP_EXCHANGE}` with routing key "
+        f"`{topology.MARKETING_OBJECTION}`, for anyone, customer or not. It applies at once and "
+        f"outweighs every permission until withdrawn with `objected: false`.",
+    ),
+    Route(
+        id="consentChanged",
+        title="Consent changes, for the register's own services",
+        description=(
+            f"The consent service publishes a person's consent summary, named by subject hash "
+            f"only, to exchange `{topology.REGISTER_EVENTS_EXCHANGE}` with routing key "
+            f"`{topology.CONSENT_CHANGED}` whenever it changes. A service that needs it binds a "
+            f"queue of its own; until one does, the broker drops the message."
+        ),
+        address=topology.CONSENT_CHANGED,
+        exchange=topology.register_events_exchange(),
+        message=Message(
+            "ConsentChanged",
+            consent,
+            mode="serialization",
+            message_type=topology.CONSENT_CHANGED,
+        ),
+        senders=(Party(ConsentSettings.service_name, "the consent service"),),
+        delivery_mode=PERSISTENT,
+        mandatory=False,
         send_note=(
-            "Publish persistent (delivery mode 2) with content type "
-            f"`{messaging.JSON}`, and wait for publisher confirms."
+            "Published persistent and confirmed but not mandatory, after the change is stored "
+            "and before the event that caused it is acknowledged, with AMQP `message_id` "
+            f"`<subject>:<version>` and type `{topology.CONSENT_CHANGED}`."
         ),
     ),
     Route(
@@ -313,6 +415,8 @@ ROUTES: tuple[Route, ...] = (
     ),
     *(_ops_route(*server) for server in OPS_SERVERS),
     OPS_REPLY,
+    *(_ops_route(*server, paged=True) for server in OPS_STREAMS),
+    OPS_PAGES,
     Route(
         id="deadLetters",
         title="Messages that could not be handled",
@@ -644,6 +748,7 @@ def _description() -> str:
             "The messages that enter, leave and move around Kokemuskauppa's customer register "
             f"over RabbitMQ. The web shop and the providers code against the public names "
             f"(`{topology.WEBSHOP_EXCHANGE}`, `{topology.ORDER_PLACED}`, "
+            f"`{topology.CONSENT_UPDATED}`, `{topology.MARKETING_OBJECTION}`, "
             f"`{topology.DISCLOSURES_EXCHANGE}`, `{provider_queue}`); the rest is internal.",
             "**Delivery is at least once.** Events and disclosures are persistent and published "
             "with publisher confirms; every consumed queue is a durable quorum queue, and a message "

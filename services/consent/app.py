@@ -5,6 +5,7 @@ from __future__ import annotations
 from faststream.rabbit import RabbitBroker
 
 from services.consent.handlers import build_router
+from services.consent.publisher import ConsentEvents
 from services.consent.service import ConsentService
 from services.consent.store import ConsentStore
 from shared.database import DatabaseConnection
@@ -19,5 +20,6 @@ async def assemble(
     store = ConsentStore(database.database)
     await store.create_indexes()
     hasher = SubjectHasher(settings.identity_hash_key.get_secret_value())
-    broker.include_router(build_router(ConsentService(store, hasher), settings))
+    service = ConsentService(store, hasher, ConsentEvents(broker))
+    broker.include_router(build_router(service, settings))
     return []

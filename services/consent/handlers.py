@@ -2,22 +2,67 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from faststream.rabbit import RabbitRouter
 from pydantic import TypeAdapter
 
 from services.consent.service import ConsentService
-from shared.contracts.webshop import OrderPlaced
-from shared.messaging import subscribe_events
+from shared.contracts.consent import ConsentCommand, ConsentStream, ExportAudience, ShowConsent
+from shared.contracts.webshop import ConsentUpdated, MarketingObjection, OrderPlaced
+from shared.messaging import Stream, subscribe_commands, subscribe_events, subscribe_streams
 from shared.settings import ServiceSettings
-from shared.topology import order_placed_subscription
+from shared.topology import (
+    CONSENT_UPDATED,
+    MARKETING_OBJECTION,
+    ORDER_PLACED,
+    ops_stream_subscription,
+    ops_subscription,
+    webshop_subscription,
+)
+
+SERVICE = "consent"
 
 
 def build_router(service: ConsentService, settings: ServiceSettings) -> RabbitRouter:
     router = RabbitRouter()
-    on_order = order_placed_subscription("consent")
 
-    @subscribe_events(router, on_order, TypeAdapter(OrderPlaced), settings)
+    @subscribe_events(
+        router, webshop_subscription(SERVICE, ORDER_PLACED), TypeAdapter(OrderPlaced), settings
+    )
     async def on_order_placed(event: OrderPlaced) -> None:
         await service.record_checkout(event)
+
+    @subscribe_events(
+        router,
+        webshop_subscription(SERVICE, CONSENT_UPDATED),
+        TypeAdapter(ConsentUpdated),
+        settings,
+    )
+    async def on_consent_updated(event: ConsentUpdated) -> None:
+        await service.record_update(event)
+
+    @subscribe_events(
+        router,
+        webshop_subscription(SERVICE, MARKETING_OBJECTION),
+        TypeAdapter(MarketingObjection),
+        settings,
+    )
+    async def on_marketing_objection(event: MarketingObjection) -> None:
+        await service.record_objection(event)
+
+    @subscribe_commands(router, ops_subscription(SERVICE), TypeAdapter(ConsentCommand), settings)
+    async def on_command(command: ConsentCommand, actor: str) -> Any:
+        match command:
+            case ShowConsent(email=email):
+                return await service.show(email, actor)
+
+    @subscribe_streams(
+        router, ops_stream_subscription(SERVICE), TypeAdapter(ConsentStream), settings
+    )
+    async def on_stream(command: ConsentStream, actor: str) -> Stream:
+        match command:
+            case ExportAudience(purpose=purpose):
+                return await service.audience(purpose, actor)
 
     return router

@@ -1,38 +1,120 @@
-"""The consent service's use cases."""
+"""The consent service's use cases: recording consent facts, answering and exporting them."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from services.consent.domain import Contact, facts_from_checkout, project
+from services.consent.domain import (
+    AnyFact,
+    ConsentState,
+    fact_from_objection,
+    facts_from_checkout,
+    facts_from_update,
+    history,
+    project,
+)
+from services.consent.publisher import ConsentEvents
 from services.consent.store import ConsentStore
-from shared.contracts.webshop import OrderPlaced
+from shared.contracts.consent import ConsentChanged, Contact, Purpose
+from shared.contracts.webshop import ConsentUpdated, MarketingObjection, OrderPlaced
 from shared.identity import SubjectHasher
+from shared.messaging import Stream
 
 log = logging.getLogger(__name__)
 
+AUDIENCE_PAGE_SIZE = 500
+WebshopEvent = OrderPlaced | ConsentUpdated | MarketingObjection
+
 
 class ConsentService:
-    def __init__(self, store: ConsentStore, hasher: SubjectHasher) -> None:
+    def __init__(self, store: ConsentStore, hasher: SubjectHasher, events: ConsentEvents) -> None:
         self._store = store
         self._hasher = hasher
+        self._events = events
 
     async def record_checkout(self, event: OrderPlaced) -> None:
-        """The buyer's checkbox answers become facts; recipients never get permissions."""
+        """The buyer's checkbox answers become facts, and their name the export's contact."""
         buyer = event.buyer
         subject = self._hasher(buyer.email)
-        new = await self._store.append_facts(subject, facts_from_checkout(event))
         await self._store.save_contact(
             subject,
             Contact(email=buyer.email, first_name=buyer.first_name, last_name=buyer.last_name),
             as_of=event.occurred_at,
+            event_id=str(event.event_id),
         )
-        await self._refresh_permissions(subject)
+        await self._record(subject, facts_from_checkout(event), event)
+
+    async def record_update(self, event: ConsentUpdated) -> None:
+        await self._record(self._hasher(event.email), facts_from_update(event), event)
+
+    async def record_objection(self, event: MarketingObjection) -> None:
+        """Recorded for anyone, known or not: an objection must block a person's first order too."""
+        await self._record(self._hasher(event.email), [fact_from_objection(event)], event)
+
+    async def _record(self, subject: str, facts: list[AnyFact], cause: WebshopEvent) -> None:
+        """Append the facts, project the person's state again and announce it if it changed.
+
+        Every step is idempotent, so a redelivered event after a crash anywhere in between
+        completes what the first delivery left undone, the announcement included.
+        """
+        new = await self._store.append_facts(subject, facts)
+        recorded = await self._store.facts_of(subject)
+        await self._store.save_state(subject, project(recorded), facts_seen=len(recorded))
         log.info(
-            "checkout consents recorded",
-            extra={"event_id": str(event.event_id), "subject": subject, "count": new},
+            "consent facts recorded",
+            extra={"event_id": str(cause.event_id), "subject": subject, "count": new},
+        )
+        await self._announce(subject, cause)
+
+    async def _announce(self, subject: str, cause: WebshopEvent) -> None:
+        # What is stored now, which may be a concurrent writer's newer projection: announcing
+        # it is right either way, and the writer that stored it finds nothing left to announce.
+        person = await self._store.person(subject)
+        if person is None or not person.changed:
+            return
+        summary = person.state.summary()
+        await self._events.changed(
+            ConsentChanged(
+                **summary.model_dump(),
+                subject=subject,
+                version=person.version,
+                event_id=cause.event_id,
+                occurred_at=cause.occurred_at,
+            )
+        )
+        await self._store.mark_announced(subject, summary, person.version)
+        log.info(
+            "consent change published",
+            extra={"event_id": str(cause.event_id), "subject": subject},
         )
 
-    async def _refresh_permissions(self, subject: str) -> None:
+    async def show(self, email: str, actor: str) -> dict[str, Any]:
+        """A person's current permissions and objection, and their whole consent history."""
+        subject = self._hasher(email)
+        person = await self._store.person(subject)
         facts = await self._store.facts_of(subject)
-        await self._store.save_permissions(subject, project(facts), facts_seen=len(facts))
+        log.info("consent shown", extra={"subject": subject, "actor": actor})
+        state = ConsentState() if person is None else person.state
+        contact = None if person is None else person.contact
+        return {
+            "subject": subject,
+            "contact": None if contact is None else contact.model_dump(),
+            "permissions": {
+                purpose: fact.model_dump(mode="json", exclude={"kind", "purpose"})
+                for purpose, fact in state.permissions.items()
+            },
+            "objection": (
+                None if state.objection is None else state.objection.model_dump(mode="json")
+            ),
+            "may_contact": state.may_contact,
+            # The export needs a name: someone known only from consent events is not in it.
+            "in_audience": state.may_contact if contact is not None else [],
+            "history": [change.model_dump(mode="json", by_alias=True) for change in history(facts)],
+        }
+
+    async def audience(self, purpose: Purpose, actor: str) -> Stream:
+        """Everyone who may be contacted for `purpose` now, as a stream of contacts."""
+        total = await self._store.count_audience(purpose)
+        log.info("audience exported", extra={"command": purpose, "actor": actor, "count": total})
+        return Stream(total, self._store.audience(purpose, AUDIENCE_PAGE_SIZE))

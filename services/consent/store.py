@@ -1,18 +1,31 @@
 """The consent service's MongoDB database; the only code that touches it.
 
-Collections: `consent_history` (append-only facts, one per event and purpose) and `people`
-(per subject hash: the projected permissions and the buyer's contact details).
+Collections:
+- `consent_history`: append-only facts, one per event and topic (`<event_id>:<purpose>` or
+  `<event_id>:objection`), each with when it was recorded. Never changed or deleted here.
+- `people`: per subject hash, the projection of the person's facts (`permissions`, `objection`,
+  `may_contact`, built from `facts_seen` facts), the buyer's `contact` from their latest order,
+  and `announced`, the summary last published as `consent.changed`.
+
+The audience export reads `people` through the index on (`may_contact`, `_id`), a page at a
+time. It skips anyone carrying `ERASED`: the erasure service's tombstone, which the erasure
+issue will set on a person here, so an erased person drops out of every export at once.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ASCENDING, IndexModel
 
-from services.consent.domain import ConsentFact, Contact, Permission, Purpose
+from services.consent.domain import FACT, AnyFact, ConsentState, Person
+from shared.contracts.consent import ConsentSummary, Contact, Purpose
 from shared.database import Database, conditional_upsert
+
+ERASED = "erased_at"
+AUDIENCE_INDEX = "audience"
 
 
 class ConsentStore:
@@ -24,8 +37,13 @@ class ConsentStore:
         await self._history.create_indexes(
             [IndexModel([("subject", ASCENDING), ("occurred_at", ASCENDING)])]
         )
+        await self._people.create_indexes(
+            [IndexModel([("may_contact", ASCENDING), ("_id", ASCENDING)], name=AUDIENCE_INDEX)]
+        )
 
-    async def append_facts(self, subject: str, facts: list[ConsentFact]) -> int:
+    # --- history -------------------------------------------------------------------------------
+
+    async def append_facts(self, subject: str, facts: list[AnyFact]) -> int:
         """Record facts not seen before; returns how many were new. History is never changed."""
         recorded_at = datetime.now(UTC)
         new = 0
@@ -37,13 +55,13 @@ class ConsentStore:
             new += result.upserted_id is not None
         return new
 
-    async def facts_of(self, subject: str) -> list[ConsentFact]:
+    async def facts_of(self, subject: str) -> list[AnyFact]:
         cursor = self._history.find({"subject": subject}).sort("occurred_at", ASCENDING)
-        return [ConsentFact.model_validate(document) async for document in cursor]
+        return [FACT.validate_python(document) async for document in cursor]
 
-    async def save_permissions(
-        self, subject: str, permissions: dict[Purpose, Permission], facts_seen: int
-    ) -> None:
+    # --- people --------------------------------------------------------------------------------
+
+    async def save_state(self, subject: str, state: ConsentState, facts_seen: int) -> None:
         """Store a projection unless one built from at least as many facts is stored.
 
         History only grows, so a projection built from more facts includes every fact of one
@@ -52,33 +70,91 @@ class ConsentStore:
         await conditional_upsert(
             self._people,
             subject,
-            {
-                "$or": [
-                    {"facts_seen": {"$lt": facts_seen}},
-                    {"facts_seen": {"$exists": False}},
-                ]
-            },
+            {"$or": [{"facts_seen": {"$lt": facts_seen}}, {"facts_seen": {"$exists": False}}]},
             {
                 "$set": {
-                    "permissions": {k: v.model_dump() for k, v in permissions.items()},
+                    **state.model_dump(),
+                    "may_contact": state.may_contact,
                     "facts_seen": facts_seen,
                 }
             },
         )
 
-    async def save_contact(self, subject: str, contact: Contact, as_of: datetime) -> None:
-        """Keep the contact details of the latest event that carried them."""
+    async def save_contact(
+        self, subject: str, contact: Contact, as_of: datetime, event_id: str
+    ) -> None:
+        """Keep the contact details of the latest order (by when it happened, then event id)."""
         await conditional_upsert(
             self._people,
             subject,
             {
                 "$or": [
-                    {"contact_as_of": {"$lt": as_of}},
                     {"contact_as_of": {"$exists": False}},
+                    {"contact_as_of": {"$lt": as_of}},
+                    {"contact_as_of": as_of, "contact_event_id": {"$lt": event_id}},
                 ]
             },
-            {"$set": {"contact": contact.model_dump(), "contact_as_of": as_of}},
+            {
+                "$set": {
+                    "contact": contact.model_dump(),
+                    "contact_as_of": as_of,
+                    "contact_event_id": event_id,
+                }
+            },
         )
 
-    async def person(self, subject: str) -> dict[str, Any] | None:
-        return await self._people.find_one({"_id": subject})
+    async def person(self, subject: str) -> Person | None:
+        document = await self._people.find_one({"_id": subject})
+        if document is None:
+            return None
+        contact = document.get("contact")
+        return Person(
+            subject=subject,
+            state=ConsentState.model_validate(
+                {
+                    "permissions": document.get("permissions", {}),
+                    "objection": document.get("objection"),
+                }
+            ),
+            version=document.get("facts_seen", 0),
+            announced=ConsentSummary.model_validate(document.get("announced", {})),
+            contact=None if contact is None else Contact.model_validate(contact),
+        )
+
+    async def mark_announced(self, subject: str, summary: ConsentSummary, version: int) -> None:
+        """Remember what was published, unless a newer projection has been stored meanwhile."""
+        await self._people.update_one(
+            {"_id": subject, "facts_seen": version}, {"$set": {"announced": summary.model_dump()}}
+        )
+
+    # --- the audience ----------------------------------------------------------------------------
+
+    def _audience_query(self, purpose: Purpose) -> dict[str, Any]:
+        # Without a contact (known only from consent events, no order yet) there is no name to
+        # address them by; with the erasure tombstone they are gone.
+        return {"may_contact": purpose, "contact": {"$exists": True}, ERASED: {"$exists": False}}
+
+    async def count_audience(self, purpose: Purpose) -> int:
+        return await self._people.count_documents(self._audience_query(purpose))
+
+    async def audience(self, purpose: Purpose, page_size: int) -> AsyncIterator[list[Contact]]:
+        """Everyone who may be contacted for `purpose`, a page at a time, in subject-hash order.
+
+        Each page is its own query, resuming after the last `_id` of the one before, so no
+        cursor stays open between pages however slowly they are consumed.
+        """
+        query = self._audience_query(purpose)
+        after: str | None = None
+        while True:
+            page_query = query if after is None else {**query, "_id": {"$gt": after}}
+            documents = (
+                await self._people.find(page_query, {"contact": 1})
+                .sort("_id", ASCENDING)
+                .limit(page_size)
+                .to_list(None)
+            )
+            if documents:
+                yield [Contact.model_validate(document["contact"]) for document in documents]
+            if len(documents) < page_size:
+                return
+            after = documents[-1]["_id"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from shared.contracts.fields import (
     BirthDate,
@@ -20,6 +20,7 @@ from shared.contracts.fields import (
     Phone,
     PostalCode,
     ProviderId,
+    Source,
     Street,
     TextVersion,
     Title,
@@ -87,3 +88,37 @@ class OrderPlaced(Contract):
 
     def items_for(self, provider_id: str) -> list[OrderItem]:
         return [item for item in self.items if item.provider_id == provider_id]
+
+
+class ConsentUpdated(Contract):
+    """Routing key `consent.updated`: a buyer changed a permission after checkout.
+
+    Only what changed is sent: `newsletter`, `marketing` or both, never neither.
+    """
+
+    event_id: UUID
+    occurred_at: EventTime
+    email: Email
+    newsletter: bool | None = None
+    marketing: bool | None = None
+    source: Source
+    text_version: TextVersion
+
+    @model_validator(mode="after")
+    def _changes_a_permission(self) -> ConsentUpdated:
+        if self.newsletter is None and self.marketing is None:
+            raise ValueError("names no permission: newsletter, marketing or both are required")
+        return self
+
+
+class MarketingObjection(Contract):
+    """Routing key `marketing.objection`: a person forbade direct marketing, or lifted that ban.
+
+    `objected: false` withdraws an earlier objection; nothing else does.
+    """
+
+    event_id: UUID
+    occurred_at: EventTime
+    email: Email
+    objected: bool
+    source: Source

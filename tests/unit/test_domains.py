@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
-from services.consent.domain import ConsentFact, facts_from_checkout, project
 from services.disclosure.domain import (
     ProviderRefused,
     disclosed_fields,
@@ -75,40 +74,6 @@ def test_a_recipient_without_email_gets_no_profile_but_stays_in_the_order() -> N
     assert recorded.recipient_subject is None
     assert recorded.recipient == {"first_name": "Eino", "last_name": "Korhonen"}
     assert [p.role for p in profiles_from_order(recorded)] == ["buyer"]
-
-
-# --- consent ---------------------------------------------------------------------------------
-
-
-def fact(purpose: str, granted: bool, minutes: int, event_id: str = "e") -> ConsentFact:
-    return ConsentFact(
-        event_id=f"{event_id}{minutes}",
-        purpose=purpose,  # type: ignore[arg-type]
-        granted=granted,
-        occurred_at=NOW + timedelta(minutes=minutes),
-        source="checkout",
-        text_version="v1",
-    )
-
-
-def test_checkout_gives_one_fact_per_purpose_with_the_wording_version() -> None:
-    facts = facts_from_checkout(order(newsletter=True, marketing=False))
-    assert {(f.purpose, f.granted, f.text_version) for f in facts} == {
-        ("newsletter", True, "2026-01"),
-        ("marketing", False, "2026-01"),
-    }
-
-
-def test_the_latest_fact_wins_whatever_the_order_of_arrival() -> None:
-    facts = [fact("newsletter", True, 1), fact("newsletter", False, 5), fact("marketing", True, 3)]
-    for arrival in (facts, list(reversed(facts)), facts + facts):
-        state = project(arrival)
-        assert state["newsletter"].granted is False
-        assert state["marketing"].granted is True
-
-
-def test_no_fact_means_no_permission() -> None:
-    assert project([fact("marketing", True, 1)]).get("newsletter") is None
 
 
 # --- disclosure ------------------------------------------------------------------------------

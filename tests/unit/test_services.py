@@ -11,8 +11,6 @@ from typing import Any
 import pytest
 from faststream.rabbit import RabbitBroker, TestRabbitBroker
 
-from services.consent.app import assemble as assemble_consent
-from services.consent.settings import ConsentSettings
 from services.disclosure.app import assemble as assemble_disclosure
 from services.disclosure.settings import DisclosureSettings
 from services.orders.app import assemble as assemble_orders
@@ -88,20 +86,6 @@ async def test_an_older_order_does_not_roll_back_a_buyers_newer_data() -> None:
         customer = await database["customers"].find_one({"_id": HASH("aino@example.fi")})
         assert customer is not None and customer["person"]["last_name"] == "Laine"
         assert await database["orders"].count_documents({}) == 2
-
-
-async def test_consent_keeps_the_buyers_answers_and_never_the_recipients() -> None:
-    async with running(in_memory(ConsentSettings), assemble_consent) as (broker, database):
-        order = order_placed(newsletter=False, marketing=True)
-        await place(broker, order)
-        await place(broker, order)
-        buyer = await database["people"].find_one({"_id": HASH(order["buyer"]["email"])})
-        assert buyer is not None
-        assert buyer["permissions"]["newsletter"]["granted"] is False
-        assert buyer["permissions"]["marketing"]["granted"] is True
-        assert buyer["contact"]["email"] == order["buyer"]["email"]
-        assert await database["consent_history"].count_documents({}) == 2
-        assert await database["people"].find_one({"_id": HASH(order["recipient"]["email"])}) is None
 
 
 PROVIDER_INBOX: list[dict[str, Any]] = []

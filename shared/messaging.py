@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from typing import Any, TypeVar
 
 from faststream import AckPolicy
 from faststream.message import StreamMessage
-from faststream.rabbit import Channel, RabbitBroker, RabbitExchange, RabbitRouter
+from faststream.rabbit import Channel, RabbitBroker, RabbitExchange, RabbitResponse, RabbitRouter
 from faststream.rabbit.annotations import RabbitBroker as BrokerInContext
 from faststream.rabbit.annotations import RabbitMessage
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -270,6 +269,9 @@ def subscribe_commands(
     `reply_to`; then the request is acknowledged. Commands are not retried: the operator sees
     the failure and decides. `actor` is the AMQP `user_id` property, which RabbitMQ checks
     against the sender's login.
+
+    Replies are not mandatory: RabbitMQ treats a direct reply-to address as no queue, so a
+    mandatory reply comes back as unroutable even when it was delivered.
     """
 
     def register(dispatch: Dispatch) -> Dispatch:
@@ -282,13 +284,14 @@ def subscribe_commands(
             decoder=_raw_body,
             title=f"{queue_name}:consume",
         )
-        async def serve(message: RabbitMessage) -> OpsReply:
+        async def serve(message: RabbitMessage) -> RabbitResponse:
             try:
                 command = decode(message.body, adapter, settings.max_message_bytes)
-                return OpsReply(ok=True, result=await dispatch(command, _actor(message)))
+                reply = OpsReply(ok=True, result=await dispatch(command, _actor(message)))
             except Exception as error:
                 explanation = _explain_failure(error, message, queue_name, settings.service_name)
-                return OpsReply(ok=False, error=explanation)
+                reply = OpsReply(ok=False, error=explanation)
+            return RabbitResponse(reply, mandatory=False)
 
         return dispatch
 
@@ -310,10 +313,6 @@ class Stream:
 StreamDispatch = Callable[[Any, str], Awaitable[Stream]]
 
 
-class _RequesterGone(Exception):
-    """A page could not be delivered: the requester has stopped listening."""
-
-
 class _PageSender:
     """Numbers the pages of one answer and sends each to the requester, confirmed."""
 
@@ -332,18 +331,16 @@ class _PageSender:
             final=final,
             error=error,
         )
-        try:
-            # Mandatory: once the requester's channel is gone a page is unroutable and raises.
-            await publish(
-                self._broker,
-                page,
-                exchange="",
-                routing_key=self._reply_to,
-                correlation_id=self._correlation_id,
-                persist=False,
-            )
-        except Exception as failure:
-            raise _RequesterGone from failure
+        # Not mandatory, like every reply (see `subscribe_commands`).
+        await publish(
+            self._broker,
+            page,
+            exchange="",
+            routing_key=self._reply_to,
+            correlation_id=self._correlation_id,
+            persist=False,
+            mandatory=False,
+        )
         self._sequence += 1
 
 
@@ -359,8 +356,8 @@ def subscribe_streams(
     requester's `reply_to` gets `OpsPage`s with the request's correlation id, numbered from 0;
     the first carries the `total`, the last is `final`. An invalid or refused command, or a
     failure midway, ends the answer with a final page carrying `error`. Each page is confirmed
-    by the broker before the next is read, so memory does not grow with the answer. A
-    requester that stops listening makes the next page unroutable, which ends the answer.
+    by the broker before the next is read, so memory does not grow with the answer. Pages for
+    a requester that has stopped listening are dropped by RabbitMQ.
 
     The request is acknowledged on arrival: an answer cannot be resumed, so one cut short by a
     crash is not started again for a requester that has given up (it sees the pages stop).
@@ -387,15 +384,9 @@ def subscribe_streams(
                 async for rows in stream.pages:
                     await pages.send(rows)
                 await pages.send([], final=True)
-            except _RequesterGone:
-                log.warning(
-                    "answer abandoned: the requester stopped listening",
-                    extra=_log_fields(message, queue_name),
-                )
             except Exception as error:
                 explanation = _explain_failure(error, message, queue_name, settings.service_name)
-                with contextlib.suppress(_RequesterGone):
-                    await pages.send([], final=True, error=explanation)
+                await pages.send([], final=True, error=explanation)
 
         return dispatch
 

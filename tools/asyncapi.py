@@ -230,8 +230,7 @@ OPS_PAGES = Route(
         "reply, each published like a reply: to the default exchange with the command's "
         "`reply_to` as routing key and its `correlation_id`, not persistent. Each page is "
         "confirmed by the broker before the service reads the next, so neither side holds more "
-        "than a page; a requester that has gone away makes the next page unroutable, which ends "
-        "the answer."
+        "than a page."
     ),
     address=None,
     exchange=None,

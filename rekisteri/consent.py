@@ -9,6 +9,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -21,6 +22,10 @@ from shared.contracts.consent import PURPOSES, Contact, ExportAudience, ShowCons
 SERVICE = "consent"
 CSV_COLUMNS = tuple(Contact.model_fields)
 HISTORY_COLUMNS = ("what", "change", "occurred", "recorded", "source", "wording", "event_id")
+
+
+def _moment(iso: str | None) -> str:
+    return "" if iso is None else datetime.fromisoformat(iso).isoformat(timespec="seconds")
 
 
 def _word(what: str, value: bool | None) -> str:
@@ -58,19 +63,19 @@ def _print_report(report: dict[str, Any]) -> None:
         line = _word(purpose, None if permission is None else permission["granted"])
         if permission is not None:
             line += (
-                f" since {permission['occurred_at']} ({permission['source']}, "
+                f" since {_moment(permission['occurred_at'])} ({permission['source']}, "
                 f"wording {permission['text_version']})"
             )
         click.echo(f"{purpose:<13} {line}")
     objection = report["objection"]
     line = _word("objection", None if objection is None else objection["objected"])
     if objection is not None:
-        line += f" since {objection['occurred_at']} ({objection['source']})"
+        line += f" since {_moment(objection['occurred_at'])} ({objection['source']})"
     click.echo(f"{'objection':<13} {line}")
     lists = ", ".join(report["in_audience"]) or "none"
     if report["may_contact"] and contact is None:
         lists += " (no name is known until they order)"
-    click.echo(f"{'exported for':<13} {lists}")
+    click.echo(f"{'in exports':<13} {lists}")
     click.echo()
     print_table(
         [
@@ -78,8 +83,8 @@ def _print_report(report: dict[str, Any]) -> None:
                 "what": change["what"],
                 "change": f"{_word(change['what'], change['from'])} → "
                 f"{_word(change['what'], change['to'])}",
-                "occurred": change["occurred_at"],
-                "recorded": change["recorded_at"],
+                "occurred": _moment(change["occurred_at"]),
+                "recorded": _moment(change["recorded_at"]),
                 "source": change["source"],
                 "wording": change["text_version"],
                 "event_id": change["event_id"],

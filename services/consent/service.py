@@ -116,5 +116,5 @@ class ConsentService:
     async def audience(self, purpose: Purpose, actor: str) -> Stream:
         """Everyone who may be contacted for `purpose` now, as a stream of contacts."""
         total = await self._store.count_audience(purpose)
-        log.info("audience exported", extra={"command": purpose, "actor": actor, "count": total})
+        log.info("audience for %s exported", purpose, extra={"actor": actor, "count": total})
         return Stream(total, self._store.audience(purpose, AUDIENCE_PAGE_SIZE))

@@ -7,9 +7,9 @@ Collections:
   `may_contact`, built from `facts_seen` facts), the buyer's `contact` from their latest order,
   and `announced`, the summary last published as `consent.changed`.
 
-The audience export reads `people` through the index on (`may_contact`, `_id`) with one cursor,
-a page at a time. It skips anyone carrying `ERASED`: the erasure service's tombstone, which the erasure
-issue will set on a person here, so an erased person drops out of every export at once.
+The audience export reads `people` through the index on (`may_contact`, `_id`) with one
+cursor, a page at a time. It skips anyone carrying `ERASED`, the tombstone the erasure issue
+will set on a person here, so that an erased person drops out of every export at once.
 """
 
 from __future__ import annotations

@@ -25,10 +25,11 @@ may see a write whose writer is still waiting for its fsync.
 Opening (`await EmbeddedClient.open(directory)`, which runs the synchronous constructor in a
 thread) loads `snapshot.jsonl`, replays the journal, writes a fresh snapshot atomically and starts
 an empty journal, so start-up time stays bounded. Replaying images is idempotent, so a crash
-between the new snapshot and the emptied journal is harmless. An incomplete or corrupt record at
-the end of the journal is a write torn by a crash and was never acknowledged: it is dropped with
-a warning. A corrupt record followed by good ones is an error naming the file and offset. A
-`fcntl.flock` on `LOCK` keeps a second client or process from opening the same directory.
+between the new snapshot and the emptied journal is harmless. Incomplete or corrupt records at
+the end of the journal are a write torn by a crash, never acknowledged: they are dropped with a
+warning (the fresh journal replaces the file). A corrupt record followed by good ones is an
+error naming the file and offset. A `fcntl.flock` on `LOCK` keeps a second client or process
+from opening the same directory.
 """
 
 from __future__ import annotations

@@ -26,9 +26,12 @@ from faststream.rabbit.annotations import RabbitBroker as BrokerInContext
 from faststream.rabbit.annotations import RabbitMessage
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from shared import metrics
 from shared.contracts.ops import OpsReply
+from shared.log import error_location
+from shared.metrics import Outcome
 from shared.settings import ServiceSettings
-from shared.topology import Subscription, dead_letter_exchange
+from shared.topology import DELIVERY_LIMIT, Subscription, dead_letter_exchange
 
 JSON = "application/json"
 MAX_RETRY_DELAY_SECONDS = 5.0
@@ -155,17 +158,21 @@ async def _raw_body(message: StreamMessage[Any]) -> bytes:
     return message.body
 
 
+def _previous_deliveries(message: RabbitMessage) -> int:
+    """How often the broker delivered this message before (quorum queues count returns)."""
+    return int((message.raw_message.headers or {}).get("x-delivery-count", 0) or 0)
+
+
 def _retry_delay(message: RabbitMessage) -> float:
     """Back-off before a failed message goes back: 0.25 s, 0.5 s, 1 s ... capped."""
-    deliveries = int((message.raw_message.headers or {}).get("x-delivery-count", 0) or 0)
-    return min(0.25 * 2**deliveries, MAX_RETRY_DELAY_SECONDS)
+    return min(0.25 * 2 ** _previous_deliveries(message), MAX_RETRY_DELAY_SECONDS)
 
 
 def _log_fields(message: RabbitMessage, queue_name: str) -> dict[str, Any]:
     return {"queue": queue_name, "message_id": message.raw_message.message_id}
 
 
-async def _reject_invalid(
+async def _dead_letter_and_ack(
     broker: RabbitBroker, message: RabbitMessage, queue_name: str, service: str, reason: str
 ) -> None:
     await dead_letter(broker, message, queue_name, service, reason)
@@ -183,6 +190,38 @@ async def _retry_later(message: RabbitMessage, queue_name: str) -> None:
     await message.nack(requeue=True)
 
 
+async def _deliver(
+    message: RabbitMessage,
+    broker: RabbitBroker,
+    queue_name: str,
+    settings: ServiceSettings,
+    handle: Callable[[bytes], Awaitable[None]],
+) -> Outcome:
+    """Run one delivery through `handle` and settle it: ack, dead-letter or retry later."""
+    try:
+        await handle(message.body)
+    except InvalidMessage as invalid:
+        await _dead_letter_and_ack(
+            broker, message, queue_name, settings.service_name, invalid.reason
+        )
+        return "dead_lettered"
+    except Exception as error:
+        if _previous_deliveries(message) + 1 < DELIVERY_LIMIT:
+            await _retry_later(message, queue_name)
+            return "retried"
+        # The last delivery the queue allows: dead-letter it ourselves, with a reason the
+        # broker's own `delivery_limit` dead-lettering could not give.
+        reason = (
+            f"the handler failed on all {DELIVERY_LIMIT} deliveries; last error "
+            f"{type(error).__name__} at {error_location(error)}"
+        )
+        log.exception("handler failed for the last time", extra=_log_fields(message, queue_name))
+        await _dead_letter_and_ack(broker, message, queue_name, settings.service_name, reason)
+        return "dead_lettered"
+    await message.ack()
+    return "handled"
+
+
 def subscribe_events(
     router: RabbitRouter,
     subscription: Subscription,
@@ -194,6 +233,9 @@ def subscribe_events(
     def register(handler: Callable[[Model], Awaitable[None]]) -> Callable[[Model], Awaitable[None]]:
         queue_name = subscription.queue_name
 
+        async def handle(body: bytes) -> None:
+            await handler(decode(body, adapter, settings.max_message_bytes))
+
         @router.subscriber(
             subscription.queue,
             subscription.exchange,
@@ -203,23 +245,8 @@ def subscribe_events(
             title=f"{queue_name}:consume",
         )
         async def consume(message: RabbitMessage, broker: BrokerInContext) -> None:
-            try:
-                event = decode(message.body, adapter, settings.max_message_bytes)
-            except InvalidMessage as invalid:
-                await _reject_invalid(
-                    broker, message, queue_name, settings.service_name, invalid.reason
-                )
-                return
-            try:
-                await handler(event)
-            except InvalidMessage as invalid:
-                await _reject_invalid(
-                    broker, message, queue_name, settings.service_name, invalid.reason
-                )
-            except Exception:
-                await _retry_later(message, queue_name)
-            else:
-                await message.ack()
+            with metrics.timed(queue_name) as record:
+                record(await _deliver(message, broker, queue_name, settings, handle))
 
         return handler
 

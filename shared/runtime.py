@@ -3,7 +3,8 @@
 A service provides an `assemble` coroutine that builds its store (creating indexes), includes
 its routers in the broker and returns what to do once the broker is connected. This module does the rest, the same way for all four:
 JSON logging, the database connection, the dead-letter queues of every consumed queue, and an
-HTTP server with `/health` (the process answers) and `/ready` (broker and database reachable).
+HTTP server with `/health` (the process answers), `/ready` (broker and database reachable)
+and `/metrics` (Prometheus).
 Uvicorn turns SIGTERM and SIGINT into a graceful stop: consumers are cancelled first, in-flight
 messages finish (up to the broker's graceful timeout), then the database is closed.
 """
@@ -25,6 +26,7 @@ from shared import topology
 from shared.database import DatabaseConnection, connect_database
 from shared.log import configure_logging
 from shared.messaging import make_broker
+from shared.metrics import exposition
 from shared.settings import ServiceSettings
 
 StartupHooks = Sequence[Callable[[], Awaitable[None]]]
@@ -94,7 +96,12 @@ def health_routes(broker: RabbitBroker, database: DatabaseConnection) -> list[tu
         body = f'{{"broker":{str(broker_ok).lower()},"database":{str(database_ok).lower()}}}'
         return AsgiResponse(body.encode(), status, {"content-type": "application/json"})
 
-    return [("/health", health), ("/ready", ready)]
+    @get(include_in_schema=False)
+    async def metrics(scope: Any) -> AsgiResponse:
+        body, content_type = exposition()
+        return AsgiResponse(body, 200, {"content-type": content_type})
+
+    return [("/health", health), ("/ready", ready), ("/metrics", metrics)]
 
 
 async def serve(settings: ServiceSettings, assemble: Assemble) -> None:

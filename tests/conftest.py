@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from urllib.parse import urlsplit
 
 import pytest
@@ -90,3 +90,13 @@ def mongodb_url(docker_available: bool) -> Iterator[str | None]:
 
     with MongoDbContainer("mongo:8") as container:
         yield container.get_connection_url()
+
+
+@pytest.fixture
+async def vhost_url(rabbitmq: Broker) -> AsyncIterator[str]:
+    """An AMQP URL into a virtual host of this test's own, deleted afterwards."""
+    vhost = await rabbitmq.create_vhost()
+    try:
+        yield rabbitmq.url_for(vhost)
+    finally:
+        await rabbitmq.delete_vhost(vhost)

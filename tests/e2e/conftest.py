@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.harness import Register
-from tests.e2e.rabbitmq import Broker
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/e2e/" in str(item.path).replace("\\", "/"):
             item.add_marker(pytest.mark.e2e)
-
-
-@pytest.fixture
-async def vhost_url(rabbitmq: Broker) -> AsyncIterator[str]:
-    """An AMQP URL into a virtual host of this test's own, deleted afterwards."""
-    vhost = await rabbitmq.create_vhost()
-    try:
-        yield rabbitmq.url_for(vhost)
-    finally:
-        await rabbitmq.delete_vhost(vhost)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

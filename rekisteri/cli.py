@@ -11,6 +11,7 @@ import logging
 import click
 
 from rekisteri.erasure import erasure
+from rekisteri.operations import dlq, status
 from rekisteri.providers import providers
 
 DEFAULT_RABBITMQ_URL = "amqp://guest:guest@localhost:5672/"
@@ -41,5 +42,5 @@ def main(context: click.Context, rabbitmq_url: str, timeout: float) -> None:
     context.obj = {"rabbitmq_url": rabbitmq_url, "timeout": timeout}
 
 
-for group in (providers, erasure):
+for group in (providers, erasure, status, dlq):
     main.add_command(group)

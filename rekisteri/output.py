@@ -28,6 +28,30 @@ def call(context: click.Context, service: str, command: BaseModel) -> Any:
         raise click.ClickException(str(error)) from None
 
 
+def call_each(
+    context: click.Context, services: Sequence[str], command: BaseModel
+) -> dict[str, Any | OpsError]:
+    """Send `command` to every service at once; each gets its result or why it failed."""
+    settings = context.find_root().obj
+
+    async def exchange() -> dict[str, Any | OpsError]:
+        async with OpsClient(settings["rabbitmq_url"], settings["timeout"]) as client:
+
+            async def ask(service: str) -> Any | OpsError:
+                try:
+                    return await client.request(service, command)
+                except OpsError as error:
+                    return error
+
+            answers = await asyncio.gather(*(ask(service) for service in services))
+        return dict(zip(services, answers, strict=True))
+
+    try:
+        return asyncio.run(exchange())
+    except OpsError as error:  # the broker itself could not be reached
+        raise click.ClickException(str(error)) from None
+
+
 def build(model: type[BaseModel], **fields: Any) -> BaseModel:
     """Validate arguments with the same contract the service will apply."""
     try:

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 from faststream import AckPolicy
 from faststream.message import StreamMessage
-from faststream.rabbit import Channel, RabbitBroker, RabbitExchange, RabbitRouter
+from faststream.rabbit import Channel, RabbitBroker, RabbitExchange, RabbitResponse, RabbitRouter
 from faststream.rabbit.annotations import RabbitBroker as BrokerInContext
 from faststream.rabbit.annotations import RabbitMessage
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -253,11 +253,36 @@ def subscribe_events(
     return register
 
 
+Dispatch = Callable[[Any, str], Awaitable[Any]]
+
+
+async def _answer(
+    message: RabbitMessage,
+    queue_name: str,
+    adapter: TypeAdapter[Any],
+    settings: ServiceSettings,
+    dispatch: Dispatch,
+) -> OpsReply:
+    raw = message.raw_message
+    actor = raw.user_id or "unauthenticated"
+    try:
+        command = decode(message.body, adapter, settings.max_message_bytes)
+        return OpsReply(ok=True, result=await dispatch(command, actor))
+    except InvalidMessage as invalid:
+        return OpsReply(ok=False, error=f"invalid command: {invalid.reason}")
+    except CommandRefused as refused:
+        return OpsReply(ok=False, error=str(refused))
+    except Exception:
+        log.exception("command failed", extra=_log_fields(message, queue_name))
+        return OpsReply(
+            ok=False,
+            error=f"the {settings.service_name} service failed; see its log "
+            f"(message id {raw.message_id})",
+        )
+
+
 class CommandRefused(Exception):
     """A command that cannot be carried out; the text goes back to the operator as it is."""
-
-
-Dispatch = Callable[[Any, str], Awaitable[Any]]
 
 
 def subscribe_commands(
@@ -284,23 +309,16 @@ def subscribe_commands(
             decoder=_raw_body,
             title=f"{queue_name}:consume",
         )
-        async def serve(message: RabbitMessage) -> OpsReply:
-            raw = message.raw_message
-            actor = raw.user_id or "unauthenticated"
-            try:
-                command = decode(message.body, adapter, settings.max_message_bytes)
-                return OpsReply(ok=True, result=await dispatch(command, actor))
-            except InvalidMessage as invalid:
-                return OpsReply(ok=False, error=f"invalid command: {invalid.reason}")
-            except CommandRefused as refused:
-                return OpsReply(ok=False, error=str(refused))
-            except Exception:
-                log.exception("command failed", extra=_log_fields(message, queue_name))
-                return OpsReply(
-                    ok=False,
-                    error=f"the {settings.service_name} service failed; see its log "
-                    f"(message id {raw.message_id})",
-                )
+        async def serve(message: RabbitMessage) -> RabbitResponse:
+            reply = await _answer(message, queue_name, adapter, settings, dispatch)
+            metrics.COMMANDS.labels(queue_name, str(reply.ok).lower()).inc()
+            # Not mandatory: RabbitMQ returns a mandatory message sent to a direct reply-to
+            # address as unroutable even when it delivers it.
+            return RabbitResponse(
+                reply.model_dump_json(exclude_none=True).encode(),
+                mandatory=False,
+                content_type=JSON,
+            )
 
         return dispatch
 

@@ -20,12 +20,21 @@ from typing import Any
 
 import uvicorn
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
-from faststream.rabbit import RabbitBroker
+from faststream.rabbit import RabbitBroker, RabbitRouter
+from pydantic import TypeAdapter
 
 from shared import topology
+from shared.contracts.runtime import (
+    ListDeadLetters,
+    PurgeDeadLetters,
+    ReplayDeadLetters,
+    ReportStatus,
+    RuntimeCommand,
+)
 from shared.database import DatabaseConnection, connect_database
+from shared.dead_letters import QueueInspector
 from shared.log import configure_logging
-from shared.messaging import make_broker
+from shared.messaging import make_broker, subscribe_commands
 from shared.metrics import exposition
 from shared.settings import ServiceSettings
 
@@ -82,6 +91,47 @@ async def declare_dead_letter_queues(broker: RabbitBroker) -> None:
     await catch_all.bind(unroutable)
 
 
+def command_queue_names(broker: RabbitBroker) -> list[str]:
+    dead_lettering = set(dead_lettering_queue_names(broker))
+    queues = [subscriber.queue.name for subscriber in broker.subscribers]  # type: ignore[attr-defined]
+    return [name for name in queues if name not in dead_lettering]
+
+
+def runtime_router(settings: ServiceSettings, broker: RabbitBroker) -> RabbitRouter:
+    """The commands every service answers about its own queues (status, dead letters)."""
+    owned_extra = (
+        [topology.UNROUTABLE_QUEUE]
+        if settings.service_name == topology.UNROUTABLE_QUEUE_OWNER
+        else []
+    )
+    inspector = QueueInspector(
+        settings.rabbitmq_url,
+        work_queues=lambda: dead_lettering_queue_names(broker),
+        command_queues=lambda: command_queue_names(broker),
+        extra_dead_letter_queues=owned_extra,
+    )
+    router = RabbitRouter()
+    subscription = topology.runtime_subscription(settings.service_name)
+
+    @subscribe_commands(router, subscription, TypeAdapter(RuntimeCommand), settings)
+    async def on_command(command: RuntimeCommand, actor: str) -> Any:
+        match command:
+            case ReportStatus():
+                return await inspector.status()
+            case ListDeadLetters(queue=queue, limit=limit):
+                return await inspector.list(queue, limit)
+            case ReplayDeadLetters(ids=ids, queue=queue):
+                replayed = await inspector.replay(None if ids is None else set(ids), queue)
+                log.info("dead letters replayed", extra={"actor": actor, "count": len(replayed)})
+                return replayed
+            case PurgeDeadLetters(queue=queue):
+                purged = await inspector.purge(queue)
+                log.info("dead letters purged", extra={"actor": actor, "count": purged})
+                return purged
+
+    return router
+
+
 def health_routes(broker: RabbitBroker, database: DatabaseConnection) -> list[tuple[str, Any]]:
     @get(include_in_schema=False)
     async def health(scope: Any) -> AsgiResponse:
@@ -111,8 +161,13 @@ async def serve(settings: ServiceSettings, assemble: Assemble) -> None:
     try:
         broker = make_broker(settings)
         hooks = await assemble(settings, database, broker)
+        broker.include_router(runtime_router(settings, broker))
 
-        async def after_startup() -> None:
+        async def declare_before_consuming() -> None:
+            # Connected but not consuming yet: a message dead-lettered in the first moments
+            # must find its dead-letter queue, and a provider's queue must exist before any
+            # disclosure is routed to it.
+            await broker.connect()
             await declare_dead_letter_queues(broker)
             for hook in hooks:
                 await hook()
@@ -120,7 +175,7 @@ async def serve(settings: ServiceSettings, assemble: Assemble) -> None:
         app = AsgiFastStream(
             broker,
             asgi_routes=health_routes(broker, database),
-            after_startup=[after_startup],
+            on_startup=[declare_before_consuming],
             logger=logging.getLogger(f"{settings.service_name}.app"),
         )
         server = _Server(

@@ -44,3 +44,6 @@ def register(
         if failed is not None and failed.failed:
             # The services' own account of what happened, where the test's output shows it.
             print(f"--- service logs ---\n{running.logs()[-20000:]}")
+        elif request.node.get_closest_marker("service_errors_expected") is None:
+            errors = [line for line in running.logs().splitlines() if '"level":"error"' in line]
+            assert not errors, "the services logged errors:\n" + "\n".join(errors[:20])

@@ -16,18 +16,19 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
 from shared.database import Database
+from shared.topology import SERVICES
 
-SERVICES = ("orders", "consent", "disclosure", "erasure")
+T = TypeVar("T")
 REPOSITORY = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
@@ -145,14 +146,27 @@ async def open_database(register: Register, service: str) -> tuple[Database, Any
     return embedded[service], embedded  # type: ignore[return-value]
 
 
+async def eventually(read: Callable[[], T], done: Callable[[T], bool], within: float = 20.0) -> T:
+    """Call the blocking `read` until `done(result)`; fail with the last result after `within`."""
+    deadline = time.monotonic() + within
+    while True:
+        result = await asyncio.to_thread(read)
+        if done(result):
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still not there after {within:g} s: {result!r}"[:2000])
+        await asyncio.sleep(0.1)
+
+
 def rekisteri(
-    rabbitmq_url: str, *arguments: str, timeout: float = 30
+    rabbitmq_url: str, *arguments: str, timeout: float = 30, input_text: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run the real command-line tool, as an operator would."""
     return subprocess.run(
         [sys.executable, "-m", "rekisteri", *arguments],
         cwd=REPOSITORY,
         env={**os.environ, "RABBITMQ_URL": rabbitmq_url},
+        input=input_text,
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -129,6 +129,13 @@ class Register:
                 codes[service.name] = service.process.wait()
         return codes
 
+    def kill(self, name: str) -> int:
+        """SIGKILL: the process gets no chance to finish anything."""
+        process = self.services[name].process
+        assert process is not None
+        process.kill()
+        return process.wait()
+
     def logs(self) -> str:
         return "\n".join(service.log() for service in self.services.values())
 

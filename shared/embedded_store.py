@@ -62,6 +62,8 @@ from pymongo.results import (
     UpdateResult,
 )
 
+from shared.query_shapes import QueryLog
+
 Document = dict[str, Any]
 Record = dict[str, Any]
 
@@ -226,7 +228,8 @@ class EmbeddedClient:
     `await EmbeddedClient.open(directory)`, which runs it in a thread.
     """
 
-    def __init__(self, directory: Path | None) -> None:
+    def __init__(self, directory: Path | None, query_log: QueryLog | None = None) -> None:
+        self.query_log = query_log
         self._sync = mongomock_ng.MongoClient(tz_aware=True)
         self._journal: _Journal | None = None
         self._lock_fd: int | None = None
@@ -241,8 +244,10 @@ class EmbeddedClient:
                 raise
 
     @classmethod
-    async def open(cls, directory: Path | None) -> EmbeddedClient:
-        return await asyncio.to_thread(cls, directory)
+    async def open(
+        cls, directory: Path | None, query_log: QueryLog | None = None
+    ) -> EmbeddedClient:
+        return await asyncio.to_thread(cls, directory, query_log)
 
     @staticmethod
     def _lock(directory: Path) -> int:
@@ -394,18 +399,31 @@ class EmbeddedCommandCursor:
 class EmbeddedCursor(EmbeddedCommandCursor):
     """What AsyncCursor offers (from `find`): options chain until the first document is read."""
 
-    def __init__(self, cursor: mongomock_ng.collection.Cursor) -> None:
+    def __init__(
+        self,
+        cursor: mongomock_ng.collection.Cursor,
+        on_start: Callable[[Any], None],
+        sort: Any = None,
+    ) -> None:
         super().__init__(cursor)
         self._query = cursor
         self._started = False
+        self._on_start = on_start
+        self._sort = sort
 
     def _chain(self) -> None:
         if self._started:
             raise InvalidOperation("cannot set options after executing query")
 
+    def _start(self) -> None:
+        if not self._started:
+            self._started = True
+            self._on_start(self._sort)
+
     def sort(self, key_or_list: Any, direction: int | str | None = None) -> Self:
         self._chain()
         self._query.sort(key_or_list, direction)
+        self._sort = key_or_list if direction is None else [(key_or_list, direction)]
         return self
 
     def skip(self, skip: int) -> Self:
@@ -423,18 +441,24 @@ class EmbeddedCursor(EmbeddedCommandCursor):
         return self
 
     async def next(self) -> Document:
-        self._started = True
+        self._start()
         return await super().next()
 
     async def to_list(self, length: int | None = None) -> list[Document]:
-        self._started = True
+        self._start()
         return await super().to_list(length)
 
 
-def _read(name: str) -> Callable[..., Coroutine[Any, Any, Any]]:
-    """A collection method that only reads: mongomock_ng's, made awaitable."""
+def _read(name: str, filter_at: int | None = 0) -> Callable[..., Coroutine[Any, Any, Any]]:
+    """A collection method that only reads: mongomock_ng's, made awaitable.
+
+    `filter_at` is the position of its filter argument, for the query log.
+    """
 
     async def read(self: EmbeddedCollection, *args: Any, **kwargs: Any) -> Any:
+        if filter_at is not None:
+            query = args[filter_at] if len(args) > filter_at else kwargs.get("filter")
+            self._observe(name, query, kwargs.get("sort"))
         return getattr(self._sync, name)(*args, **_no_session(kwargs))
 
     read.__name__ = read.__qualname__ = name
@@ -453,14 +477,32 @@ class EmbeddedCollection:
 
     find_one = _read("find_one")
     count_documents = _read("count_documents")
-    estimated_document_count = _read("estimated_document_count")
-    distinct = _read("distinct")
-    index_information = _read("index_information")
+    estimated_document_count = _read("estimated_document_count", filter_at=None)
+    distinct = _read("distinct", filter_at=1)
+    index_information = _read("index_information", filter_at=None)
+
+    def _observe(self, operation: str, query: Any, sort: Any = None) -> None:
+        """Record the query's shape where a query log is kept (tests: index coverage)."""
+        log = self._client.query_log
+        if log is None:
+            return
+        indexes = [
+            [key for key, _ in info["key"]] for info in self._sync.index_information().values()
+        ]
+        log.record(f"{self.database.name}.{self.name}", operation, query, sort, indexes)
 
     def find(self, *args: Any, **kwargs: Any) -> EmbeddedCursor:
-        return EmbeddedCursor(self._sync.find(*args, **_no_session(kwargs)))
+        query = args[0] if args else kwargs.get("filter")
+        return EmbeddedCursor(
+            self._sync.find(*args, **_no_session(kwargs)),
+            on_start=lambda sort: self._observe("find", query, sort),
+            sort=kwargs.get("sort"),
+        )
 
     async def aggregate(self, pipeline: list[Document], **kwargs: Any) -> EmbeddedCommandCursor:
+        first = pipeline[0] if pipeline else {}
+        following = pipeline[1] if len(pipeline) > 1 else {}
+        self._observe("aggregate", first.get("$match"), following.get("$sort"))
         if self._client._journal is not None and any(
             "$out" in s or "$merge" in s for s in pipeline
         ):
@@ -655,6 +697,8 @@ class EmbeddedCollection:
         of its work before its error. Journaling an untouched document is harmless.
         """
         self._client._check_writable()
+        if matching is not None:
+            self._observe("write", matching, sort)
         touched: list[Any] = []
         if self._client._journal is None:
             yield touched

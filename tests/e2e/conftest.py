@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.harness import Register
+from tests.e2e.rabbitmq import Broker
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

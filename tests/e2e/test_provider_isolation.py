@@ -164,3 +164,30 @@ async def test_a_provider_reads_its_own_queue_and_is_refused_everything_else(
     for url in (spa_url, kart_url, rotated_url):
         password = urlsplit(url).password
         assert password and password not in logs
+
+
+async def test_a_replayed_dead_letter_goes_back_where_it_failed_never_to_a_provider(
+    register: Register, vhost_url: str
+) -> None:
+    added = rekisteri(vhost_url, "providers", "add", "spa-oy", "--name", "Spa", "--country", "FI")
+    assert added.returncode == 0, added.stderr
+    # A dead letter whose headers claim it came from a provider's queue: headers are whatever
+    # the original sender put there.
+    async with QueueReader(vhost_url) as party:
+        assert party.channel is not None
+        dead_letters = await party.channel.get_exchange("dead-letter", ensure=False)
+        forged = aio_pika.Message(
+            b'{"forged": true}',
+            message_id="forged",
+            headers={"x-original-queue": "disclosures.spa-oy"},
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        await dead_letters.publish(forged, routing_key="disclosure.order-placed")
+
+        replayed = rekisteri(vhost_url, "dlq", "replay", "--all")
+        assert replayed.returncode == 0, replayed.stderr
+        assert "replayed 1 dead letter(s)" in replayed.stdout
+        assert await party.depth("disclosures.spa-oy") == 0
+        # It went through the disclosure service again, which rejected it again.
+        [again] = await party.receive("dead-letter.disclosure.order-placed", 1)
+        assert again.message_id == "forged"

@@ -78,28 +78,28 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
 
 
-def print_json(result: Any) -> None:
+def _print_json(result: Any) -> None:
     click.echo(json.dumps(result, indent=2, ensure_ascii=False))
 
 
 def emit(result: Any, as_json: bool, columns: Sequence[str]) -> None:
     """Print a list of records as a table, or as JSON for scripts."""
     if as_json:
-        print_json(result)
+        _print_json(result)
     elif not result:
         click.echo("(none)")
     else:
         print_table(result, columns)
 
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-
-
 def emit_record(record: dict[str, Any], as_json: bool) -> None:
     """Print one record as `field: value` lines, or as JSON for scripts."""
     if as_json:
-        print_json(record)
+        _print_json(record)
         return
     width = max(len(field) for field in record)
     for field, value in record.items():
         click.echo(f"{field.ljust(width)}  {_cell(value)}")
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")

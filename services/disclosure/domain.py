@@ -84,10 +84,14 @@ def provider_changes(command: UpdateProvider) -> dict[str, Any]:
     return changes
 
 
+def not_registered(provider_id: str) -> str:
+    return f"provider {provider_id} is not registered"
+
+
 def hold_reason(provider_id: str, provider: Provider | None) -> str | None:
     """Why this provider may not receive personal data now, or None when it may."""
     if provider is None:
-        return f"provider {provider_id} is not registered"
+        return not_registered(provider_id)
     if provider.status != ProviderStatus.ACTIVE:
         return f"provider {provider_id} is {provider.status}"
     if not is_in_eea(provider.country):

@@ -12,6 +12,7 @@ from services.disclosure.domain import (
     ProviderRefused,
     disclosed_fields,
     hold_reason,
+    not_registered,
     plan_disclosures,
     provider_amqp_url,
     provider_changes,
@@ -157,7 +158,7 @@ class DisclosureService:
     async def show_provider(self, provider_id: str) -> Provider:
         provider = await self._store.provider(provider_id)
         if provider is None:
-            raise ProviderRefused(_not_registered(provider_id))
+            raise ProviderRefused(not_registered(provider_id))
         return provider
 
     async def list_providers(self) -> list[Provider]:
@@ -195,7 +196,7 @@ class DisclosureService:
     async def _change(self, provider_id: str, changes: dict[str, object], actor: str) -> Provider:
         provider = await self._store.change_provider(provider_id, changes, actor, datetime.now(UTC))
         if provider is None:
-            raise ProviderRefused(_not_registered(provider_id))
+            raise ProviderRefused(not_registered(provider_id))
         log.info(
             "provider changed",
             extra={"provider_id": provider_id, "fields": sorted(changes), "actor": actor},
@@ -205,10 +206,6 @@ class DisclosureService:
     def _subjects(self, disclosure: Disclosure) -> list[str]:
         emails = [disclosure.buyer.email, disclosure.recipient.email]
         return [self._hasher(email) for email in emails if email]
-
-
-def _not_registered(provider_id: str) -> str:
-    return f"provider {provider_id} is not registered"
 
 
 def _ids(disclosure: Disclosure) -> dict[str, str]:

@@ -10,6 +10,7 @@ import logging
 
 import click
 
+from rekisteri.disclosures import disclosures
 from rekisteri.erasure import erasure
 from rekisteri.operations import dlq, status
 from rekisteri.providers import providers
@@ -42,5 +43,5 @@ def main(context: click.Context, rabbitmq_url: str, timeout: float) -> None:
     context.obj = {"rabbitmq_url": rabbitmq_url, "timeout": timeout}
 
 
-for group in (providers, erasure, status, dlq):
+for group in (providers, disclosures, erasure, status, dlq):
     main.add_command(group)

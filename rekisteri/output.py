@@ -60,10 +60,16 @@ def build(model: type[BaseModel], **fields: Any) -> BaseModel:
         raise click.UsageError(describe_validation_error(error)) from None
 
 
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ", ".join(str(part) for part in value)
+    return str(value)
+
+
 def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
-    cells = [
-        ["" if row.get(column) is None else str(row[column]) for column in columns] for row in rows
-    ]
+    cells = [[_cell(row.get(column)) for column in columns] for row in rows]
     widths = [
         max([len(column), *(len(line[i]) for line in cells)]) for i, column in enumerate(columns)
     ]
@@ -72,14 +78,28 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
 
 
+def _print_json(result: Any) -> None:
+    click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+
+
 def emit(result: Any, as_json: bool, columns: Sequence[str]) -> None:
     """Print a list of records as a table, or as JSON for scripts."""
     if as_json:
-        click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+        _print_json(result)
     elif not result:
         click.echo("(none)")
     else:
         print_table(result, columns)
+
+
+def emit_record(record: dict[str, Any], as_json: bool) -> None:
+    """Print one record as `field: value` lines, or as JSON for scripts."""
+    if as_json:
+        _print_json(record)
+        return
+    width = max(len(field) for field in record)
+    for field, value in record.items():
+        click.echo(f"{field.ljust(width)}  {_cell(value)}")
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")

@@ -179,10 +179,19 @@ class QueueInspector:
                     letter = describe(message, name)
                     if ids is not None and letter.id not in ids:
                         continue
-                    await _send_back(channel, message, letter)
+                    await _send_back(channel, message, letter, self._source_of(name))
                     await message.ack()
                     replayed.append(letter.id)
         return replayed
+
+    def _source_of(self, dead_letter_queue: str) -> str | None:
+        """The work queue whose failures `dead_letter_queue` holds; None for the unroutable one.
+
+        Read from the queue's name, never from the message's headers, which its sender chose:
+        a replay goes back where the message failed, and can never reach a provider's queue.
+        """
+        sources = {topology.DEAD_LETTER_QUEUE_PREFIX + q: q for q in self._work_queues()}
+        return sources.get(dead_letter_queue)
 
     async def purge(self, only: str | None) -> int:
         purged = 0
@@ -209,7 +218,10 @@ async def _browse(
 
 
 async def _send_back(
-    channel: AbstractChannel, message: AbstractIncomingMessage, letter: DeadLetter
+    channel: AbstractChannel,
+    message: AbstractIncomingMessage,
+    letter: DeadLetter,
+    source_queue: str | None,
 ) -> None:
     """To the queue it failed in, not back through its exchange: other consumers had it."""
     headers = {
@@ -227,10 +239,8 @@ async def _send_back(
         correlation_id=message.correlation_id,
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
     )
-    if letter.source_queue:
-        await channel.default_exchange.publish(
-            replay, routing_key=letter.source_queue, mandatory=True
-        )
+    if source_queue:
+        await channel.default_exchange.publish(replay, routing_key=source_queue, mandatory=True)
     else:  # unroutable at the web shop's exchange: offer it to the exchange again
         exchange = await channel.get_exchange(
             message.exchange or topology.WEBSHOP_EXCHANGE, ensure=False

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
@@ -40,7 +40,9 @@ from shared.settings import ServiceSettings
 
 StartupHooks = Sequence[Callable[[], Awaitable[None]]]
 """What a service needs done once the broker is connected (declaring queues it owns)."""
-Assemble = Callable[[ServiceSettings, DatabaseConnection, RabbitBroker], Awaitable[StartupHooks]]
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+# Generic in the settings class, so a service's `assemble` may take its own subclass.
+Assemble = Callable[[SettingsT, DatabaseConnection, RabbitBroker], Awaitable[StartupHooks]]
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +156,7 @@ def health_routes(broker: RabbitBroker, database: DatabaseConnection) -> list[tu
     return [("/health", health), ("/ready", ready), ("/metrics", metrics)]
 
 
-async def serve(settings: ServiceSettings, assemble: Assemble) -> None:
+async def serve(settings: SettingsT, assemble: Assemble[SettingsT]) -> None:
     configure_logging(settings.service_name, settings.log_level)
     database = await connect_database(settings)
     log.info("data store: %s", database.description, extra={"store": database.description})
@@ -200,6 +202,6 @@ async def serve(settings: ServiceSettings, assemble: Assemble) -> None:
         await database.close()
 
 
-def run(settings: ServiceSettings, assemble: Assemble) -> None:
+def run(settings: SettingsT, assemble: Assemble[SettingsT]) -> None:
     """Entry point of `python -m services.<name>`."""
     asyncio.run(serve(settings, assemble))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.harness import Register
+from tests.e2e.rabbitmq import Broker
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -25,14 +26,33 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 @pytest.fixture
+async def provider_user_prefix(rabbitmq: Broker) -> AsyncIterator[str]:
+    """A prefix of this test's own for provider users (RabbitMQ users are broker-wide)."""
+    prefix = f"e2e-{uuid.uuid4().hex[:8]}-provider-"
+    try:
+        yield prefix
+    finally:
+        await rabbitmq.delete_users(prefix)
+
+
+@pytest.fixture
 def register(
-    vhost_url: str, tmp_path: Path, mongodb_url: str | None, request: pytest.FixtureRequest
+    vhost_url: str,
+    tmp_path: Path,
+    mongodb_url: str | None,
+    rabbitmq: Broker,
+    provider_user_prefix: str,
+    request: pytest.FixtureRequest,
 ) -> Iterator[Register]:
     running = Register(
         vhost_url,
         tmp_path / "data",
         mongodb_url,
         database_prefix=f"e2e_{uuid.uuid4().hex[:8]}_",
+        extra_env={
+            "RABBITMQ_MANAGEMENT_URL": rabbitmq.management_url,
+            "PROVIDER_USER_PREFIX": provider_user_prefix,
+        },
     )
     running.data_dir.mkdir(parents=True)
     running.start()

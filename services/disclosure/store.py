@@ -38,10 +38,17 @@ class DisclosureStore:
     async def create_indexes(self) -> None:
         await self._disclosures.create_indexes(
             [
-                IndexModel([("order_id", ASCENDING)]),
-                IndexModel([("provider_id", ASCENDING), ("sent_at", DESCENDING)]),
-                IndexModel([("subjects", ASCENDING), ("sent_at", DESCENDING)]),
+                # One order's held disclosures; all held ones; what a provider or person got.
+                IndexModel(
+                    [("order_id", ASCENDING), ("status", ASCENDING), ("recorded_at", ASCENDING)]
+                ),
                 IndexModel([("status", ASCENDING), ("recorded_at", ASCENDING)]),
+                IndexModel(
+                    [("provider_id", ASCENDING), ("status", ASCENDING), ("sent_at", DESCENDING)]
+                ),
+                IndexModel(
+                    [("subjects", ASCENDING), ("status", ASCENDING), ("sent_at", DESCENDING)]
+                ),
             ]
         )
 

@@ -309,6 +309,7 @@ async def test_a_held_disclosure_is_claimed_by_one_release_and_reclaimed_after_a
     connection = await connect_database(in_memory(DisclosureSettings))
     try:
         store = DisclosureStore(connection.database)
+        await store.create_indexes()
         event = OrderPlaced.model_validate(order_placed(), strict=False)
         [planned] = plan_disclosures(event, {})
         disclosure_id = str(planned.disclosure.disclosure_id)

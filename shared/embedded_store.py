@@ -40,7 +40,15 @@ import fcntl
 import logging
 import os
 import zlib
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Hashable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -50,6 +58,7 @@ import bson
 import mongomock_ng
 from bson import ObjectId, json_util
 from bson.tz_util import utc
+from mongomock_ng.filtering import filter_applies
 from mongomock_ng.helpers import hashdict
 from pymongo import InsertOne, ReturnDocument, UpdateMany, UpdateOne
 from pymongo.errors import BulkWriteError, InvalidOperation, WriteConcernError
@@ -169,6 +178,85 @@ def _upserted(result: UpdateResult) -> list[Any]:
     return [] if result.upserted_id is None else [result.upserted_id]
 
 
+class _EqualityIndex:
+    """Where each value of a collection's indexed leading fields occurs, by document key.
+
+    mongomock_ng answers every query by scanning every document; with this the store reads
+    only the documents a query's equality on `_id` or on the leading field of a declared
+    index can match, and lets mongomock_ng's own matching decide among those. Built on first
+    use from the documents present, then kept up to date by every write the adapter makes.
+    """
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self.fields: dict[str, dict[Any, set[Any]]] = {}
+        self._values: dict[Any, dict[str, list[Any]]] = {}
+        self._order: dict[Any, int] = {}
+        self._sequence = 0
+
+    def build(self, field: str, documents: Iterable[Document]) -> None:
+        self.fields[field] = {}
+        for document in documents:
+            self.update(_store_key(document["_id"]), document, only=field)
+
+    def update(self, key: Any, document: Document | None, only: str | None = None) -> None:
+        if document is None:
+            for field, values in self._values.pop(key, {}).items():
+                for value in values:
+                    self.fields[field].get(value, set()).discard(key)
+            self._order.pop(key, None)
+            return
+        if key not in self._order:
+            self._sequence += 1
+            self._order[key] = self._sequence
+        entries = self._values.setdefault(key, {})
+        for field in [only] if only else list(self.fields):
+            postings = self.fields[field]
+            for value in entries.get(field, []):
+                postings.get(value, set()).discard(key)
+            entries[field] = _hashable_values(_dotted(document, field))
+            for value in entries[field]:
+                postings.setdefault(value, set()).add(key)
+
+    def in_natural_order(self, keys: Iterable[Any]) -> list[Any]:
+        return sorted(keys, key=lambda key: self._order.get(key, 0))
+
+
+def _store_key(document_id: Any) -> Any:
+    return hashdict(document_id) if isinstance(document_id, dict) else document_id
+
+
+def _dotted(document: Mapping[str, Any], path: str) -> Any:
+    value: Any = document
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _hashable_values(value: Any) -> list[Any]:
+    """The values an equality on this field can match (each element of an array too)."""
+    values = value if isinstance(value, list) else [value]
+    return [v for v in values if isinstance(v, Hashable) and not isinstance(v, dict)]
+
+
+def _equality_values(condition: Any) -> list[Any] | None:
+    """The values a filter condition requires by equality, or None when it is not one."""
+    if isinstance(condition, Mapping):
+        if set(condition) == {"$eq"}:
+            condition = condition["$eq"]
+        elif set(condition) == {"$in"} and isinstance(condition["$in"], list):
+            return list(condition["$in"])
+        elif any(str(key).startswith("$") for key in condition):
+            return None
+    if isinstance(condition, list | dict):
+        return None
+    return [condition]
+
+
 class _Journal:
     """Append-only record file with group commit."""
 
@@ -230,6 +318,7 @@ class EmbeddedClient:
 
     def __init__(self, directory: Path | None, query_log: QueryLog | None = None) -> None:
         self.query_log = query_log
+        self._equality_indexes: dict[tuple[str, str], _EqualityIndex] = {}
         self._sync = mongomock_ng.MongoClient(tz_aware=True)
         self._journal: _Journal | None = None
         self._lock_fd: int | None = None
@@ -474,6 +563,12 @@ class EmbeddedCollection:
         self._client = database.client
         self._sync = database._sync[name]
         self._namespace = {"db": database.name, "coll": name}
+        self._index = database.client._equality_indexes.setdefault(
+            (database.name, name), _EqualityIndex()
+        )
+        self._scan_all = self._sync._iter_documents
+        # Every mongomock_ng query (find, update, delete, count) selects documents here.
+        self._sync._iter_documents = self._matching_documents
 
     find_one = _read("find_one")
     count_documents = _read("count_documents")
@@ -639,6 +734,7 @@ class EmbeddedCollection:
     async def drop(self, **kwargs: Any) -> None:
         self._client._check_writable()
         self._sync.drop(**_no_session(kwargs))
+        self._index.clear()
         await self._client._commit([{"op": "drop", **self._namespace}])
 
     def _index_records(self, names: Iterable[str]) -> list[Record]:
@@ -647,6 +743,44 @@ class EmbeddedCollection:
             {"op": "index", **self._namespace, "name": name, "spec": information[name]}
             for name in names
         ]
+
+    def _matching_documents(self, filter: Any) -> Iterator[Document]:
+        keys = self._candidate_keys(filter) if isinstance(filter, Mapping) else None
+        if keys is None:
+            return self._scan_all(filter)
+        store = self._sync._store
+        candidates = [store[key] for key in self._index.in_natural_order(keys) if key in store]
+        return (document for document in candidates if filter_applies(filter, document))
+
+    def _candidate_keys(self, filter: Mapping[str, Any]) -> set[Any] | None:
+        """Keys of every document the filter could match, or None when only a scan can tell."""
+        if "_id" in filter and (ids := _equality_values(filter["_id"])) is not None:
+            return {_store_key(value) for value in ids}
+        leading = {info["key"][0][0] for info in self._sync._store.indexes.values()}
+        for name, condition in filter.items():
+            if name in leading and (values := _equality_values(condition)) is not None:
+                postings = self._postings(name)
+                return set().union(
+                    *(postings.get(v, set()) for v in values if isinstance(v, Hashable))
+                )
+        if isinstance(branches := filter.get("$or"), list) and branches:
+            per_branch = [
+                self._candidate_keys(b) if isinstance(b, Mapping) else None for b in branches
+            ]
+            if all(keys is not None for keys in per_branch):
+                return set().union(*per_branch)  # type: ignore[arg-type]
+        return None
+
+    def _postings(self, field: str) -> dict[Any, set[Any]]:
+        if field not in self._index.fields:
+            self._index.build(field, self._sync._store.documents)
+        return self._index.fields[field]
+
+    def _reindex(self, ids: Iterable[Any]) -> None:
+        store = self._sync._store
+        for key in dict.fromkeys(_store_key(document_id) for document_id in ids):
+            # mongomock_ng's store has no get().
+            self._index.update(key, store[key] if key in store else None)  # noqa: SIM401
 
     def _images_of_all(self) -> Iterator[Record]:
         for document in self._sync.find():
@@ -689,7 +823,8 @@ class EmbeddedCollection:
         upsert: bool = False,
         inserted: list[Any] | None = None,
     ) -> AsyncIterator[list[Any]]:
-        """Around a write: journal every document it may touch, and wait until that is durable.
+        """Around a write: journal every document it may touch, and wait until that is durable;
+        keep the equality index up to date with them.
 
         Yields the `_id`s of the documents `matching` selects (all, or the first in `sort`
         order, which is the one a single-document write picks), to which the write may add.
@@ -700,7 +835,7 @@ class EmbeddedCollection:
         if matching is not None:
             self._observe("write", matching, sort)
         touched: list[Any] = []
-        if self._client._journal is None:
+        if self._client._journal is None and not self._index.fields:
             yield touched
             return
         if matching is not None:
@@ -716,5 +851,6 @@ class EmbeddedCollection:
             touched += [d["_id"] for d in inserted or [] if isinstance(d, Mapping) and "_id" in d]
             if catch_upsert and (last := self._last_id()) != last_before:
                 touched += last
-            if touched:
+            self._reindex(touched)
+            if touched and self._client._journal is not None:
                 await self._client._commit(self._images(touched))

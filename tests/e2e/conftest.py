@@ -54,7 +54,6 @@ def register(
             "PROVIDER_USER_PREFIX": provider_user_prefix,
         },
     )
-    running.data_dir.mkdir(parents=True)
     running.start()
     try:
         yield running

@@ -86,6 +86,7 @@ class Register:
         return f"{self.database_prefix}{service}"
 
     def start(self, names: Iterable[str] = SERVICES) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         for name in names:
             service = self.services.get(name) or ServiceProcess(
                 name, free_port(), self.data_dir / f"{name}.log"

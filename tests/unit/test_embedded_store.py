@@ -342,7 +342,8 @@ async def test_a_corrupt_record_before_good_ones_is_an_error(tmp_path: Path) -> 
             await client["register"]["customers"].insert_one({"_id": i, "name": "Aino"})
     journal = tmp_path / "journal.jsonl"
     first, *rest = journal.read_bytes().splitlines(keepends=True)
-    journal.write_bytes(first + rest[0].replace(b"Aino", b"Eino") + b"".join(rest[1:]))
+    damaged = rest[0][:20] + bytes([rest[0][20] ^ 1]) + rest[0][21:]  # one bit flipped
+    journal.write_bytes(first + damaged + b"".join(rest[1:]))
 
     with pytest.raises(
         EmbeddedStoreError, match=rf"{journal}: corrupt record at byte offset {len(first)}"

@@ -19,10 +19,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import aio_pika
+import aiormq
 from faststream import AckPolicy
 from faststream.message import StreamMessage
 from faststream.rabbit import Channel, RabbitBroker, RabbitExchange, RabbitResponse, RabbitRouter
-from faststream.rabbit.annotations import RabbitBroker as BrokerInContext
 from faststream.rabbit.annotations import RabbitMessage
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -31,7 +32,7 @@ from shared.contracts.ops import OpsReply
 from shared.log import error_location
 from shared.metrics import Outcome
 from shared.settings import ServiceSettings
-from shared.topology import DELIVERY_LIMIT, Subscription, dead_letter_exchange
+from shared.topology import DEAD_LETTER_EXCHANGE, DELIVERY_LIMIT, Subscription
 
 JSON = "application/json"
 MAX_RETRY_DELAY_SECONDS = 5.0
@@ -126,9 +127,12 @@ async def publish(
     )
 
 
-async def dead_letter(
-    broker: RabbitBroker, message: RabbitMessage, queue_name: str, service: str, reason: str
-) -> None:
+async def dead_letter(message: RabbitMessage, queue_name: str, service: str, reason: str) -> None:
+    """Publish the message, unchanged, to `dead-letter.<queue>` with why; confirmed.
+
+    Sent on the channel the message came in on (it has publisher confirms): no broker object
+    is needed, so handlers take no per-message dependencies.
+    """
     raw = message.raw_message
     headers = dict(raw.headers or {})
     headers.update(
@@ -141,14 +145,16 @@ async def dead_letter(
             ORIGINAL_ROUTING_KEY_HEADER: raw.routing_key or "",
         }
     )
-    await broker.publish(
+    await raw.channel.basic_publish(
         raw.body,
-        exchange=dead_letter_exchange(),
+        exchange=DEAD_LETTER_EXCHANGE,
         routing_key=queue_name,
-        message_id=raw.message_id,
-        content_type=raw.content_type,
-        headers=headers,
-        persist=True,
+        properties=aiormq.spec.Basic.Properties(
+            message_id=raw.message_id,
+            content_type=raw.content_type,
+            headers=headers,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT.value,
+        ),
         mandatory=True,
     )
 
@@ -156,6 +162,15 @@ async def dead_letter(
 async def _raw_body(message: StreamMessage[Any]) -> bytes:
     """FastStream's decoder, replaced: bodies are decoded and validated here, with reasons."""
     return message.body
+
+
+async def _whole_message(message: StreamMessage[Any]) -> StreamMessage[Any]:
+    """FastStream's decoder, replaced: the handler gets the message itself as its argument.
+
+    Asking for it through FastStream's context instead would resolve it in a worker thread
+    for every message.
+    """
+    return message
 
 
 def _previous_deliveries(message: RabbitMessage) -> int:
@@ -173,9 +188,9 @@ def _log_fields(message: RabbitMessage, queue_name: str) -> dict[str, Any]:
 
 
 async def _dead_letter_and_ack(
-    broker: RabbitBroker, message: RabbitMessage, queue_name: str, service: str, reason: str
+    message: RabbitMessage, queue_name: str, service: str, reason: str
 ) -> None:
-    await dead_letter(broker, message, queue_name, service, reason)
+    await dead_letter(message, queue_name, service, reason)
     await message.ack()
     log.warning(
         "dead-lettered a message", extra={**_log_fields(message, queue_name), "reason": reason}
@@ -192,7 +207,6 @@ async def _retry_later(message: RabbitMessage, queue_name: str) -> None:
 
 async def _deliver(
     message: RabbitMessage,
-    broker: RabbitBroker,
     queue_name: str,
     settings: ServiceSettings,
     handle: Callable[[bytes], Awaitable[None]],
@@ -201,9 +215,7 @@ async def _deliver(
     try:
         await handle(message.body)
     except InvalidMessage as invalid:
-        await _dead_letter_and_ack(
-            broker, message, queue_name, settings.service_name, invalid.reason
-        )
+        await _dead_letter_and_ack(message, queue_name, settings.service_name, invalid.reason)
         return "dead_lettered"
     except Exception as error:
         if _previous_deliveries(message) + 1 < DELIVERY_LIMIT:
@@ -216,7 +228,7 @@ async def _deliver(
             f"{type(error).__name__} at {error_location(error)}"
         )
         log.exception("handler failed for the last time", extra=_log_fields(message, queue_name))
-        await _dead_letter_and_ack(broker, message, queue_name, settings.service_name, reason)
+        await _dead_letter_and_ack(message, queue_name, settings.service_name, reason)
         return "dead_lettered"
     await message.ack()
     return "handled"
@@ -240,13 +252,13 @@ def subscribe_events(
             subscription.queue,
             subscription.exchange,
             ack_policy=AckPolicy.MANUAL,
-            decoder=_raw_body,
+            decoder=_whole_message,
             no_reply=True,
             title=f"{queue_name}:consume",
         )
-        async def consume(message: RabbitMessage, broker: BrokerInContext) -> None:
+        async def consume(message: Any) -> None:
             with metrics.timed(queue_name) as record:
-                record(await _deliver(message, broker, queue_name, settings, handle))
+                record(await _deliver(message, queue_name, settings, handle))
 
         return handler
 

@@ -67,3 +67,20 @@ def order_placed(
         "currency": "EUR",
         "consents": {"newsletter": newsletter, "marketing": marketing, "text_version": "2026-01"},
     }
+
+
+MISSING = object()
+"""As a value for `changed`: remove the field."""
+
+
+def changed(payload: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """`payload` with the field at a dotted path (`items.0.quantity`) set, or removed by MISSING."""
+    target = payload
+    *parents, leaf = path.split(".")
+    for part in parents:
+        target = target[int(part)] if part.isdigit() else target[part]
+    if value is MISSING:
+        del target[leaf]
+    else:
+        target[leaf] = value
+    return payload

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tests.e2e.harness import QueueReader, Register, WebShop, eventually, rekisteri
-from tests.factories import full_person, item, order_placed
+from tests.factories import MISSING, changed, full_person, item, order_placed
 
 SECRET_VALUES = (
     "Virtanen",
@@ -24,14 +24,7 @@ def _order(**changes: Any) -> dict[str, Any]:
         buyer=full_person("Aino", "Virtanen", "aino.virtanen@example.fi"), items=[item("spa-oy")]
     )
     for path, value in changes.items():
-        target = order
-        *parents, leaf = path.split("__")
-        for part in parents:
-            target = target[int(part)] if part.isdigit() else target[part]
-        if value is None:
-            del target[leaf]
-        else:
-            target[leaf] = value
+        changed(order, path.replace("__", "."), MISSING if value is None else value)
     return order
 
 

@@ -14,7 +14,7 @@ PIP_FLAGS := --quiet --disable-pip-version-check
 PYTEST_ARGS ?=
 SERVICES ?=
 
-.PHONY: install dev test lint asyncapi clean
+.PHONY: install dev test lint asyncapi bench clean
 
 # Creates .venv only if it is missing; an existing one is reused as it is.
 $(INSTALLED): pyproject.toml
@@ -33,6 +33,11 @@ test: $(INSTALLED)
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# End-to-end speed against a plain aio-pika baseline in the same run: make bench BENCH_ARGS="--orders 5000 --json bench.json"
+BENCH_ARGS ?=
+bench: $(INSTALLED)
+	$(BIN)/python -m tools.bench $(BENCH_ARGS)
 
 # Written to a temporary file first so that a failure leaves the committed document intact.
 asyncapi: $(INSTALLED)

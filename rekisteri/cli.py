@@ -11,7 +11,9 @@ import logging
 import click
 
 from rekisteri.consent import consent, marketing
+from rekisteri.disclosures import disclosures
 from rekisteri.erasure import erasure
+from rekisteri.operations import dlq, status
 from rekisteri.providers import providers
 
 DEFAULT_RABBITMQ_URL = "amqp://guest:guest@localhost:5672/"
@@ -42,5 +44,5 @@ def main(context: click.Context, rabbitmq_url: str, timeout: float) -> None:
     context.obj = {"rabbitmq_url": rabbitmq_url, "timeout": timeout}
 
 
-for group in (providers, erasure, consent, marketing):
+for group in (providers, disclosures, erasure, consent, marketing, status, dlq):
     main.add_command(group)

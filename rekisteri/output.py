@@ -35,6 +35,30 @@ def call(context: click.Context, service: str, command: BaseModel) -> Any:
     return with_client(context, lambda client: client.request(service, command))
 
 
+def call_each(
+    context: click.Context, services: Sequence[str], command: BaseModel
+) -> dict[str, Any | OpsError]:
+    """Send `command` to every service at once; each gets its result or why it failed."""
+    settings = context.find_root().obj
+
+    async def exchange() -> dict[str, Any | OpsError]:
+        async with OpsClient(settings["rabbitmq_url"], settings["timeout"]) as client:
+
+            async def ask(service: str) -> Any | OpsError:
+                try:
+                    return await client.request(service, command)
+                except OpsError as error:
+                    return error
+
+            answers = await asyncio.gather(*(ask(service) for service in services))
+        return dict(zip(services, answers, strict=True))
+
+    try:
+        return asyncio.run(exchange())
+    except OpsError as error:  # the broker itself could not be reached
+        raise click.ClickException(str(error)) from None
+
+
 def build(model: type[BaseModel], **fields: Any) -> BaseModel:
     """Validate arguments with the same contract the service will apply."""
     try:
@@ -43,10 +67,16 @@ def build(model: type[BaseModel], **fields: Any) -> BaseModel:
         raise click.UsageError(describe_validation_error(error)) from None
 
 
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ", ".join(str(part) for part in value)
+    return str(value)
+
+
 def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
-    cells = [
-        ["" if row.get(column) is None else str(row[column]) for column in columns] for row in rows
-    ]
+    cells = [[_cell(row.get(column)) for column in columns] for row in rows]
     widths = [
         max([len(column), *(len(line[i]) for line in cells)]) for i, column in enumerate(columns)
     ]
@@ -55,14 +85,28 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> None:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
 
 
+def _print_json(result: Any) -> None:
+    click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+
+
 def emit(result: Any, as_json: bool, columns: Sequence[str]) -> None:
     """Print a list of records as a table, or as JSON for scripts."""
     if as_json:
-        click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+        _print_json(result)
     elif not result:
         click.echo("(none)")
     else:
         print_table(result, columns)
+
+
+def emit_record(record: dict[str, Any], as_json: bool) -> None:
+    """Print one record as `field: value` lines, or as JSON for scripts."""
+    if as_json:
+        _print_json(record)
+        return
+    width = max(len(field) for field in record)
+    for field, value in record.items():
+        click.echo(f"{field.ljust(width)}  {_cell(value)}")
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")

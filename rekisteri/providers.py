@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
-from rekisteri.output import build, call, emit, json_option
-from shared.contracts.providers import AddProvider, ListProviders
+from rekisteri.output import build, call, emit, emit_record, json_option
+from shared.contracts.providers import (
+    AddProvider,
+    ChangeProviderStatus,
+    IssueProviderCredentials,
+    ListProviders,
+    ProviderStatus,
+    ShowProvider,
+    UpdateProvider,
+)
+
+COUNTRY_HELP = "ISO 3166-1 alpha-2 code; must be in the EEA."
+EMAIL_HELP = "Where the provider's data contact is reached."
 
 
 @click.group()
@@ -13,11 +26,19 @@ def providers() -> None:
     """The service providers that receive their orders' data."""
 
 
+def _country(value: str | None) -> str | None:
+    return None if value is None else value.upper()
+
+
+def _describe(provider: dict[str, Any]) -> str:
+    return f"{provider['provider_id']} ({provider['name']}, {provider['country']})"
+
+
 @providers.command("add")
 @click.argument("provider_id")
 @click.option("--name", required=True, help="The provider's name.")
-@click.option("--country", required=True, help="ISO 3166-1 alpha-2 code; must be in the EEA.")
-@click.option("--contact-email", default=None, help="Where the provider's data contact is reached.")
+@click.option("--country", required=True, help=COUNTRY_HELP)
+@click.option("--contact-email", default=None, help=EMAIL_HELP)
 @click.pass_context
 def add(
     context: click.Context, provider_id: str, name: str, country: str, contact_email: str | None
@@ -27,14 +48,61 @@ def add(
         AddProvider,
         provider_id=provider_id,
         name=name,
-        country=country.upper(),
+        country=_country(country),
         contact_email=contact_email,
     )
     provider = call(context, "disclosure", command)
     click.echo(
-        f"registered provider {provider['provider_id']} ({provider['name']}, "
-        f"{provider['country']}); its data goes to queue disclosures.{provider['provider_id']}"
+        f"registered provider {_describe(provider)}; its data goes to queue "
+        f"disclosures.{provider['provider_id']}"
     )
+
+
+@providers.command("update")
+@click.argument("provider_id")
+@click.option("--name", default=None, help="The provider's new name.")
+@click.option("--country", default=None, help=COUNTRY_HELP)
+@click.option("--contact-email", default=None, help=EMAIL_HELP)
+@click.pass_context
+def update(
+    context: click.Context,
+    provider_id: str,
+    name: str | None,
+    country: str | None,
+    contact_email: str | None,
+) -> None:
+    """Change PROVIDER_ID's name, country or contact email; the rest stays as it is."""
+    command = build(
+        UpdateProvider,
+        provider_id=provider_id,
+        name=name,
+        country=_country(country),
+        contact_email=contact_email,
+    )
+    provider = call(context, "disclosure", command)
+    click.echo(f"updated provider {_describe(provider)}")
+
+
+def _set_status(context: click.Context, provider_id: str, status: str) -> None:
+    command = build(ChangeProviderStatus, provider_id=provider_id, status=status)
+    provider = call(context, "disclosure", command)
+    click.echo(f"provider {_describe(provider)} is {provider['status']}")
+
+
+@providers.command("suspend")
+@click.argument("provider_id")
+@click.pass_context
+def suspend(context: click.Context, provider_id: str) -> None:
+    """Stop disclosing to PROVIDER_ID: from the next order on, its disclosures are held."""
+    _set_status(context, provider_id, ProviderStatus.SUSPENDED)
+
+
+@providers.command("activate")
+@click.argument("provider_id")
+@click.pass_context
+def activate(context: click.Context, provider_id: str) -> None:
+    """Disclose to PROVIDER_ID again; what was held meanwhile waits for `disclosures release`."""
+    _set_status(context, provider_id, ProviderStatus.ACTIVE)
 
 
 @providers.command("list")
@@ -44,3 +112,32 @@ def list_(context: click.Context, as_json: bool) -> None:
     """List registered providers."""
     result = call(context, "disclosure", ListProviders())
     emit(result, as_json, ["provider_id", "name", "country", "status", "created_at", "created_by"])
+
+
+@providers.command("show")
+@click.argument("provider_id")
+@json_option
+@click.pass_context
+def show(context: click.Context, provider_id: str, as_json: bool) -> None:
+    """Everything the registry keeps on PROVIDER_ID, with who changed it last and when."""
+    emit_record(call(context, "disclosure", build(ShowProvider, provider_id=provider_id)), as_json)
+
+
+@providers.command("credentials")
+@click.argument("provider_id")
+@click.pass_context
+def credentials(context: click.Context, provider_id: str) -> None:
+    """Create or rotate PROVIDER_ID's RabbitMQ user and print its AMQP URL, once.
+
+    The user may read the provider's own queue and nothing else. Rotating closes the
+    provider's open connections and makes the previous password useless.
+    """
+    command = build(IssueProviderCredentials, provider_id=provider_id)
+    issued = call(context, "disclosure", command)
+    click.echo(
+        f"RabbitMQ user {issued['username']} may read queue disclosures.{provider_id} only. "
+        "The URL below holds its password and is shown only this once: give it to the "
+        "provider over a secure channel.",
+        err=True,
+    )
+    click.echo(issued["amqp_url"])

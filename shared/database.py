@@ -68,10 +68,15 @@ async def connect_database(settings: ServiceSettings) -> DatabaseConnection:
         )
         return DatabaseConnection(client[settings.database_name], description, client)
 
-    from shared.embedded_store import EmbeddedClient  # the stand-in loads only where used
+    # The stand-in and its query log load only where they are used.
+    from shared.embedded_store import EmbeddedClient
+    from shared.query_shapes import QueryLog
 
     directory = None if url == MEMORY_URL else Path(settings.data_dir) / settings.service_name
-    embedded = await EmbeddedClient.open(directory)
+    query_log = settings.embedded_store_query_log
+    embedded = await EmbeddedClient.open(
+        directory, QueryLog(Path(query_log)) if query_log else None
+    )
     if directory is None:
         log.warning("data is kept in memory only and is lost when the service stops")
     database = cast("Database", embedded[settings.database_name])

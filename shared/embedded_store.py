@@ -14,8 +14,9 @@ Durability (directory mode). Every write appends to `journal.jsonl` the *resulti
 document it may have touched (`put` with the whole document, or `del` with its `_id`), not the
 operation: re-running an operation could produce other `_id`s or timestamps. Index creations,
 index drops and collection drops are journaled the same way. A record is one line,
-`<crc32 of payload, 8 hex digits> <payload>\\n`, the payload being canonical extended JSON
-(`bson.json_util`), so datetimes, ObjectIds, Decimal128 and bytes round-trip exactly. A write
+`<crc32 of payload, 8 hex digits> <payload>\\n`, the payload being the record as BSON in
+base64, so datetimes, ObjectIds, Decimal128 and bytes round-trip exactly, at C speed (records
+an earlier version wrote as canonical extended JSON are still read). A write
 returns only after its records are fsynced, because the caller acknowledges a RabbitMQ message
 right after. Group commit keeps that affordable: writers append to a buffer and wait; one
 flusher task writes and fsyncs the whole buffer in a worker thread, while new writes gather for
@@ -25,30 +26,43 @@ may see a write whose writer is still waiting for its fsync.
 Opening (`await EmbeddedClient.open(directory)`, which runs the synchronous constructor in a
 thread) loads `snapshot.jsonl`, replays the journal, writes a fresh snapshot atomically and starts
 an empty journal, so start-up time stays bounded. Replaying images is idempotent, so a crash
-between the new snapshot and the emptied journal is harmless. An incomplete or corrupt record at
-the end of the journal is a write torn by a crash and was never acknowledged: it is dropped with
-a warning. A corrupt record followed by good ones is an error naming the file and offset. A
-`fcntl.flock` on `LOCK` keeps a second client or process from opening the same directory.
+between the new snapshot and the emptied journal is harmless. Incomplete or corrupt records at
+the end of the journal are a write torn by a crash, never acknowledged: they are dropped with a
+warning (the fresh journal replaces the file). A corrupt record followed by good ones is an
+error naming the file and offset. A `fcntl.flock` on `LOCK` keeps a second client or process
+from opening the same directory.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import fcntl
 import logging
 import os
 import zlib
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Hashable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Any, Self
 
 import bson
+import bson.errors
 import mongomock_ng
 from bson import ObjectId, json_util
+from bson.codec_options import CodecOptions
 from bson.tz_util import utc
+from mongomock_ng.filtering import filter_applies
 from mongomock_ng.helpers import hashdict
 from pymongo import InsertOne, ReturnDocument, UpdateMany, UpdateOne
 from pymongo.errors import BulkWriteError, InvalidOperation, WriteConcernError
@@ -61,10 +75,13 @@ from pymongo.results import (
     UpdateResult,
 )
 
+from shared.query_shapes import QueryLog
+
 Document = dict[str, Any]
 Record = dict[str, Any]
 
 _JSON = json_util.CANONICAL_JSON_OPTIONS.with_options(tz_aware=True, tzinfo=utc)
+_BSON: CodecOptions[Document] = CodecOptions(tz_aware=True, tzinfo=utc)
 _SNAPSHOT, _JOURNAL, _LOCK = "snapshot.jsonl", "journal.jsonl", "LOCK"
 
 log = logging.getLogger(__name__)
@@ -80,7 +97,8 @@ def _key(value: Any) -> str:
 
 
 def _frame(record: Record) -> bytes:
-    payload = json_util.dumps(record, json_options=_JSON).encode()
+    """One journal line: CRC32, then the record as base64 BSON (exact types, C-fast)."""
+    payload = base64.b64encode(bson.encode(record))
     return b"%08x %s\n" % (zlib.crc32(payload), payload)
 
 
@@ -89,8 +107,10 @@ def _unframe(line: bytes) -> Record | None:
     checksum, _, payload = line.partition(b" ")
     try:
         if len(checksum) == 8 and int(checksum, 16) == zlib.crc32(payload):
-            return json_util.loads(payload, json_options=_JSON)
-    except ValueError:
+            if payload.startswith(b"{"):  # written by an earlier version, as extended JSON
+                return json_util.loads(payload, json_options=_JSON)
+            return bson.decode(base64.b64decode(payload, validate=True), codec_options=_BSON)
+    except (ValueError, bson.errors.BSONError):
         pass
     return None
 
@@ -166,6 +186,85 @@ def _upserted(result: UpdateResult) -> list[Any]:
     return [] if result.upserted_id is None else [result.upserted_id]
 
 
+class _EqualityIndex:
+    """Where each value of a collection's indexed leading fields occurs, by document key.
+
+    mongomock_ng answers every query by scanning every document; with this the store reads
+    only the documents a query's equality on `_id` or on the leading field of a declared
+    index can match, and lets mongomock_ng's own matching decide among those. Built on first
+    use from the documents present, then kept up to date by every write the adapter makes.
+    """
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self.fields: dict[str, dict[Any, set[Any]]] = {}
+        self._values: dict[Any, dict[str, list[Any]]] = {}
+        self._order: dict[Any, int] = {}
+        self._sequence = 0
+
+    def build(self, field: str, documents: Iterable[Document]) -> None:
+        self.fields[field] = {}
+        for document in documents:
+            self.update(_store_key(document["_id"]), document, only=field)
+
+    def update(self, key: Any, document: Document | None, only: str | None = None) -> None:
+        if document is None:
+            for field, values in self._values.pop(key, {}).items():
+                for value in values:
+                    self.fields[field].get(value, set()).discard(key)
+            self._order.pop(key, None)
+            return
+        if key not in self._order:
+            self._sequence += 1
+            self._order[key] = self._sequence
+        entries = self._values.setdefault(key, {})
+        for field in [only] if only else list(self.fields):
+            postings = self.fields[field]
+            for value in entries.get(field, []):
+                postings.get(value, set()).discard(key)
+            entries[field] = _hashable_values(_dotted(document, field))
+            for value in entries[field]:
+                postings.setdefault(value, set()).add(key)
+
+    def in_natural_order(self, keys: Iterable[Any]) -> list[Any]:
+        return sorted(keys, key=lambda key: self._order.get(key, 0))
+
+
+def _store_key(document_id: Any) -> Any:
+    return hashdict(document_id) if isinstance(document_id, dict) else document_id
+
+
+def _dotted(document: Mapping[str, Any], path: str) -> Any:
+    value: Any = document
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+def _hashable_values(value: Any) -> list[Any]:
+    """The values an equality on this field can match (each element of an array too)."""
+    values = value if isinstance(value, list) else [value]
+    return [v for v in values if isinstance(v, Hashable) and not isinstance(v, dict)]
+
+
+def _equality_values(condition: Any) -> list[Any] | None:
+    """The values a filter condition requires by equality, or None when it is not one."""
+    if isinstance(condition, Mapping):
+        if set(condition) == {"$eq"}:
+            condition = condition["$eq"]
+        elif set(condition) == {"$in"} and isinstance(condition["$in"], list):
+            return list(condition["$in"])
+        elif any(str(key).startswith("$") for key in condition):
+            return None
+    if isinstance(condition, list | dict):
+        return None
+    return [condition]
+
+
 class _Journal:
     """Append-only record file with group commit."""
 
@@ -225,7 +324,9 @@ class EmbeddedClient:
     `await EmbeddedClient.open(directory)`, which runs it in a thread.
     """
 
-    def __init__(self, directory: Path | None) -> None:
+    def __init__(self, directory: Path | None, query_log: QueryLog | None = None) -> None:
+        self.query_log = query_log
+        self._equality_indexes: dict[tuple[str, str], _EqualityIndex] = {}
         self._sync = mongomock_ng.MongoClient(tz_aware=True)
         self._journal: _Journal | None = None
         self._lock_fd: int | None = None
@@ -240,8 +341,10 @@ class EmbeddedClient:
                 raise
 
     @classmethod
-    async def open(cls, directory: Path | None) -> EmbeddedClient:
-        return await asyncio.to_thread(cls, directory)
+    async def open(
+        cls, directory: Path | None, query_log: QueryLog | None = None
+    ) -> EmbeddedClient:
+        return await asyncio.to_thread(cls, directory, query_log)
 
     @staticmethod
     def _lock(directory: Path) -> int:
@@ -393,18 +496,31 @@ class EmbeddedCommandCursor:
 class EmbeddedCursor(EmbeddedCommandCursor):
     """What AsyncCursor offers (from `find`): options chain until the first document is read."""
 
-    def __init__(self, cursor: mongomock_ng.collection.Cursor) -> None:
+    def __init__(
+        self,
+        cursor: mongomock_ng.collection.Cursor,
+        on_start: Callable[[Any], None],
+        sort: Any = None,
+    ) -> None:
         super().__init__(cursor)
         self._query = cursor
         self._started = False
+        self._on_start = on_start
+        self._sort = sort
 
     def _chain(self) -> None:
         if self._started:
             raise InvalidOperation("cannot set options after executing query")
 
+    def _start(self) -> None:
+        if not self._started:
+            self._started = True
+            self._on_start(self._sort)
+
     def sort(self, key_or_list: Any, direction: int | str | None = None) -> Self:
         self._chain()
         self._query.sort(key_or_list, direction)
+        self._sort = key_or_list if direction is None else [(key_or_list, direction)]
         return self
 
     def skip(self, skip: int) -> Self:
@@ -422,18 +538,24 @@ class EmbeddedCursor(EmbeddedCommandCursor):
         return self
 
     async def next(self) -> Document:
-        self._started = True
+        self._start()
         return await super().next()
 
     async def to_list(self, length: int | None = None) -> list[Document]:
-        self._started = True
+        self._start()
         return await super().to_list(length)
 
 
-def _read(name: str) -> Callable[..., Coroutine[Any, Any, Any]]:
-    """A collection method that only reads: mongomock_ng's, made awaitable."""
+def _read(name: str, filter_at: int | None = 0) -> Callable[..., Coroutine[Any, Any, Any]]:
+    """A collection method that only reads: mongomock_ng's, made awaitable.
+
+    `filter_at` is the position of its filter argument, for the query log.
+    """
 
     async def read(self: EmbeddedCollection, *args: Any, **kwargs: Any) -> Any:
+        if filter_at is not None:
+            query = args[filter_at] if len(args) > filter_at else kwargs.get("filter")
+            self._observe(name, query, kwargs.get("sort"))
         return getattr(self._sync, name)(*args, **_no_session(kwargs))
 
     read.__name__ = read.__qualname__ = name
@@ -449,17 +571,41 @@ class EmbeddedCollection:
         self._client = database.client
         self._sync = database._sync[name]
         self._namespace = {"db": database.name, "coll": name}
+        self._index = database.client._equality_indexes.setdefault(
+            (database.name, name), _EqualityIndex()
+        )
+        self._scan_all = self._sync._iter_documents
+        # Every mongomock_ng query (find, update, delete, count) selects documents here.
+        self._sync._iter_documents = self._matching_documents
 
     find_one = _read("find_one")
     count_documents = _read("count_documents")
-    estimated_document_count = _read("estimated_document_count")
-    distinct = _read("distinct")
-    index_information = _read("index_information")
+    estimated_document_count = _read("estimated_document_count", filter_at=None)
+    distinct = _read("distinct", filter_at=1)
+    index_information = _read("index_information", filter_at=None)
+
+    def _observe(self, operation: str, query: Any, sort: Any = None) -> None:
+        """Record the query's shape where a query log is kept (tests: index coverage)."""
+        log = self._client.query_log
+        if log is None:
+            return
+        indexes = [
+            [key for key, _ in info["key"]] for info in self._sync.index_information().values()
+        ]
+        log.record(f"{self.database.name}.{self.name}", operation, query, sort, indexes)
 
     def find(self, *args: Any, **kwargs: Any) -> EmbeddedCursor:
-        return EmbeddedCursor(self._sync.find(*args, **_no_session(kwargs)))
+        query = args[0] if args else kwargs.get("filter")
+        return EmbeddedCursor(
+            self._sync.find(*args, **_no_session(kwargs)),
+            on_start=lambda sort: self._observe("find", query, sort),
+            sort=kwargs.get("sort"),
+        )
 
     async def aggregate(self, pipeline: list[Document], **kwargs: Any) -> EmbeddedCommandCursor:
+        first = pipeline[0] if pipeline else {}
+        following = pipeline[1] if len(pipeline) > 1 else {}
+        self._observe("aggregate", first.get("$match"), following.get("$sort"))
         if self._client._journal is not None and any(
             "$out" in s or "$merge" in s for s in pipeline
         ):
@@ -596,6 +742,7 @@ class EmbeddedCollection:
     async def drop(self, **kwargs: Any) -> None:
         self._client._check_writable()
         self._sync.drop(**_no_session(kwargs))
+        self._index.clear()
         await self._client._commit([{"op": "drop", **self._namespace}])
 
     def _index_records(self, names: Iterable[str]) -> list[Record]:
@@ -604,6 +751,44 @@ class EmbeddedCollection:
             {"op": "index", **self._namespace, "name": name, "spec": information[name]}
             for name in names
         ]
+
+    def _matching_documents(self, filter: Any) -> Iterator[Document]:
+        keys = self._candidate_keys(filter) if isinstance(filter, Mapping) else None
+        if keys is None:
+            return self._scan_all(filter)
+        store = self._sync._store
+        candidates = [store[key] for key in self._index.in_natural_order(keys) if key in store]
+        return (document for document in candidates if filter_applies(filter, document))
+
+    def _candidate_keys(self, filter: Mapping[str, Any]) -> set[Any] | None:
+        """Keys of every document the filter could match, or None when only a scan can tell."""
+        if "_id" in filter and (ids := _equality_values(filter["_id"])) is not None:
+            return {_store_key(value) for value in ids}
+        leading = {info["key"][0][0] for info in self._sync._store.indexes.values()}
+        for name, condition in filter.items():
+            if name in leading and (values := _equality_values(condition)) is not None:
+                postings = self._postings(name)
+                return set().union(
+                    *(postings.get(v, set()) for v in values if isinstance(v, Hashable))
+                )
+        if isinstance(branches := filter.get("$or"), list) and branches:
+            per_branch = [
+                self._candidate_keys(b) if isinstance(b, Mapping) else None for b in branches
+            ]
+            if all(keys is not None for keys in per_branch):
+                return set().union(*per_branch)  # type: ignore[arg-type]
+        return None
+
+    def _postings(self, field: str) -> dict[Any, set[Any]]:
+        if field not in self._index.fields:
+            self._index.build(field, self._sync._store.documents)
+        return self._index.fields[field]
+
+    def _reindex(self, ids: Iterable[Any]) -> None:
+        store = self._sync._store
+        for key in dict.fromkeys(_store_key(document_id) for document_id in ids):
+            # mongomock_ng's store has no get().
+            self._index.update(key, store[key] if key in store else None)  # noqa: SIM401
 
     def _images_of_all(self) -> Iterator[Record]:
         for document in self._sync.find():
@@ -646,7 +831,8 @@ class EmbeddedCollection:
         upsert: bool = False,
         inserted: list[Any] | None = None,
     ) -> AsyncIterator[list[Any]]:
-        """Around a write: journal every document it may touch, and wait until that is durable.
+        """Around a write: journal every document it may touch, and wait until that is durable;
+        keep the equality index up to date with them.
 
         Yields the `_id`s of the documents `matching` selects (all, or the first in `sort`
         order, which is the one a single-document write picks), to which the write may add.
@@ -654,8 +840,10 @@ class EmbeddedCollection:
         of its work before its error. Journaling an untouched document is harmless.
         """
         self._client._check_writable()
+        if matching is not None:
+            self._observe("write", matching, sort)
         touched: list[Any] = []
-        if self._client._journal is None:
+        if self._client._journal is None and not self._index.fields:
             yield touched
             return
         if matching is not None:
@@ -671,5 +859,6 @@ class EmbeddedCollection:
             touched += [d["_id"] for d in inserted or [] if isinstance(d, Mapping) and "_id" in d]
             if catch_upsert and (last := self._last_id()) != last_before:
                 touched += last
-            if touched:
+            self._reindex(touched)
+            if touched and self._client._journal is not None:
                 await self._client._commit(self._images(touched))

@@ -11,6 +11,7 @@ import logging
 import sys
 import traceback
 from datetime import UTC, datetime
+from pathlib import Path
 from types import TracebackType
 
 import orjson
@@ -42,7 +43,12 @@ def _innermost_frame(tb: TracebackType | None) -> str:
     if not frames:
         return ""
     frame = frames[-1]
-    return f"{frame.filename}:{frame.lineno} in {frame.name}"
+    return f"{Path(frame.filename).name}:{frame.lineno} in {frame.name}"
+
+
+def error_location(error: BaseException) -> str:
+    """Where an error was raised (`store.py:42 in add_order`): safe to log, unlike its text."""
+    return _innermost_frame(error.__traceback__)
 
 
 class JsonFormatter(logging.Formatter):

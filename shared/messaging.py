@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+import aio_pika
+import aiormq
 from faststream import AckPolicy
 from faststream.message import StreamMessage
 from faststream.rabbit import Channel, RabbitBroker, RabbitExchange, RabbitResponse, RabbitRouter
@@ -30,9 +32,12 @@ from faststream.rabbit.annotations import RabbitBroker as BrokerInContext
 from faststream.rabbit.annotations import RabbitMessage
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from shared import metrics
 from shared.contracts.ops import OpsPage, OpsReply
+from shared.log import error_location
+from shared.metrics import Outcome
 from shared.settings import ServiceSettings
-from shared.topology import Subscription, dead_letter_exchange
+from shared.topology import DEAD_LETTER_EXCHANGE, DELIVERY_LIMIT, Subscription
 
 JSON = "application/json"
 MAX_RETRY_DELAY_SECONDS = 5.0
@@ -128,9 +133,12 @@ async def publish(
     )
 
 
-async def dead_letter(
-    broker: RabbitBroker, message: RabbitMessage, queue_name: str, service: str, reason: str
-) -> None:
+async def dead_letter(message: RabbitMessage, queue_name: str, service: str, reason: str) -> None:
+    """Publish the message, unchanged, to `dead-letter.<queue>` with why; confirmed.
+
+    Sent on the channel the message came in on (it has publisher confirms): no broker object
+    is needed, so handlers take no per-message dependencies.
+    """
     raw = message.raw_message
     headers = dict(raw.headers or {})
     headers.update(
@@ -143,14 +151,16 @@ async def dead_letter(
             ORIGINAL_ROUTING_KEY_HEADER: raw.routing_key or "",
         }
     )
-    await broker.publish(
+    await raw.channel.basic_publish(
         raw.body,
-        exchange=dead_letter_exchange(),
+        exchange=DEAD_LETTER_EXCHANGE,
         routing_key=queue_name,
-        message_id=raw.message_id,
-        content_type=raw.content_type,
-        headers=headers,
-        persist=True,
+        properties=aiormq.spec.Basic.Properties(
+            message_id=raw.message_id,
+            content_type=raw.content_type,
+            headers=headers,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT.value,
+        ),
         mandatory=True,
     )
 
@@ -160,20 +170,33 @@ async def _raw_body(message: StreamMessage[Any]) -> bytes:
     return message.body
 
 
+async def _whole_message(message: StreamMessage[Any]) -> StreamMessage[Any]:
+    """FastStream's decoder, replaced: the handler gets the message itself as its argument.
+
+    Asking for it through FastStream's context instead would resolve it in a worker thread
+    for every message.
+    """
+    return message
+
+
+def _previous_deliveries(message: RabbitMessage) -> int:
+    """How often the broker delivered this message before (quorum queues count returns)."""
+    return int((message.raw_message.headers or {}).get("x-delivery-count", 0) or 0)
+
+
 def _retry_delay(message: RabbitMessage) -> float:
     """Back-off before a failed message goes back: 0.25 s, 0.5 s, 1 s ... capped."""
-    deliveries = int((message.raw_message.headers or {}).get("x-delivery-count", 0) or 0)
-    return min(0.25 * 2**deliveries, MAX_RETRY_DELAY_SECONDS)
+    return min(0.25 * 2 ** _previous_deliveries(message), MAX_RETRY_DELAY_SECONDS)
 
 
 def _log_fields(message: RabbitMessage, queue_name: str) -> dict[str, Any]:
     return {"queue": queue_name, "message_id": message.raw_message.message_id}
 
 
-async def _reject_invalid(
-    broker: RabbitBroker, message: RabbitMessage, queue_name: str, service: str, reason: str
+async def _dead_letter_and_ack(
+    message: RabbitMessage, queue_name: str, service: str, reason: str
 ) -> None:
-    await dead_letter(broker, message, queue_name, service, reason)
+    await dead_letter(message, queue_name, service, reason)
     await message.ack()
     log.warning(
         "dead-lettered a message", extra={**_log_fields(message, queue_name), "reason": reason}
@@ -188,6 +211,35 @@ async def _retry_later(message: RabbitMessage, queue_name: str) -> None:
     await message.nack(requeue=True)
 
 
+async def _deliver(
+    message: RabbitMessage,
+    queue_name: str,
+    settings: ServiceSettings,
+    handle: Callable[[bytes], Awaitable[None]],
+) -> Outcome:
+    """Run one delivery through `handle` and settle it: ack, dead-letter or retry later."""
+    try:
+        await handle(message.body)
+    except InvalidMessage as invalid:
+        await _dead_letter_and_ack(message, queue_name, settings.service_name, invalid.reason)
+        return "dead_lettered"
+    except Exception as error:
+        if _previous_deliveries(message) + 1 < DELIVERY_LIMIT:
+            await _retry_later(message, queue_name)
+            return "retried"
+        # The last delivery the queue allows: dead-letter it ourselves, with a reason the
+        # broker's own `delivery_limit` dead-lettering could not give.
+        reason = (
+            f"the handler failed on all {DELIVERY_LIMIT} deliveries; last error "
+            f"{type(error).__name__} at {error_location(error)}"
+        )
+        log.exception("handler failed for the last time", extra=_log_fields(message, queue_name))
+        await _dead_letter_and_ack(message, queue_name, settings.service_name, reason)
+        return "dead_lettered"
+    await message.ack()
+    return "handled"
+
+
 def subscribe_events(
     router: RabbitRouter,
     subscription: Subscription,
@@ -199,40 +251,24 @@ def subscribe_events(
     def register(handler: Callable[[Model], Awaitable[None]]) -> Callable[[Model], Awaitable[None]]:
         queue_name = subscription.queue_name
 
+        async def handle(body: bytes) -> None:
+            await handler(decode(body, adapter, settings.max_message_bytes))
+
         @router.subscriber(
             subscription.queue,
             subscription.exchange,
             ack_policy=AckPolicy.MANUAL,
-            decoder=_raw_body,
+            decoder=_whole_message,
             no_reply=True,
             title=f"{queue_name}:consume",
         )
-        async def consume(message: RabbitMessage, broker: BrokerInContext) -> None:
-            try:
-                event = decode(message.body, adapter, settings.max_message_bytes)
-            except InvalidMessage as invalid:
-                await _reject_invalid(
-                    broker, message, queue_name, settings.service_name, invalid.reason
-                )
-                return
-            try:
-                await handler(event)
-            except InvalidMessage as invalid:
-                await _reject_invalid(
-                    broker, message, queue_name, settings.service_name, invalid.reason
-                )
-            except Exception:
-                await _retry_later(message, queue_name)
-            else:
-                await message.ack()
+        async def consume(message: Any) -> None:
+            with metrics.timed(queue_name) as record:
+                record(await _deliver(message, queue_name, settings, handle))
 
         return handler
 
     return register
-
-
-class CommandRefused(Exception):
-    """A command that cannot be carried out; the text goes back to the operator as it is."""
 
 
 Dispatch = Callable[[Any, str], Awaitable[Any]]
@@ -244,7 +280,7 @@ def _actor(message: RabbitMessage) -> str:
 
 
 def _explain_failure(
-    error: Exception, message: RabbitMessage, queue_name: str, service: str
+    error: Exception, message: RabbitMessage, queue_name: str, settings: ServiceSettings
 ) -> str:
     """What the operator is told about a failed command; logs the unexpected (call in `except`)."""
     if isinstance(error, InvalidMessage):
@@ -253,8 +289,27 @@ def _explain_failure(
         return str(error)
     log.exception("command failed", extra=_log_fields(message, queue_name))
     return (
-        f"the {service} service failed; see its log (message id {message.raw_message.message_id})"
+        f"the {settings.service_name} service failed; see its log "
+        f"(message id {message.raw_message.message_id})"
     )
+
+
+async def _answer(
+    message: RabbitMessage,
+    queue_name: str,
+    adapter: TypeAdapter[Any],
+    settings: ServiceSettings,
+    dispatch: Dispatch,
+) -> OpsReply:
+    try:
+        command = decode(message.body, adapter, settings.max_message_bytes)
+        return OpsReply(ok=True, result=await dispatch(command, _actor(message)))
+    except Exception as error:
+        return OpsReply(ok=False, error=_explain_failure(error, message, queue_name, settings))
+
+
+class CommandRefused(Exception):
+    """A command that cannot be carried out; the text goes back to the operator as it is."""
 
 
 def subscribe_commands(
@@ -269,9 +324,6 @@ def subscribe_commands(
     `reply_to`; then the request is acknowledged. Commands are not retried: the operator sees
     the failure and decides. `actor` is the AMQP `user_id` property, which RabbitMQ checks
     against the sender's login.
-
-    Replies are not mandatory: RabbitMQ treats a direct reply-to address as no queue, so a
-    mandatory reply comes back as unroutable even when it was delivered.
     """
 
     def register(dispatch: Dispatch) -> Dispatch:
@@ -285,13 +337,15 @@ def subscribe_commands(
             title=f"{queue_name}:consume",
         )
         async def serve(message: RabbitMessage) -> RabbitResponse:
-            try:
-                command = decode(message.body, adapter, settings.max_message_bytes)
-                reply = OpsReply(ok=True, result=await dispatch(command, _actor(message)))
-            except Exception as error:
-                explanation = _explain_failure(error, message, queue_name, settings.service_name)
-                reply = OpsReply(ok=False, error=explanation)
-            return RabbitResponse(reply, mandatory=False)
+            reply = await _answer(message, queue_name, adapter, settings, dispatch)
+            metrics.COMMANDS.labels(queue_name, str(reply.ok).lower()).inc()
+            # Not mandatory: RabbitMQ returns a mandatory message sent to a direct reply-to
+            # address as unroutable even when it delivers it.
+            return RabbitResponse(
+                reply.model_dump_json(exclude_none=True).encode(),
+                mandatory=False,
+                content_type=JSON,
+            )
 
         return dispatch
 
@@ -361,7 +415,8 @@ def subscribe_streams(
 
     The request is acknowledged on arrival: an answer cannot be resumed, so one cut short by a
     crash is not started again for a requester that has given up (it sees the pages stop).
-    The client side is `rekisteri.client.OpsClient.stream`.
+    The client side is `rekisteri.client.OpsClient.stream`. (The broker comes from FastStream's
+    context: a cost per export, not per event.)
     """
 
     def register(dispatch: StreamDispatch) -> StreamDispatch:
@@ -377,6 +432,7 @@ def subscribe_streams(
         )
         async def serve(message: RabbitMessage, broker: BrokerInContext) -> None:
             pages = _PageSender(broker, message)
+            ok = True
             try:
                 command = decode(message.body, adapter, settings.max_message_bytes)
                 stream = await dispatch(command, _actor(message))
@@ -385,8 +441,10 @@ def subscribe_streams(
                     await pages.send(rows)
                 await pages.send([], final=True)
             except Exception as error:
-                explanation = _explain_failure(error, message, queue_name, settings.service_name)
+                ok = False
+                explanation = _explain_failure(error, message, queue_name, settings)
                 await pages.send([], final=True, error=explanation)
+            metrics.COMMANDS.labels(queue_name, str(ok).lower()).inc()
 
         return dispatch
 

@@ -3,7 +3,8 @@
 A service provides an `assemble` coroutine that builds its store (creating indexes), includes
 its routers in the broker and returns what to do once the broker is connected. This module does the rest, the same way for all four:
 JSON logging, the database connection, the dead-letter queues of every consumed queue, and an
-HTTP server with `/health` (the process answers) and `/ready` (broker and database reachable).
+HTTP server with `/health` (the process answers), `/ready` (broker and database reachable)
+and `/metrics` (Prometheus).
 Uvicorn turns SIGTERM and SIGINT into a graceful stop: consumers are cancelled first, in-flight
 messages finish (up to the broker's graceful timeout), then the database is closed.
 """
@@ -15,21 +16,33 @@ import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import uvicorn
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
-from faststream.rabbit import RabbitBroker
+from faststream.rabbit import RabbitBroker, RabbitRouter
+from pydantic import TypeAdapter
 
 from shared import topology
+from shared.contracts.runtime import (
+    ListDeadLetters,
+    PurgeDeadLetters,
+    ReplayDeadLetters,
+    ReportStatus,
+    RuntimeCommand,
+)
 from shared.database import DatabaseConnection, connect_database
+from shared.dead_letters import QueueInspector
 from shared.log import configure_logging
-from shared.messaging import make_broker
+from shared.messaging import make_broker, subscribe_commands
+from shared.metrics import exposition
 from shared.settings import ServiceSettings
 
 StartupHooks = Sequence[Callable[[], Awaitable[None]]]
 """What a service needs done once the broker is connected (declaring queues it owns)."""
-Assemble = Callable[[ServiceSettings, DatabaseConnection, RabbitBroker], Awaitable[StartupHooks]]
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+# Generic in the settings class, so a service's `assemble` may take its own subclass.
+Assemble = Callable[[SettingsT, DatabaseConnection, RabbitBroker], Awaitable[StartupHooks]]
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +93,47 @@ async def declare_dead_letter_queues(broker: RabbitBroker) -> None:
     await catch_all.bind(unroutable)
 
 
+def command_queue_names(broker: RabbitBroker) -> list[str]:
+    dead_lettering = set(dead_lettering_queue_names(broker))
+    queues = [subscriber.queue.name for subscriber in broker.subscribers]  # type: ignore[attr-defined]
+    return [name for name in queues if name not in dead_lettering]
+
+
+def runtime_router(settings: ServiceSettings, broker: RabbitBroker) -> RabbitRouter:
+    """The commands every service answers about its own queues (status, dead letters)."""
+    owned_extra = (
+        [topology.UNROUTABLE_QUEUE]
+        if settings.service_name == topology.UNROUTABLE_QUEUE_OWNER
+        else []
+    )
+    inspector = QueueInspector(
+        settings.rabbitmq_url,
+        work_queues=lambda: dead_lettering_queue_names(broker),
+        command_queues=lambda: command_queue_names(broker),
+        extra_dead_letter_queues=owned_extra,
+    )
+    router = RabbitRouter()
+    subscription = topology.runtime_subscription(settings.service_name)
+
+    @subscribe_commands(router, subscription, TypeAdapter(RuntimeCommand), settings)
+    async def on_command(command: RuntimeCommand, actor: str) -> Any:
+        match command:
+            case ReportStatus():
+                return await inspector.status()
+            case ListDeadLetters(queue=queue, limit=limit):
+                return await inspector.list(queue, limit)
+            case ReplayDeadLetters(ids=ids, queue=queue):
+                replayed = await inspector.replay(None if ids is None else set(ids), queue)
+                log.info("dead letters replayed", extra={"actor": actor, "count": len(replayed)})
+                return replayed
+            case PurgeDeadLetters(queue=queue):
+                purged = await inspector.purge(queue)
+                log.info("dead letters purged", extra={"actor": actor, "count": purged})
+                return purged
+
+    return router
+
+
 def health_routes(broker: RabbitBroker, database: DatabaseConnection) -> list[tuple[str, Any]]:
     @get(include_in_schema=False)
     async def health(scope: Any) -> AsgiResponse:
@@ -94,18 +148,28 @@ def health_routes(broker: RabbitBroker, database: DatabaseConnection) -> list[tu
         body = f'{{"broker":{str(broker_ok).lower()},"database":{str(database_ok).lower()}}}'
         return AsgiResponse(body.encode(), status, {"content-type": "application/json"})
 
-    return [("/health", health), ("/ready", ready)]
+    @get(include_in_schema=False)
+    async def metrics(scope: Any) -> AsgiResponse:
+        body, content_type = exposition()
+        return AsgiResponse(body, 200, {"content-type": content_type})
+
+    return [("/health", health), ("/ready", ready), ("/metrics", metrics)]
 
 
-async def serve(settings: ServiceSettings, assemble: Assemble) -> None:
+async def serve(settings: SettingsT, assemble: Assemble[SettingsT]) -> None:
     configure_logging(settings.service_name, settings.log_level)
     database = await connect_database(settings)
     log.info("data store: %s", database.description, extra={"store": database.description})
     try:
         broker = make_broker(settings)
         hooks = await assemble(settings, database, broker)
+        broker.include_router(runtime_router(settings, broker))
 
-        async def after_startup() -> None:
+        async def declare_before_consuming() -> None:
+            # Connected but not consuming yet: a message dead-lettered in the first moments
+            # must find its dead-letter queue, and a provider's queue must exist before any
+            # disclosure is routed to it.
+            await broker.connect()
             await declare_dead_letter_queues(broker)
             for hook in hooks:
                 await hook()
@@ -113,7 +177,7 @@ async def serve(settings: ServiceSettings, assemble: Assemble) -> None:
         app = AsgiFastStream(
             broker,
             asgi_routes=health_routes(broker, database),
-            after_startup=[after_startup],
+            on_startup=[declare_before_consuming],
             logger=logging.getLogger(f"{settings.service_name}.app"),
         )
         server = _Server(
@@ -138,6 +202,6 @@ async def serve(settings: ServiceSettings, assemble: Assemble) -> None:
         await database.close()
 
 
-def run(settings: ServiceSettings, assemble: Assemble) -> None:
+def run(settings: SettingsT, assemble: Assemble[SettingsT]) -> None:
     """Entry point of `python -m services.<name>`."""
     asyncio.run(serve(settings, assemble))

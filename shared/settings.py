@@ -43,6 +43,13 @@ class ServiceSettings(BaseSettings):
     data_dir: str = Field(
         default=".data", description="Where the embedded store keeps each service's directory."
     )
+    embedded_store_query_log: str | None = Field(
+        default=None,
+        description=(
+            "Development and tests: a file where the embedded store appends the shape of every "
+            "query, so the test suite can check that an index serves each one."
+        ),
+    )
     identity_hash_key: SecretStr = Field(
         default=SecretStr(DEV_IDENTITY_HASH_KEY),
         description="Secret key of the keyed hash that identifies a person across services.",

@@ -14,6 +14,9 @@ from typing import Any
 
 from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
 
+SERVICES = ("orders", "consent", "disclosure", "erasure")
+"""The register's services; each is also the routing key of its commands on `ops`."""
+
 # --- exchanges -------------------------------------------------------------------------------
 
 WEBSHOP_EXCHANGE = "webshop"
@@ -43,6 +46,8 @@ CONSENT_CHANGED = "consent.changed"
 DEAD_LETTER_QUEUE_PREFIX = "dead-letter."
 PROVIDER_QUEUE_PREFIX = "disclosures."
 UNROUTABLE_QUEUE = DEAD_LETTER_QUEUE_PREFIX + WEBSHOP_EXCHANGE + ".unroutable"
+UNROUTABLE_QUEUE_OWNER = "orders"
+"""The service that answers operators for the unroutable catch-all (every service declares it)."""
 
 # A message is delivered at most this many times before the broker dead-letters it, so a
 # handler that keeps failing cannot loop forever.
@@ -176,3 +181,8 @@ def ops_stream_subscription(service: str) -> Subscription:
     return CommandSubscription(
         f"ops.{service}.stream", ops_exchange(), ops_stream_routing_key(service)
     )
+
+
+def runtime_subscription(service: str) -> Subscription:
+    """`ops.<service>.runtime`: status and dead-letter commands every service answers."""
+    return CommandSubscription(f"ops.{service}.runtime", ops_exchange(), f"{service}.runtime")

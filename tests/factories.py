@@ -103,3 +103,20 @@ def marketing_objection(
     source: str = "unsubscribe-link",
 ) -> dict[str, Any]:
     return {**_event(occurred_at), "email": email, "objected": objected, "source": source}
+
+
+MISSING = object()
+"""As a value for `changed`: remove the field."""
+
+
+def changed(payload: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """`payload` with the field at a dotted path (`items.0.quantity`) set, or removed by MISSING."""
+    target = payload
+    *parents, leaf = path.split(".")
+    for part in parents:
+        target = target[int(part)] if part.isdigit() else target[part]
+    if value is MISSING:
+        del target[leaf]
+    else:
+        target[leaf] = value
+    return payload

@@ -35,7 +35,7 @@ from services.disclosure.settings import DisclosureSettings
 from services.erasure.settings import ErasureSettings
 from services.orders.settings import OrdersSettings
 from shared import messaging, topology
-from shared.contracts import consent, disclosures, erasure, ops, providers, webshop
+from shared.contracts import consent, disclosure_ops, disclosures, erasure, ops, webshop
 from shared.settings import ServiceSettings
 
 ASYNCAPI_VERSION = "3.0.0"
@@ -167,7 +167,7 @@ WEBSHOP_CONSUMERS: dict[str, tuple[type[ServiceSettings], ...]] = {
 }
 # Each service that takes operators' commands, the contracts module and the union of them.
 OPS_SERVERS: tuple[tuple[type[ServiceSettings], ModuleType, str], ...] = (
-    (DisclosureSettings, providers, "DisclosureCommand"),
+    (DisclosureSettings, disclosure_ops, "DisclosureCommand"),
     (ErasureSettings, erasure, "ErasureCommand"),
     (ConsentSettings, consent, "ConsentCommand"),
 )

@@ -4,12 +4,13 @@ Collections:
 - `consent_history`: append-only facts, one per event and topic (`<event_id>:<purpose>` or
   `<event_id>:objection`), each with when it was recorded. Never changed or deleted here.
 - `people`: per subject hash, the projection of the person's facts (`permissions`, `objection`,
-  `may_contact`, built from `facts_seen` facts), the buyer's `contact` from their latest order,
-  and `announced`, the summary last published as `consent.changed`.
+  `may_contact`, built from `facts_seen` facts), the buyer's `contact` from their latest order
+  with `addressable` true, and `announced`, the summary last published as `consent.changed`.
 
-The audience export reads `people` through the index on (`may_contact`, `_id`) with one
-cursor, a page at a time. It skips anyone carrying `ERASED`, the tombstone the erasure issue
-will set on a person here, so that an erased person drops out of every export at once.
+The audience export is everyone with the purpose in `may_contact` and `addressable` true, read
+with one cursor over the index on (`may_contact`, `addressable`, `_id`), a page at a time.
+`addressable` is the switch the erasure issue will turn off (with the contact removed), so that
+an erased person drops out of every export at once.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from services.consent.domain import FACT, AnyFact, ConsentState, Person
 from shared.contracts.consent import ConsentSummary, Contact, Purpose
 from shared.database import Database, conditional_upsert
 
-ERASED = "erased_at"
-AUDIENCE_INDEX = "audience"
+ADDRESSABLE = "addressable"
+"""True while the register may address the person: an order gave their name, no erasure since."""
 
 
 class ConsentStore:
@@ -38,7 +39,7 @@ class ConsentStore:
             [IndexModel([("subject", ASCENDING), ("occurred_at", ASCENDING)])]
         )
         await self._people.create_indexes(
-            [IndexModel([("may_contact", ASCENDING), ("_id", ASCENDING)], name=AUDIENCE_INDEX)]
+            [IndexModel([("may_contact", ASCENDING), (ADDRESSABLE, ASCENDING), ("_id", ASCENDING)])]
         )
 
     # --- history -------------------------------------------------------------------------------
@@ -97,6 +98,7 @@ class ConsentStore:
             {
                 "$set": {
                     "contact": contact.model_dump(),
+                    ADDRESSABLE: True,
                     "contact_as_of": as_of,
                     "contact_event_id": event_id,
                 }
@@ -130,9 +132,8 @@ class ConsentStore:
     # --- the audience ----------------------------------------------------------------------------
 
     def _audience_query(self, purpose: Purpose) -> dict[str, Any]:
-        # Without a contact (known only from consent events, no order yet) there is no name to
-        # address them by; with the erasure tombstone they are gone.
-        return {"may_contact": purpose, "contact": {"$exists": True}, ERASED: {"$exists": False}}
+        # Someone known only from consent events has no name to address them by yet.
+        return {"may_contact": purpose, ADDRESSABLE: True}
 
     async def count_audience(self, purpose: Purpose) -> int:
         return await self._people.count_documents(self._audience_query(purpose))

@@ -1,4 +1,5 @@
-"""Wires the disclosure service together: store, provider queues, service, handlers, broker."""
+"""Wires the disclosure service together: store, provider queues, the management API client,
+service, handlers, broker."""
 
 from __future__ import annotations
 
@@ -6,20 +7,27 @@ from faststream.rabbit import RabbitBroker
 
 from services.disclosure.handlers import build_router
 from services.disclosure.publisher import ProviderQueues
-from services.disclosure.service import DisclosureService
+from services.disclosure.rabbitmq_admin import RabbitMQAdmin
+from services.disclosure.service import DisclosureService, ProviderLogins
+from services.disclosure.settings import DisclosureSettings
 from services.disclosure.store import DisclosureStore
 from shared.database import DatabaseConnection
 from shared.identity import SubjectHasher
 from shared.runtime import StartupHooks
-from shared.settings import ServiceSettings
 
 
 async def assemble(
-    settings: ServiceSettings, database: DatabaseConnection, broker: RabbitBroker
+    settings: DisclosureSettings, database: DatabaseConnection, broker: RabbitBroker
 ) -> StartupHooks:
     store = DisclosureStore(database.database)
     await store.create_indexes()
     hasher = SubjectHasher(settings.identity_hash_key.get_secret_value())
-    service = DisclosureService(store, ProviderQueues(broker), hasher)
+    logins = ProviderLogins(
+        admin=RabbitMQAdmin(settings.rabbitmq_management_url, *settings.management_credentials),
+        vhost=settings.vhost,
+        user_prefix=settings.provider_user_prefix,
+        provider_url=settings.provider_url,
+    )
+    service = DisclosureService(store, ProviderQueues(broker), hasher, logins)
     broker.include_router(build_router(service, settings))
     return [service.declare_provider_queues]

@@ -2,24 +2,31 @@
 
 An order is split per provider: each provider gets one disclosure with both people's data and
 only its own items. A provider that is unknown, suspended or outside the EEA gets nothing; the
-disclosure is held with the reason until staff release it.
+disclosure is held with the reason until staff release it. Each provider reaches the broker as
+its own RabbitMQ user, which may read its own queue and do nothing else.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from yarl import URL
+
 from shared.contracts.disclosures import Disclosure, disclosure_id_for
-from shared.contracts.providers import AddProvider, Provider, ProviderStatus
+from shared.contracts.providers import AddProvider, Provider, ProviderStatus, UpdateProvider
 from shared.contracts.webshop import OrderPlaced
 from shared.countries import EEA_RULE, is_in_eea
+from shared.topology import provider_queue_name
+
+AMQP_DEFAULT_PORTS = {"amqp": 5672, "amqps": 5671}
 
 
 class ProviderRefused(ValueError):
-    """A provider registration that breaks a rule; the text names the rule."""
+    """A change to the provider registry that breaks a rule; the text names the rule."""
 
 
 @dataclass(frozen=True)
@@ -32,12 +39,25 @@ class PlannedDisclosure:
         return self.hold_reason is not None
 
 
-def register_provider(command: AddProvider, actor: str, now: datetime) -> Provider:
-    if not is_in_eea(command.country):
+@dataclass(frozen=True)
+class Permissions:
+    """A RabbitMQ user's rights in one virtual host: regular expressions over resource names."""
+
+    configure: str
+    write: str
+    read: str
+
+
+def _refuse_outside_eea(provider_id: str, country: str, outcome: str) -> None:
+    if not is_in_eea(country):
         raise ProviderRefused(
-            f"provider {command.provider_id} was not registered: {command.country} is outside "
-            f"the European Economic Area, and {EEA_RULE}"
+            f"provider {provider_id} {outcome}: {country} is outside the European Economic "
+            f"Area, and {EEA_RULE}"
         )
+
+
+def register_provider(command: AddProvider, actor: str, now: datetime) -> Provider:
+    _refuse_outside_eea(command.provider_id, command.country, "was not registered")
     return Provider(
         provider_id=command.provider_id,
         name=command.name,
@@ -51,10 +71,27 @@ def register_provider(command: AddProvider, actor: str, now: datetime) -> Provid
     )
 
 
+def provider_changes(command: UpdateProvider) -> dict[str, Any]:
+    """The registry fields an update sets; a country outside the EEA refuses the whole update."""
+    changes = command.model_dump(include={"name", "country", "contact_email"}, exclude_none=True)
+    if not changes:
+        raise ProviderRefused(
+            f"provider {command.provider_id} was not changed: give a name, a country or a "
+            "contact email"
+        )
+    if "country" in changes:
+        _refuse_outside_eea(command.provider_id, changes["country"], "was not changed")
+    return changes
+
+
+def not_registered(provider_id: str) -> str:
+    return f"provider {provider_id} is not registered"
+
+
 def hold_reason(provider_id: str, provider: Provider | None) -> str | None:
     """Why this provider may not receive personal data now, or None when it may."""
     if provider is None:
-        return f"provider {provider_id} is not registered"
+        return not_registered(provider_id)
     if provider.status != ProviderStatus.ACTIVE:
         return f"provider {provider_id} is {provider.status}"
     if not is_in_eea(provider.country):
@@ -100,3 +137,22 @@ def _field_paths(prefix: str, data: Mapping[str, Any]) -> list[str]:
         else:
             paths.append(f"{prefix}.{key}")
     return paths
+
+
+def provider_username(user_prefix: str, provider_id: str) -> str:
+    return f"{user_prefix}{provider_id}"
+
+
+def provider_permissions(provider_id: str) -> Permissions:
+    """Read its own queue; declare, bind, delete and publish nothing (`^$` matches no name)."""
+    return Permissions(
+        configure="^$", write="^$", read=f"^{re.escape(provider_queue_name(provider_id))}$"
+    )
+
+
+def provider_amqp_url(provider_url: str, username: str, password: str) -> str:
+    """`amqp://USER:PASSWORD@HOST:PORT/VHOST`, ready for the provider's AMQP client."""
+    url = URL(provider_url)
+    if url.explicit_port is None:
+        url = url.with_port(AMQP_DEFAULT_PORTS[url.scheme])
+    return str(url.with_user(username).with_password(password))

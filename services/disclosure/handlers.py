@@ -8,8 +8,22 @@ from faststream.rabbit import RabbitRouter
 from pydantic import TypeAdapter
 
 from services.disclosure.domain import ProviderRefused
+from services.disclosure.rabbitmq_admin import RabbitMQAdminError
 from services.disclosure.service import DisclosureService
-from shared.contracts.providers import AddProvider, DisclosureCommand, ListProviders
+from shared.contracts.disclosure_ops import (
+    DisclosureCommand,
+    ListDisclosures,
+    ListHeldDisclosures,
+    ReleaseOrder,
+)
+from shared.contracts.providers import (
+    AddProvider,
+    ChangeProviderStatus,
+    IssueProviderCredentials,
+    ListProviders,
+    ShowProvider,
+    UpdateProvider,
+)
 from shared.contracts.webshop import OrderPlaced
 from shared.messaging import CommandRefused, subscribe_commands, subscribe_events
 from shared.settings import ServiceSettings
@@ -33,9 +47,23 @@ def build_router(service: DisclosureService, settings: ServiceSettings) -> Rabbi
             match command:
                 case AddProvider():
                     return await service.add_provider(command, actor)
+                case UpdateProvider():
+                    return await service.update_provider(command, actor)
+                case ChangeProviderStatus():
+                    return await service.change_provider_status(command, actor)
                 case ListProviders():
                     return await service.list_providers()
-        except ProviderRefused as refused:
+                case ShowProvider(provider_id=provider_id):
+                    return await service.show_provider(provider_id)
+                case IssueProviderCredentials(provider_id=provider_id):
+                    return await service.issue_credentials(provider_id, actor)
+                case ListHeldDisclosures():
+                    return await service.held_disclosures()
+                case ReleaseOrder(order_id=order_id):
+                    return await service.release(order_id, actor)
+                case ListDisclosures():
+                    return await service.sent_disclosures(command)
+        except (ProviderRefused, RabbitMQAdminError) as refused:
             raise CommandRefused(str(refused)) from None
 
     return router

@@ -1,26 +1,33 @@
 """The disclosure service's MongoDB database; the only code that touches it.
 
 Collections: `providers` (the registry) and `disclosures` (the disclosure log: one document
-per order and provider, sent or held). A sent disclosure's log entry names the people by
-subject hash and lists the fields sent; it keeps no copy of the data. A held one keeps the
-data it will send until it is released.
+per order and provider). A sent disclosure's log entry names the people by subject hash and
+lists the fields sent; it keeps no copy of the data. A held one keeps the data it will send
+(`pending`) until it is released; releasing claims it first (`held` → `releasing`, atomically),
+so two releases can never both send it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from shared.contracts.disclosure_ops import HeldDisclosure, SentDisclosure
 from shared.contracts.disclosures import Disclosure
 from shared.contracts.providers import Provider
 from shared.database import Database
 
 SENT = "sent"
 HELD = "held"
+RELEASING = "releasing"
+# A release that crashed after claiming a disclosure leaves it `releasing`; after this long
+# another release may claim it again (and, if the first did publish, send it a second time
+# with the same disclosure id: delivery is at least once).
+RELEASE_LEASE = timedelta(minutes=1)
 
 
 class DisclosureStore:
@@ -31,10 +38,17 @@ class DisclosureStore:
     async def create_indexes(self) -> None:
         await self._disclosures.create_indexes(
             [
-                IndexModel([("order_id", ASCENDING)]),
-                IndexModel([("provider_id", ASCENDING), ("recorded_at", DESCENDING)]),
-                IndexModel([("subjects", ASCENDING), ("recorded_at", DESCENDING)]),
+                # One order's held disclosures; all held ones; what a provider or person got.
+                IndexModel(
+                    [("order_id", ASCENDING), ("status", ASCENDING), ("recorded_at", ASCENDING)]
+                ),
                 IndexModel([("status", ASCENDING), ("recorded_at", ASCENDING)]),
+                IndexModel(
+                    [("provider_id", ASCENDING), ("status", ASCENDING), ("sent_at", DESCENDING)]
+                ),
+                IndexModel(
+                    [("subjects", ASCENDING), ("status", ASCENDING), ("sent_at", DESCENDING)]
+                ),
             ]
         )
 
@@ -50,10 +64,25 @@ class DisclosureStore:
             return False
         return True
 
+    async def provider(self, provider_id: str) -> Provider | None:
+        document = await self._providers.find_one({"_id": provider_id})
+        return None if document is None else _provider(document)
+
     async def providers(self, provider_ids: Iterable[str] | None = None) -> list[Provider]:
         query = {} if provider_ids is None else {"_id": {"$in": list(provider_ids)}}
         cursor = self._providers.find(query).sort("_id", ASCENDING)
         return [_provider(document) async for document in cursor]
+
+    async def change_provider(
+        self, provider_id: str, changes: dict[str, Any], actor: str, now: datetime
+    ) -> Provider | None:
+        """Set only the fields given, so concurrent changes of other fields are not undone."""
+        document = await self._providers.find_one_and_update(
+            {"_id": provider_id},
+            {"$set": {**changes, "changed_at": now, "changed_by": actor}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return None if document is None else _provider(document)
 
     # --- disclosure log ------------------------------------------------------------------------
 
@@ -66,18 +95,22 @@ class DisclosureStore:
         subjects: list[str],
         fields: list[str],
         now: datetime,
+        released_by: str | None = None,
     ) -> None:
+        """Log the disclosure as sent, dropping the held copy of the data if there was one."""
+        released = {} if released_by is None else {"released_by": released_by}
         await self._disclosures.update_one(
             {"_id": str(disclosure.disclosure_id)},
             {
                 "$set": {
                     **_log_entry(disclosure, subjects),
+                    **released,
                     "status": SENT,
                     "fields": fields,
                     "sent_at": now,
                 },
                 "$setOnInsert": {"recorded_at": now},
-                "$unset": {"pending": "", "hold_reason": ""},
+                "$unset": {"pending": "", "hold_reason": "", "claimed_at": ""},
             },
             upsert=True,
         )
@@ -99,9 +132,57 @@ class DisclosureStore:
             upsert=True,
         )
 
-    async def disclosures_of_order(self, order_id: str) -> list[dict[str, Any]]:
-        cursor = self._disclosures.find({"order_id": order_id}).sort("_id", ASCENDING)
-        return await cursor.to_list(None)
+    async def held(self, order_id: str | None = None) -> list[HeldDisclosure]:
+        """Disclosures not sent yet (all, or one order's), oldest first, without their data."""
+        query: dict[str, Any] = {"status": {"$in": [HELD, RELEASING]}}
+        if order_id is not None:
+            query["order_id"] = order_id
+        cursor = self._disclosures.find(query, {"pending": 0}).sort("recorded_at", ASCENDING)
+        return [_held(document) async for document in cursor]
+
+    async def note_hold_reason(self, disclosure_id: str, reason: str) -> None:
+        await self._disclosures.update_one(
+            {"_id": disclosure_id, "status": HELD}, {"$set": {"hold_reason": reason}}
+        )
+
+    async def claim_for_release(self, disclosure_id: str, now: datetime) -> Disclosure | None:
+        """Take a held disclosure for sending, or None when another release has it or it is sent.
+
+        One conditional update decides, so of two concurrent releases exactly one wins.
+        """
+        document = await self._disclosures.find_one_and_update(
+            {
+                "_id": disclosure_id,
+                "$or": [
+                    {"status": HELD},
+                    {"status": RELEASING, "claimed_at": {"$lt": now - RELEASE_LEASE}},
+                ],
+            },
+            {"$set": {"status": RELEASING, "claimed_at": now}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if document is None:
+            return None
+        return Disclosure.model_validate(document["pending"], strict=False)
+
+    async def give_back(self, disclosure_id: str) -> None:
+        """A claimed disclosure that could not be sent is held again."""
+        await self._disclosures.update_one(
+            {"_id": disclosure_id, "status": RELEASING},
+            {"$set": {"status": HELD}, "$unset": {"claimed_at": ""}},
+        )
+
+    async def sent(
+        self, *, subject: str | None = None, provider_id: str | None = None, limit: int
+    ) -> list[SentDisclosure]:
+        """Sent disclosures of one person or to one provider, newest first."""
+        query: dict[str, Any] = {"status": SENT}
+        if subject is not None:
+            query["subjects"] = subject
+        if provider_id is not None:
+            query["provider_id"] = provider_id
+        cursor = self._disclosures.find(query).sort("sent_at", DESCENDING).limit(limit)
+        return [_sent(document) async for document in cursor]
 
 
 def _log_entry(disclosure: Disclosure, subjects: list[str]) -> dict[str, Any]:
@@ -117,3 +198,26 @@ def _log_entry(disclosure: Disclosure, subjects: list[str]) -> dict[str, Any]:
 def _provider(document: dict[str, Any]) -> Provider:
     fields = {key: value for key, value in document.items() if key != "_id"}
     return Provider.model_validate({**fields, "provider_id": document["_id"]}, strict=False)
+
+
+def _held(document: dict[str, Any]) -> HeldDisclosure:
+    return HeldDisclosure(
+        disclosure_id=document["_id"],
+        order_id=document["order_id"],
+        provider_id=document["provider_id"],
+        status=document["status"],
+        reason=document["hold_reason"],
+        held_since=document["recorded_at"],
+    )
+
+
+def _sent(document: dict[str, Any]) -> SentDisclosure:
+    return SentDisclosure(
+        disclosure_id=document["_id"],
+        order_id=document["order_id"],
+        provider_id=document["provider_id"],
+        sent_at=document["sent_at"],
+        fields=document["fields"],
+        product_ids=document["product_ids"],
+        message_id=document["message_id"],
+    )

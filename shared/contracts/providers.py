@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
-
-from pydantic import Field
+from typing import Literal
 
 from shared.contracts.fields import Contract, CountryCode, Email, Name, ProviderId
+
+ProviderStatusName = Literal["active", "suspended"]
 
 
 class ProviderStatus:
@@ -20,7 +20,7 @@ class Provider(Contract):
     name: Name
     country: CountryCode
     contact_email: Email | None = None
-    status: Literal["active", "suspended"]
+    status: ProviderStatusName
     created_at: datetime
     created_by: str
     changed_at: datetime
@@ -35,8 +35,43 @@ class AddProvider(Contract):
     contact_email: Email | None = None
 
 
+class UpdateProvider(Contract):
+    """Changes a provider's name, country or contact email; what is left out stays as it is."""
+
+    command: Literal["providers.update"] = "providers.update"
+    provider_id: ProviderId
+    name: Name | None = None
+    country: CountryCode | None = None
+    contact_email: Email | None = None
+
+
+class ChangeProviderStatus(Contract):
+    """Suspends a provider (nothing is disclosed to it from the next order on) or reactivates it."""
+
+    command: Literal["providers.status"] = "providers.status"
+    provider_id: ProviderId
+    status: ProviderStatusName
+
+
 class ListProviders(Contract):
     command: Literal["providers.list"] = "providers.list"
 
 
-DisclosureCommand = Annotated[AddProvider | ListProviders, Field(discriminator="command")]
+class ShowProvider(Contract):
+    command: Literal["providers.show"] = "providers.show"
+    provider_id: ProviderId
+
+
+class IssueProviderCredentials(Contract):
+    """Creates or rotates the provider's RabbitMQ user, which may read only its own queue."""
+
+    command: Literal["providers.credentials"] = "providers.credentials"
+    provider_id: ProviderId
+
+
+class ProviderCredentials(Contract):
+    """The reply to `providers.credentials`: the only place the new password ever appears."""
+
+    provider_id: ProviderId
+    username: str
+    amqp_url: str

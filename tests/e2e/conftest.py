@@ -18,16 +18,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
-@pytest.fixture
-async def vhost_url(rabbitmq: Broker) -> AsyncIterator[str]:
-    """An AMQP URL into a virtual host of this test's own, deleted afterwards."""
-    vhost = await rabbitmq.create_vhost()
-    try:
-        yield rabbitmq.url_for(vhost)
-    finally:
-        await rabbitmq.delete_vhost(vhost)
-
-
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     report = yield
@@ -36,16 +26,34 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 @pytest.fixture
+async def provider_user_prefix(rabbitmq: Broker) -> AsyncIterator[str]:
+    """A prefix of this test's own for provider users (RabbitMQ users are broker-wide)."""
+    prefix = f"e2e-{uuid.uuid4().hex[:8]}-provider-"
+    try:
+        yield prefix
+    finally:
+        await rabbitmq.delete_users(prefix)
+
+
+@pytest.fixture
 def register(
-    vhost_url: str, tmp_path: Path, mongodb_url: str | None, request: pytest.FixtureRequest
+    vhost_url: str,
+    tmp_path: Path,
+    mongodb_url: str | None,
+    rabbitmq: Broker,
+    provider_user_prefix: str,
+    request: pytest.FixtureRequest,
 ) -> Iterator[Register]:
     running = Register(
         vhost_url,
         tmp_path / "data",
         mongodb_url,
         database_prefix=f"e2e_{uuid.uuid4().hex[:8]}_",
+        extra_env={
+            "RABBITMQ_MANAGEMENT_URL": rabbitmq.management_url,
+            "PROVIDER_USER_PREFIX": provider_user_prefix,
+        },
     )
-    running.data_dir.mkdir(parents=True)
     running.start()
     try:
         yield running
@@ -55,3 +63,6 @@ def register(
         if failed is not None and failed.failed:
             # The services' own account of what happened, where the test's output shows it.
             print(f"--- service logs ---\n{running.logs()[-20000:]}")
+        elif request.node.get_closest_marker("service_errors_expected") is None:
+            errors = [line for line in running.logs().splitlines() if '"level":"error"' in line]
+            assert not errors, "the services logged errors:\n" + "\n".join(errors[:20])

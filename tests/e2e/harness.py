@@ -16,18 +16,19 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
 from shared.database import Database
+from shared.topology import SERVICES
 
-SERVICES = ("orders", "consent", "disclosure", "erasure")
+T = TypeVar("T")
 REPOSITORY = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
@@ -85,6 +86,7 @@ class Register:
         return f"{self.database_prefix}{service}"
 
     def start(self, names: Iterable[str] = SERVICES) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
         for name in names:
             service = self.services.get(name) or ServiceProcess(
                 name, free_port(), self.data_dir / f"{name}.log"
@@ -128,6 +130,13 @@ class Register:
                 codes[service.name] = service.process.wait()
         return codes
 
+    def kill(self, name: str) -> int:
+        """SIGKILL: the process gets no chance to finish anything."""
+        process = self.services[name].process
+        assert process is not None
+        process.kill()
+        return process.wait()
+
     def logs(self) -> str:
         return "\n".join(service.log() for service in self.services.values())
 
@@ -145,14 +154,27 @@ async def open_database(register: Register, service: str) -> tuple[Database, Any
     return embedded[service], embedded  # type: ignore[return-value]
 
 
+async def eventually(read: Callable[[], T], done: Callable[[T], bool], within: float = 20.0) -> T:
+    """Call the blocking `read` until `done(result)`; fail with the last result after `within`."""
+    deadline = time.monotonic() + within
+    while True:
+        result = await asyncio.to_thread(read)
+        if done(result):
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still not there after {within:g} s: {result!r}"[:2000])
+        await asyncio.sleep(0.1)
+
+
 def rekisteri(
-    rabbitmq_url: str, *arguments: str, timeout: float = 30
+    rabbitmq_url: str, *arguments: str, timeout: float = 30, input_text: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run the real command-line tool, as an operator would."""
     return subprocess.run(
         [sys.executable, "-m", "rekisteri", *arguments],
         cwd=REPOSITORY,
         env={**os.environ, "RABBITMQ_URL": rabbitmq_url},
+        input=input_text,
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -63,3 +63,9 @@ class Broker:
 
     async def delete_vhost(self, vhost: str) -> None:
         await self.management("DELETE", f"/api/vhosts/{vhost}")
+
+    async def delete_users(self, prefix: str) -> None:
+        """Users are not per virtual host: a test deletes the provider users it made."""
+        for user in await self.management("GET", "/api/users") or []:
+            if user["name"].startswith(prefix):
+                await self.management("DELETE", f"/api/users/{quote(user['name'], safe='')}")

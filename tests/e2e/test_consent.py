@@ -110,6 +110,13 @@ async def test_an_objection_takes_a_buyer_out_of_every_audience_until_withdrawn(
         await shop.publish("marketing.objection", marketing_objection(AINO, objected=False))
         consent_of(vhost_url, AINO, lambda r: r["in_audience"] == ["newsletter", "marketing"])
 
+        # A change that names no permission is refused, kept for staff with the reason.
+        await shop.publish("consent.updated", consent_updated(AINO))
+        async with QueueReader(vhost_url) as staff:
+            [refused] = await staff.receive("dead-letter.consent.consent-updated", 1)
+        reason = str(refused.headers["x-rejection-reason"])
+        assert "names no permission" in reason and AINO not in reason
+
     output = tmp_path / "marketing.csv"
     audience(vhost_url, "marketing", "--output", str(output))
     with output.open(newline="", encoding="utf-8") as exported:

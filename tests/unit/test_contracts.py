@@ -12,7 +12,7 @@ from pydantic import TypeAdapter
 
 from shared.contracts.webshop import OrderPlaced
 from shared.messaging import InvalidMessage, decode
-from tests.factories import full_person, item, order_placed
+from tests.factories import MISSING, changed, full_person, item, order_placed
 
 ADAPTER = TypeAdapter(OrderPlaced)
 LIMIT = 256 * 1024
@@ -38,19 +38,9 @@ def test_a_recipient_without_email_is_accepted() -> None:
 
 
 def _with(path: str, value: Any) -> dict[str, Any]:
-    payload = order_placed(buyer=full_person("Aino", "Virtanen", "aino@example.fi"))
-    target = payload
-    *parents, leaf = path.split(".")
-    for part in parents:
-        target = target[int(part)] if part.isdigit() else target[part]
-    if value is _MISSING:
-        del target[leaf]
-    else:
-        target[leaf] = value
-    return payload
-
-
-_MISSING = object()
+    return changed(
+        order_placed(buyer=full_person("Aino", "Virtanen", "aino@example.fi")), path, value
+    )
 
 
 @pytest.mark.parametrize(
@@ -58,7 +48,7 @@ _MISSING = object()
     [
         ("buyer.email", {"$gt": ""}, "buyer.email"),
         ("buyer.email", "not-an-email", "buyer.email"),
-        ("buyer.email", _MISSING, "buyer.email: Field required"),
+        ("buyer.email", MISSING, "buyer.email: Field required"),
         ("buyer.birth_date", (datetime.now(UTC) + timedelta(days=2)).date().isoformat(), "future"),
         ("buyer.birth_date", "1850-01-01", "buyer.birth_date"),
         ("buyer.gender", "unknown", "buyer.gender"),

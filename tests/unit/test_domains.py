@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -11,11 +12,14 @@ from services.disclosure.domain import (
     disclosed_fields,
     hold_reason,
     plan_disclosures,
+    provider_amqp_url,
+    provider_changes,
+    provider_permissions,
     register_provider,
 )
 from services.orders.domain import order_from_event, profiles_from_order
 from shared.contracts.disclosures import disclosure_id_for
-from shared.contracts.providers import AddProvider, Provider
+from shared.contracts.providers import AddProvider, Provider, UpdateProvider
 from shared.contracts.webshop import OrderPlaced
 from shared.identity import SubjectHasher, normalise_email
 from tests.factories import full_person, item, order_placed, person
@@ -127,3 +131,51 @@ def test_providers_outside_the_eea_are_refused_naming_the_rule(country: str) -> 
     command = AddProvider(provider_id="spa-oy", name="Spa Oy", country=country)
     with pytest.raises(ProviderRefused, match="European Economic Area"):
         register_provider(command, "ops-anna", NOW)
+
+
+def test_an_active_provider_in_the_eea_may_receive_a_held_disclosure() -> None:
+    assert hold_reason("spa-oy", provider("spa-oy", country="NO")) is None
+
+
+def test_an_update_changes_only_the_fields_given() -> None:
+    command = UpdateProvider(provider_id="spa-oy", country="SE")
+    assert provider_changes(command) == {"country": "SE"}
+
+
+def test_an_update_to_a_country_outside_the_eea_is_refused_naming_the_rule() -> None:
+    command = UpdateProvider(provider_id="spa-oy", name="Spa Oy", country="US")
+    with pytest.raises(ProviderRefused, match="not changed: US is outside the European Economic"):
+        provider_changes(command)
+
+
+def test_an_update_that_changes_nothing_is_refused() -> None:
+    with pytest.raises(ProviderRefused, match="give a name, a country or a contact email"):
+        provider_changes(UpdateProvider(provider_id="spa-oy"))
+
+
+def test_a_provider_may_read_its_own_queue_and_nothing_else() -> None:
+    rights = provider_permissions("spa-oy")
+    # RabbitMQ matches these as regular expressions against resource names.
+    assert re.search(rights.read, "disclosures.spa-oy")
+    for other in (
+        "disclosures.spa-oy2",
+        "disclosures.spa-o",
+        "disclosuresXspa-oy",
+        "dead-letter.disclosures.spa-oy",
+        "disclosures",
+        "webshop",
+    ):
+        assert not re.search(rights.read, other), other
+    for pattern in (rights.configure, rights.write):
+        for name in ("disclosures.spa-oy", "disclosures", "webshop", "amq.default"):
+            assert not re.search(pattern, name), (pattern, name)
+
+
+def test_the_provider_url_carries_the_new_login_and_an_explicit_port() -> None:
+    assert (
+        provider_amqp_url("amqp://broker.example/register", "provider-spa-oy", "s3cret-_x")
+        == "amqp://provider-spa-oy:s3cret-_x@broker.example:5672/register"
+    )
+    assert provider_amqp_url("amqps://broker.example:5999/%2F", "u", "p") == (
+        "amqps://u:p@broker.example:5999/%2F"
+    )

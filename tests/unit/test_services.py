@@ -3,22 +3,33 @@ embedded store in memory, no RabbitMQ."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from faststream.rabbit import RabbitBroker, TestRabbitBroker
 
 from services.disclosure.app import assemble as assemble_disclosure
+from services.disclosure.domain import plan_disclosures
 from services.disclosure.settings import DisclosureSettings
+from services.disclosure.store import RELEASE_LEASE, DisclosureStore
 from services.orders.app import assemble as assemble_orders
 from services.orders.settings import OrdersSettings
 from shared import topology
+from shared.contracts.disclosure_ops import ListDisclosures, ListHeldDisclosures, ReleaseOrder
 from shared.contracts.disclosures import disclosure_id_for
 from shared.contracts.ops import OpsReply
-from shared.contracts.providers import AddProvider
+from shared.contracts.providers import (
+    AddProvider,
+    ChangeProviderStatus,
+    IssueProviderCredentials,
+    UpdateProvider,
+)
+from shared.contracts.webshop import OrderPlaced
 from shared.database import Database, DatabaseConnection, connect_database
 from shared.identity import SubjectHasher
 from shared.settings import ServiceSettings
@@ -93,13 +104,18 @@ PROVIDER_INBOX: list[dict[str, Any]] = []
 
 @pytest.fixture
 async def disclosure() -> AsyncIterator[tuple[RabbitBroker, Database]]:
-    """The disclosure service, with provider spa-oy consuming its queue in the same process."""
+    """The disclosure service, with providers spa-oy and kart-oy consuming their queues in the
+    same process."""
     broker = RabbitBroker()
     PROVIDER_INBOX.clear()
 
-    @broker.subscriber(topology.provider_queue("spa-oy"), topology.disclosures_exchange())
-    async def provider(body: dict[str, Any]) -> None:
-        PROVIDER_INBOX.append(body)
+    for provider_id in ("spa-oy", "kart-oy"):
+
+        @broker.subscriber(topology.provider_queue(provider_id), topology.disclosures_exchange())
+        async def provider(body: dict[str, Any]) -> None:
+            # Receiving takes a moment, as over a network: concurrent commands interleave here.
+            await asyncio.sleep(0.01)
+            PROVIDER_INBOX.append(body)
 
     async with running(in_memory(DisclosureSettings), assemble_disclosure, broker) as parts:
         yield parts
@@ -154,3 +170,146 @@ async def test_each_registered_provider_gets_one_disclosure_and_the_rest_is_held
     [received] = PROVIDER_INBOX
     assert received["disclosure_id"] == log["spa-oy"]["_id"]
     assert [i["product_id"] for i in received["items"]] == ["p-1"]
+
+
+async def ok(broker: RabbitBroker, body: Any) -> Any:
+    reply = await command(broker, body)
+    assert reply.ok, reply.error
+    return reply.result
+
+
+async def test_provider_changes_record_who_and_when_and_refuse_outside_the_eea(
+    disclosure: tuple[RabbitBroker, Database],
+) -> None:
+    broker, database = disclosure
+    added = await ok(broker, AddProvider(provider_id="spa-oy", name="Spa", country="FI"))
+    updated = await ok(broker, UpdateProvider(provider_id="spa-oy", name="Kylpylä Oy"))
+    assert (updated["name"], updated["country"]) == ("Kylpylä Oy", "FI")
+    assert updated["changed_by"] == "ops-anna" and updated["changed_at"] > added["changed_at"]
+    assert updated["created_at"][:23] == added["created_at"][:23]  # MongoDB keeps milliseconds
+
+    abroad = await command(broker, UpdateProvider(provider_id="spa-oy", name="X", country="US"))
+    assert not abroad.ok and "European Economic Area" in (abroad.error or "")
+    stored = await database["providers"].find_one({"_id": "spa-oy"})
+    assert stored is not None and (stored["name"], stored["country"]) == ("Kylpylä Oy", "FI")
+
+    suspended = await ok(broker, ChangeProviderStatus(provider_id="spa-oy", status="suspended"))
+    assert suspended["status"] == "suspended" and suspended["name"] == "Kylpylä Oy"
+    unknown = await command(broker, ChangeProviderStatus(provider_id="nobody", status="active"))
+    assert not unknown.ok and unknown.error == "provider nobody is not registered"
+    no_login = await command(broker, IssueProviderCredentials(provider_id="nobody"))
+    assert not no_login.ok and no_login.error == "provider nobody is not registered"
+
+
+async def test_a_suspended_provider_gets_nothing_until_activated_and_released_once(
+    disclosure: tuple[RabbitBroker, Database],
+) -> None:
+    broker, database = disclosure
+    await ok(broker, AddProvider(provider_id="spa-oy", name="Spa", country="FI"))
+    await ok(broker, ChangeProviderStatus(provider_id="spa-oy", status="suspended"))
+    order = order_placed(items=[item("spa-oy", "p-1")])
+    await place(broker, order)
+    assert PROVIDER_INBOX == []
+    [held] = await ok(broker, ListHeldDisclosures())
+    assert (held["order_id"], held["provider_id"]) == (order["order_id"], "spa-oy")
+    assert held["reason"] == "provider spa-oy is suspended"
+    assert order["buyer"]["email"] not in json.dumps(held)
+
+    still = await ok(broker, ReleaseOrder(order_id=order["order_id"]))
+    assert still["sent"] == [] and still["held"][0]["reason"] == "provider spa-oy is suspended"
+    assert PROVIDER_INBOX == []
+
+    await ok(broker, ChangeProviderStatus(provider_id="spa-oy", status="active"))
+    released = await ok(broker, ReleaseOrder(order_id=order["order_id"]))
+    assert released == {"order_id": order["order_id"], "sent": ["spa-oy"], "held": []}
+    again = await ok(broker, ReleaseOrder(order_id=order["order_id"]))
+    assert again["sent"] == [] and again["held"] == []
+    await place(broker, order)  # a redelivered order does not send it again either
+    [received] = PROVIDER_INBOX
+    assert received["order_id"] == order["order_id"] and received["buyer"] == order["buyer"]
+
+    [entry] = await database["disclosures"].find({}).to_list(None)
+    assert entry["status"] == "sent" and entry["released_by"] == "ops-anna"
+    assert "pending" not in entry and "hold_reason" not in entry
+    assert await ok(broker, ListHeldDisclosures()) == []
+
+
+async def test_two_releases_at_once_send_a_held_disclosure_once(
+    disclosure: tuple[RabbitBroker, Database],
+) -> None:
+    broker, _ = disclosure
+    order = order_placed(items=[item("spa-oy", "p-1")])
+    await place(broker, order)  # spa-oy is not registered yet: held
+    await ok(broker, AddProvider(provider_id="spa-oy", name="Spa", country="FI"))
+    release = ReleaseOrder(order_id=order["order_id"])
+    outcomes = await asyncio.gather(ok(broker, release), ok(broker, release))
+    assert sorted(len(outcome["sent"]) for outcome in outcomes) == [0, 1]
+    assert len(PROVIDER_INBOX) == 1
+
+
+async def test_the_disclosure_log_answers_by_person_and_by_provider(
+    disclosure: tuple[RabbitBroker, Database],
+) -> None:
+    broker, _ = disclosure
+    await ok(broker, AddProvider(provider_id="spa-oy", name="Spa", country="FI"))
+    await ok(broker, AddProvider(provider_id="kart-oy", name="Kart", country="SE"))
+    aino = order_placed(
+        buyer=person("Aino", "Virtanen", "aino@example.fi"),
+        recipient=person("Eino", "Korhonen", None),
+        items=[item("spa-oy", "p-1"), item("kart-oy", "p-2")],
+    )
+    other = order_placed(items=[item("spa-oy", "p-3")])
+    gift = order_placed(
+        recipient=person("Aino", "Virtanen", "AINO@example.fi"), items=[item("kart-oy", "p-4")]
+    )
+    for order in (aino, other, gift):
+        await place(broker, order)
+
+    by_person = await ok(broker, ListDisclosures(email="Aino@Example.fi"))
+    assert sorted((d["order_id"], d["provider_id"]) for d in by_person) == sorted(
+        [
+            (aino["order_id"], "spa-oy"),
+            (aino["order_id"], "kart-oy"),
+            (gift["order_id"], "kart-oy"),
+        ]
+    )
+    [spa] = [d for d in by_person if d["provider_id"] == "spa-oy"]
+    assert spa["product_ids"] == ["p-1"] and "buyer.last_name" in spa["fields"]
+    assert spa["message_id"] == str(disclosure_id_for(aino["order_id"], "spa-oy"))
+    assert "recipient.email" not in spa["fields"]
+
+    by_provider = await ok(broker, ListDisclosures(provider_id="spa-oy"))
+    assert [d["order_id"] for d in by_provider] == [other["order_id"], aino["order_id"]]
+    assert await ok(broker, ListDisclosures(email="nobody@example.fi")) == []
+    both = await command(
+        broker,
+        b'{"command": "disclosures.list", "email": "aino@example.fi", "provider_id": "spa-oy"}',
+    )
+    assert not both.ok and "either an email or a provider id" in (both.error or "")
+    assert "aino@example.fi" not in (both.error or "")
+
+
+async def test_a_held_disclosure_is_claimed_by_one_release_and_reclaimed_after_a_crash() -> None:
+    connection = await connect_database(in_memory(DisclosureSettings))
+    try:
+        store = DisclosureStore(connection.database)
+        await store.create_indexes()
+        event = OrderPlaced.model_validate(order_placed(), strict=False)
+        [planned] = plan_disclosures(event, {})
+        disclosure_id = str(planned.disclosure.disclosure_id)
+        now = datetime.now(UTC)
+        await store.record_held(planned.disclosure, ["subject"], "not registered", now)
+
+        assert await store.claim_for_release(disclosure_id, now) == planned.disclosure
+        assert await store.claim_for_release(disclosure_id, now) is None
+        [claimed] = await store.held()
+        assert claimed.status == "releasing"
+        # The first release died before marking it sent: after the lease, it can be released.
+        later = now + RELEASE_LEASE * 2
+        assert await store.claim_for_release(disclosure_id, later) == planned.disclosure
+
+        await store.give_back(disclosure_id)
+        [held] = await store.held()
+        assert held.status == "held"
+    finally:
+        await connection.close()

@@ -1,0 +1,126 @@
+"""`rekisteri status` and `rekisteri dlq`: what the queues hold and repairing dead letters.
+
+Each service answers for its own queues (routing key `<service>.runtime`), so a service that
+does not answer shows up as such rather than as an empty queue.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from rekisteri.client import OpsError
+from rekisteri.output import build, call_each, emit, json_option
+from shared.contracts.runtime import (
+    DeadLetterId,
+    ListDeadLetters,
+    PurgeDeadLetters,
+    ReplayDeadLetters,
+    ReportStatus,
+)
+from shared.topology import SERVICES
+
+
+def _runtime_targets() -> list[str]:
+    return [f"{service}.runtime" for service in SERVICES]
+
+
+def _gather(context: click.Context, command: Any) -> tuple[list[Any], list[str]]:
+    """Every service's answer flattened, and the services that did not answer."""
+    rows: list[Any] = []
+    silent: list[str] = []
+    for target, answer in call_each(context, _runtime_targets(), command).items():
+        service = target.removesuffix(".runtime")
+        if isinstance(answer, OpsError):
+            silent.append(service)
+            click.echo(f"{service}: {answer}", err=True)
+        elif isinstance(answer, list):
+            rows.extend(
+                {"service": service, **row} if isinstance(row, dict) else row for row in answer
+            )
+        else:
+            rows.append({"service": service, "result": answer})
+    return rows, silent
+
+
+@click.command()
+@json_option
+@click.pass_context
+def status(context: click.Context, as_json: bool) -> None:
+    """Each queue's depth and consumers; flags queues nobody consumes and silent services.
+
+    Exits 1 when a service does not answer or a work queue has no consumer.
+    """
+    rows, silent = _gather(context, ReportStatus())
+    for row in rows:
+        row["attention"] = "NO CONSUMER" if row["kind"] == "work" and row["consumers"] == 0 else ""
+        if row["kind"] == "dead-letter" and row["messages"]:
+            row["attention"] = "DEAD LETTERS"
+    emit(rows, as_json, ["service", "queue", "kind", "messages", "consumers", "attention"])
+    unconsumed = [row["queue"] for row in rows if row["attention"] == "NO CONSUMER"]
+    if silent or unconsumed:
+        problems = [f"not answering: {', '.join(silent)}"] if silent else []
+        problems += [f"no consumer: {', '.join(unconsumed)}"] if unconsumed else []
+        click.echo("; ".join(problems), err=True)
+        sys.exit(1)
+
+
+@click.group()
+def dlq() -> None:
+    """Dead-letter queues: messages the register could not handle, with the reason."""
+
+
+queue_option = click.option(
+    "--queue", default=None, help="Only this queue (the dead-letter queue or its source)."
+)
+
+
+@dlq.command("list")
+@queue_option
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10_000))
+@json_option
+@click.pass_context
+def list_(context: click.Context, queue: str | None, limit: int, as_json: bool) -> None:
+    """Dead letters: id, reason, routing key, when; personal data masked."""
+    rows, _ = _gather(context, build(ListDeadLetters, queue=queue, limit=limit))
+    emit(rows, as_json, ["id", "source_queue", "routing_key", "rejected_at", "reason", "preview"])
+
+
+@dlq.command("replay")
+@click.argument("ids", nargs=-1)
+@click.option("--all", "replay_all", is_flag=True, help="Every dead letter (of --queue).")
+@queue_option
+@click.pass_context
+def replay(
+    context: click.Context, ids: tuple[DeadLetterId, ...], replay_all: bool, queue: str | None
+) -> None:
+    """Send dead letters (by id, or --all) back to the queue they failed in."""
+    if bool(ids) == replay_all:
+        raise click.UsageError("name the dead letters to replay by id, or use --all")
+    command = build(ReplayDeadLetters, ids=None if replay_all else list(ids), queue=queue)
+    rows, silent = _gather(context, command)
+    replayed = [row for row in rows if isinstance(row, str)]
+    click.echo(f"replayed {len(replayed)} dead letter(s)")
+    missing = set(ids) - set(replayed)
+    if missing or silent:
+        if missing:
+            click.echo(f"not found: {', '.join(sorted(missing))}", err=True)
+        sys.exit(1)
+
+
+@dlq.command("purge")
+@queue_option
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def purge(context: click.Context, queue: str | None, yes: bool) -> None:
+    """Delete dead letters for good (all of them, or those of --queue)."""
+    scope = f"queue {queue}" if queue else "every dead-letter queue"
+    if not yes:
+        click.confirm(f"Delete every message in {scope}? This cannot be undone", abort=True)
+    rows, silent = _gather(context, build(PurgeDeadLetters, queue=queue))
+    purged = sum(row["result"] for row in rows if isinstance(row, dict) and "result" in row)
+    click.echo(f"purged {purged} dead letter(s)")
+    if silent:
+        sys.exit(1)

@@ -1,0 +1,82 @@
+"""The few calls of RabbitMQ's management HTTP API the disclosure service makes.
+
+Plain urllib, run in a worker thread so the event loop keeps serving messages. Request bodies
+carry passwords: they are never logged, and errors name the call and the status only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from typing import Any
+from urllib.error import HTTPError, URLError
+from urllib.parse import quote
+from urllib.request import Request, urlopen
+
+from services.disclosure.domain import Permissions
+
+TIMEOUT_SECONDS = 10.0
+
+
+class RabbitMQAdminError(Exception):
+    """The management API could not do what was asked; the text is for the operator."""
+
+
+class RabbitMQAdmin:
+    def __init__(self, url: str, user: str, password: str) -> None:
+        self._url = url.rstrip("/")
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        self._headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
+
+    async def put_user(self, name: str, password: str) -> None:
+        """Create the user, or give an existing one a new password; no management tags."""
+        await self._call("PUT", f"/api/users/{_segment(name)}", {"password": password, "tags": ""})
+
+    async def set_permissions(self, vhost: str, user: str, permissions: Permissions) -> None:
+        await self._call(
+            "PUT",
+            f"/api/permissions/{_segment(vhost)}/{_segment(user)}",
+            {
+                "configure": permissions.configure,
+                "write": permissions.write,
+                "read": permissions.read,
+            },
+        )
+
+    async def close_connections(self, user: str) -> None:
+        """End every open connection of the user (logged in with a password just replaced)."""
+        await self._call("DELETE", f"/api/connections/username/{_segment(user)}")
+
+    async def _call(self, method: str, path: str, body: Any = None) -> None:
+        await asyncio.to_thread(self._call_blocking, method, path, body)
+
+    def _call_blocking(self, method: str, path: str, body: Any) -> None:
+        request = Request(
+            self._url + path,
+            method=method,
+            data=None if body is None else json.dumps(body).encode(),
+            headers=self._headers,
+        )
+        try:
+            with urlopen(request, timeout=TIMEOUT_SECONDS):
+                pass
+        except HTTPError as error:
+            hint = (
+                "; RABBITMQ_MANAGEMENT_USER must be an administrator"
+                if error.code in (401, 403)
+                else ""
+            )
+            raise RabbitMQAdminError(
+                f"RabbitMQ's management API answered {error.code} {error.reason} to "
+                f"{method} {path}{hint}"
+            ) from None
+        except (URLError, OSError) as error:
+            raise RabbitMQAdminError(
+                f"RabbitMQ's management API at {self._url} cannot be reached: {error}"
+            ) from None
+
+
+def _segment(name: str) -> str:
+    """One path segment: `/` (the default virtual host) becomes `%2F`."""
+    return quote(name, safe="")

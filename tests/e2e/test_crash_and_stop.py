@@ -1,0 +1,134 @@
+"""A service killed or stopped in the middle of a burst: nothing lost, nothing doubled."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import defaultdict
+from typing import Any
+
+import pytest
+from aio_pika.abc import AbstractIncomingMessage
+
+from tests.e2e.harness import QueueReader, Register, WebShop, open_database, rekisteri
+from tests.factories import item, order_placed
+
+BURST = 150
+PROVIDERS = ("spa-oy", "kart-oy")
+
+
+async def _register_providers(vhost_url: str) -> None:
+    for provider in PROVIDERS:
+        added = await asyncio.to_thread(
+            rekisteri,
+            vhost_url,
+            "providers",
+            "add",
+            provider,
+            "--name",
+            provider,
+            "--country",
+            "FI",
+        )
+        assert added.returncode == 0, added.stderr
+
+
+async def _collect(
+    reader: QueueReader, provider: str, orders: int
+) -> list[AbstractIncomingMessage]:
+    """Every disclosure for `provider` until each order was seen at least once."""
+    assert reader.channel is not None
+    queue = await reader.channel.get_queue(f"disclosures.{provider}")
+    received: list[AbstractIncomingMessage] = []
+    seen: set[str] = set()
+    async with asyncio.timeout(90), queue.iterator() as messages:
+        async for message in messages:
+            await message.ack()
+            received.append(message)
+            seen.add(json.loads(message.body)["order_id"])
+            if len(seen) == orders:
+                break
+    return received
+
+
+async def _burst_with(
+    interrupt: Any, register: Register, vhost_url: str
+) -> dict[str, list[AbstractIncomingMessage]]:
+    orders = [
+        order_placed(items=[item("spa-oy", "p-1"), item("kart-oy", "p-2")]) for _ in range(BURST)
+    ]
+    async with WebShop(vhost_url) as shop, QueueReader(vhost_url) as reader:
+        for number, order in enumerate(orders):
+            await shop.publish("order.placed", order, message_id=order["event_id"])
+            if number == BURST // 3:
+                await asyncio.to_thread(interrupt)
+        received = {p: await _collect(reader, p, BURST) for p in PROVIDERS}
+    assert register.stop() == {name: 0 for name in register.services}
+    async with QueueReader(vhost_url) as reader:
+        for provider in PROVIDERS:
+            assert await reader.depth(f"disclosures.{provider}") == 0, "a disclosure came late"
+        for service in ("orders", "consent", "disclosure"):
+            assert await reader.depth(f"{service}.order-placed") == 0
+    await _assert_stored_once(register, [o["order_id"] for o in orders])
+    return received
+
+
+async def _assert_stored_once(register: Register, order_ids: list[str]) -> None:
+    database, client = await open_database(register, "orders")
+    try:
+        stored = await database["orders"].distinct("_id")
+        assert sorted(stored) == sorted(order_ids)
+    finally:
+        await client.close()
+    database, client = await open_database(register, "disclosure")
+    try:
+        log = await database["disclosures"].find({}, {"order_id": 1, "status": 1}).to_list(None)
+        assert len(log) == 2 * len(order_ids)
+        assert {entry["status"] for entry in log} == {"sent"}
+    finally:
+        await client.close()
+    database, client = await open_database(register, "consent")
+    try:
+        assert await database["consent_history"].count_documents({}) == 2 * len(order_ids)
+    finally:
+        await client.close()
+
+
+def _by_order(messages: list[AbstractIncomingMessage]) -> dict[str, set[str]]:
+    ids: dict[str, set[str]] = defaultdict(set)
+    for message in messages:
+        ids[json.loads(message.body)["order_id"]].add(str(message.message_id))
+    return ids
+
+
+@pytest.mark.service_errors_expected
+@pytest.mark.parametrize("victim", ["orders", "consent", "disclosure"])
+async def test_kill_9_mid_burst_then_restart_loses_nothing_and_repeats_only_same_ids(
+    victim: str, register: Register, vhost_url: str
+) -> None:
+    await _register_providers(vhost_url)
+
+    def kill_and_restart() -> None:
+        assert register.kill(victim) == -9
+        register.start([victim])
+
+    received = await _burst_with(kill_and_restart, register, vhost_url)
+    for provider, messages in received.items():
+        by_order = _by_order(messages)
+        assert len(by_order) == BURST
+        # A crash between sending and logging may repeat a disclosure, never under a new id.
+        assert all(len(ids) == 1 for ids in by_order.values()), f"{provider}: one order, two ids"
+
+
+async def test_sigterm_mid_burst_finishes_in_flight_work_and_repeats_nothing(
+    register: Register, vhost_url: str
+) -> None:
+    await _register_providers(vhost_url)
+
+    def stop_and_restart() -> None:
+        assert register.stop(["disclosure"]) == {"disclosure": 0}
+        register.start(["disclosure"])
+
+    received = await _burst_with(stop_and_restart, register, vhost_url)
+    for provider, messages in received.items():
+        assert len(messages) == BURST, f"{provider} got {len(messages) - BURST} disclosures twice"

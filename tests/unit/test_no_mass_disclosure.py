@@ -1,0 +1,106 @@
+"""No mass disclosure, by construction: the only code that can put a message on `disclosures`
+is `ProviderQueues.send`, and it takes one order's disclosure for one provider.
+
+The source of the running register (services/, shared/, rekisteri/) is read as syntax trees, so a
+new module that names the exchange or a provider queue, or spells out their names, fails here
+before it can ship. (RabbitMQ itself refusing writes to `disclosures` to every user but the
+disclosure service comes with the per-service broker users of the security issue.)
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import typing
+from pathlib import Path
+
+from services.disclosure.publisher import ProviderQueues
+from shared import topology
+from shared.contracts.disclosures import Disclosure
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNTIME_PACKAGES = ("services", "shared", "rekisteri")
+PUBLISHER = Path("services/disclosure/publisher.py")
+TOPOLOGY = Path("shared/topology.py")
+
+# What reaches a provider's queue: the exchange, or the queue itself through the default
+# exchange; by the names topology gives them, or spelled out as strings (shown quoted).
+TOPOLOGY_NAMES = {
+    "DISCLOSURES_EXCHANGE",
+    "disclosures_exchange",
+    "PROVIDER_QUEUE_PREFIX",
+    "provider_queue",
+    "provider_queue_name",
+}
+SPELLED_OUT = {topology.DISCLOSURES_EXCHANGE, topology.PROVIDER_QUEUE_PREFIX}
+# Who may use them, and why. Anything else that needs them is a design change: discuss it.
+ALLOWED = {
+    PUBLISHER: TOPOLOGY_NAMES,
+    # The read permission of a provider's RabbitMQ user is the regular expression of its queue.
+    Path("services/disclosure/domain.py"): {"provider_queue_name"},
+    # The MongoDB collection of the disclosure log bears the same name as the exchange.
+    Path("services/disclosure/store.py"): {repr(topology.DISCLOSURES_EXCHANGE)},
+}
+
+
+def runtime_modules() -> list[Path]:
+    return sorted(
+        path.relative_to(ROOT)
+        for package in RUNTIME_PACKAGES
+        for path in (ROOT / package).rglob("*.py")
+        if path.relative_to(ROOT) != TOPOLOGY
+    )
+
+
+def names_used(tree: ast.AST) -> set[str]:
+    """Every identifier, attribute and imported name in the tree."""
+    used: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            used.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            used.add(node.attr)
+        elif isinstance(node, ast.alias):
+            used.add(node.name.rsplit(".", 1)[-1])
+    return used
+
+
+def references(tree: ast.AST) -> set[str]:
+    """The topology names a module uses, and the strings that spell them out (quoted)."""
+    spelled = {
+        repr(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and node.value in SPELLED_OUT
+    }
+    return (names_used(tree) & TOPOLOGY_NAMES) | spelled
+
+
+def test_only_the_publisher_can_address_the_disclosures_exchange_or_a_provider_queue() -> None:
+    modules = runtime_modules()
+    assert PUBLISHER in modules
+    offenders = {}
+    for module in modules:
+        tree = ast.parse((ROOT / module).read_text(), filename=str(module))
+        found = references(tree) - ALLOWED.get(module, set())
+        if found:
+            offenders[str(module)] = sorted(found)
+    assert offenders == {}
+
+
+def test_the_publisher_sends_exactly_one_disclosure_at_a_time() -> None:
+    parameters = list(inspect.signature(ProviderQueues.send).parameters.values())
+    assert [p.name for p in parameters] == ["self", "disclosure"]
+    assert parameters[1].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    assert typing.get_type_hints(ProviderQueues.send)["disclosure"] is Disclosure
+
+
+def test_the_publisher_publishes_only_in_send() -> None:
+    tree = ast.parse((ROOT / PUBLISHER).read_text())
+    publishing = {
+        function.name
+        for function in ast.walk(tree)
+        if isinstance(function, ast.AsyncFunctionDef | ast.FunctionDef)
+        for call in ast.walk(function)
+        if isinstance(call, ast.Call) and "publish" in names_used(call.func)
+    }
+    assert publishing == {"send"}

@@ -1,0 +1,365 @@
+"""`make bench`: the register's end-to-end speed, against a baseline measured in the same run.
+
+Both systems get the same work in a fresh virtual host each: the web shop publishes N orders
+(persistent, confirmed, a window of confirms in flight) to `webshop`, and providers consume
+their `disclosures.<id>` queues. The register runs as its four service processes; the
+baseline is the same topology (exchanges, quorum queues and their arguments, three consumers
+of `order.placed`, one forwarding to the providers' queues, prefetch, persistence, confirms)
+with plain aio-pika consumers that only acknowledge and forward (tools/bench_baseline.py).
+
+Reported per system: throughput from the first publish to the last disclosure received;
+publish-to-disclosure latency percentiles at full load and at half that rate; CPU seconds per
+1,000 orders of each process. The ratio register/baseline is what to judge: the machine's own
+speed cancels out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import orjson
+
+from shared import topology
+from shared.database import describe_store
+from shared.settings import ServiceSettings
+from tests.e2e.harness import REPOSITORY, Register, rekisteri
+from tests.e2e.rabbitmq import Broker
+
+PROVIDERS = ("bench-spa", "bench-karting")
+WARM_UP_ORDERS = 300
+HALF_RATE_ORDERS = 3000
+PUBLISH_WINDOW = 500
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Run:
+    throughput: float = 0.0
+    latency_full_ms: dict[str, float] = field(default_factory=dict)
+    latency_half_ms: dict[str, float] = field(default_factory=dict)
+    half_rate: float = 0.0
+    cpu_seconds_per_1000: dict[str, float] = field(default_factory=dict)
+
+
+def make_orders(count: int) -> list[bytes]:
+    """Orders as the web shop sends them, each for one of the providers in turn."""
+    now = time.time()
+    orders = []
+    for number in range(count):
+        order = {
+            "event_id": str(uuid.uuid4()),
+            "occurred_at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(now - 1)),
+            "order_id": f"B-{uuid.uuid4().hex[:12]}",
+            "buyer": {
+                "first_name": "Aino",
+                "last_name": "Virtanen",
+                "email": f"buyer-{number}@example.fi",
+                "phone": "+358 40 123 4567",
+                "address": {
+                    "street": "Kauppakatu 1",
+                    "postal_code": "40100",
+                    "city": "Jyväskylä",
+                    "country": "FI",
+                },
+            },
+            "recipient": {"first_name": "Eino", "last_name": "Korhonen"},
+            "items": [
+                {
+                    "product_id": "p-1",
+                    "title": "Experience",
+                    "provider_id": PROVIDERS[number % len(PROVIDERS)],
+                    "quantity": 1,
+                    "unit_price_cents": 4900,
+                }
+            ],
+            "currency": "EUR",
+            "consents": {"newsletter": number % 2 == 0, "marketing": False, "text_version": "v1"},
+        }
+        orders.append(orjson.dumps(order))
+    return orders
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float]:
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return {"p50": cuts[49] * 1000, "p95": cuts[94] * 1000, "p99": cuts[98] * 1000}
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+class Traffic:
+    """The web shop and the providers, on connections of their own."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self.published: dict[str, float] = {}
+        self.received: dict[str, float] = {}
+        self._expected = 0
+        self._done = asyncio.Event()
+
+    @asynccontextmanager
+    async def running(self) -> Any:
+        publisher = await aio_pika.connect_robust(self._url)
+        consumer = await aio_pika.connect_robust(self._url)
+        try:
+            channel = await consumer.channel()
+            await channel.set_qos(prefetch_count=2000)
+            for provider in PROVIDERS:
+                queue = await channel.get_queue(topology.provider_queue_name(provider))
+                await queue.consume(self._on_disclosure, no_ack=True)
+            self._channel = await publisher.channel(publisher_confirms=True)
+            self._exchange = await self._channel.get_exchange(
+                topology.WEBSHOP_EXCHANGE, ensure=False
+            )
+            yield self
+        finally:
+            await publisher.close()
+            await consumer.close()
+
+    async def _on_disclosure(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        order_id = orjson.loads(message.body)["order_id"]
+        self.received.setdefault(order_id, time.perf_counter())
+        if len(self.received) >= self._expected:
+            self._done.set()
+
+    async def send(
+        self, orders: Sequence[bytes], rate: float | None = None, progress: bool = False
+    ) -> None:
+        """Publish every order (at `rate` per second, or as fast as confirms allow) and wait
+        until each has reached its provider."""
+        self.published.clear()
+        self.received.clear()
+        self._expected = len(orders)
+        self._done.clear()
+        window = asyncio.Semaphore(PUBLISH_WINDOW)
+        started = time.perf_counter()
+
+        async def publish(body: bytes) -> None:
+            try:
+                self.published[orjson.loads(body)["order_id"]] = time.perf_counter()
+                await self._exchange.publish(
+                    aio_pika.Message(
+                        body,
+                        content_type="application/json",
+                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    ),
+                    routing_key=topology.ORDER_PLACED,
+                )
+            finally:
+                window.release()
+
+        tasks = []
+        for number, body in enumerate(orders):
+            if rate is not None:
+                await asyncio.sleep(max(0.0, started + number / rate - time.perf_counter()))
+            await window.acquire()
+            tasks.append(asyncio.create_task(publish(body)))
+        await asyncio.gather(*tasks)
+        reporter = asyncio.create_task(self._report(progress)) if progress else None
+        await asyncio.wait_for(self._done.wait(), timeout=600)
+        if reporter is not None:
+            reporter.cancel()
+            print(file=sys.stderr)
+
+    async def _report(self, progress: bool) -> None:
+        while progress:
+            done = len(self.received)
+            bar = "#" * int(40 * done / self._expected)
+            print(f"\r  [{bar:<40}] {done}/{self._expected}", end="", file=sys.stderr, flush=True)
+            await asyncio.sleep(0.5)
+
+    def throughput(self) -> float:
+        return len(self.received) / (max(self.received.values()) - min(self.published.values()))
+
+    def latencies(self) -> list[float]:
+        return [self.received[o] - self.published[o] for o in self.received]
+
+
+async def measure(url: str, pids: dict[str, int], orders: int, say: Callable[[str], None]) -> Run:
+    run = Run()
+    async with Traffic(url).running() as traffic:
+        await traffic.send(make_orders(WARM_UP_ORDERS))
+        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        say(f"  full load: {orders} orders")
+        await traffic.send(make_orders(orders), progress=sys.stderr.isatty())
+        after = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        run.throughput = traffic.throughput()
+        run.latency_full_ms = percentiles(traffic.latencies())
+        run.cpu_seconds_per_1000 = {n: (after[n] - before[n]) * 1000 / orders for n in pids}
+        run.half_rate = run.throughput / 2
+        half = min(orders, HALF_RATE_ORDERS)
+        say(f"  half rate: {half} orders at {run.half_rate:.0f}/s")
+        await traffic.send(make_orders(half), rate=run.half_rate)
+        run.latency_half_ms = percentiles(traffic.latencies())
+    return run
+
+
+async def declare_baseline_topology(url: str) -> None:
+    connection = await aio_pika.connect_robust(url)
+    async with connection:
+        channel = await connection.channel()
+        webshop = await _declare_exchange(channel, topology.webshop_exchange())
+        for role in ("orders", "consent", "disclosure"):
+            subscription = topology.order_placed_subscription(role)
+            queue = await _declare_queue(channel, subscription.queue)
+            await queue.bind(webshop, routing_key=topology.ORDER_PLACED)
+        disclosures = await _declare_exchange(channel, topology.disclosures_exchange())
+        for provider in PROVIDERS:
+            queue = await _declare_queue(channel, topology.provider_queue(provider))
+            await queue.bind(disclosures, routing_key=provider)
+
+
+async def _declare_exchange(channel: Any, exchange: Any) -> Any:
+    return await channel.declare_exchange(
+        exchange.name, exchange.type.value, durable=True, arguments=exchange.arguments
+    )
+
+
+async def _declare_queue(channel: Any, queue: Any) -> Any:
+    return await channel.declare_queue(queue.name, durable=True, arguments=queue.arguments)
+
+
+async def bench_baseline(url: str, orders: int, prefetch: int, say: Callable[[str], None]) -> Run:
+    await declare_baseline_topology(url)
+    consumers = {
+        role: subprocess.Popen(  # noqa: ASYNC220 - started once, waited on at the end
+            [sys.executable, "-m", "tools.bench_baseline", role, url, str(prefetch)], cwd=REPOSITORY
+        )
+        for role in ("orders", "consent", "disclosure")
+    }
+    try:
+        await _wait_for_consumers(
+            url, [topology.order_placed_subscription(r).queue_name for r in consumers]
+        )
+        return await measure(url, {r: p.pid for r, p in consumers.items()}, orders, say)
+    finally:
+        for process in consumers.values():
+            process.terminate()
+            process.wait(timeout=30)
+
+
+async def _wait_for_consumers(url: str, queues: list[str], within: float = 60) -> None:
+    """Until every queue has a consumer (a plain connection: a robust one caches declarations)."""
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel()
+        deadline = time.monotonic() + within
+        for name in queues:
+            while True:
+                declared = await channel.declare_queue(name, passive=True)
+                if declared.declaration_result.consumer_count:
+                    break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"no consumer on {name} after {within:g} s")
+                await asyncio.sleep(0.1)
+
+
+async def bench_register(url: str, orders: int, data_dir: Path, say: Callable[[str], None]) -> Run:
+    register = Register(
+        url,
+        data_dir,
+        os.environ.get("MONGODB_URL") or None,
+        database_prefix=f"bench_{uuid.uuid4().hex[:6]}_",
+    )
+    register.start()
+    try:
+        for provider in PROVIDERS:
+            added = await asyncio.to_thread(
+                rekisteri, url, "providers", "add", provider, "--name", provider, "--country", "FI"
+            )
+            if added.returncode != 0:
+                raise RuntimeError(added.stderr)
+        pids = {
+            name: s.process.pid for name, s in register.services.items() if s.process is not None
+        }
+        return await measure(url, pids, orders, say)
+    finally:
+        register.stop()
+
+
+def table(baseline: Run, project: Run) -> str:
+    rows = [
+        (
+            "throughput (orders/s)",
+            baseline.throughput,
+            project.throughput,
+            project.throughput / baseline.throughput,
+        )
+    ]
+    for label, attribute in (("full load", "latency_full_ms"), ("half rate", "latency_half_ms")):
+        for cut in ("p50", "p95", "p99"):
+            b, p = getattr(baseline, attribute)[cut], getattr(project, attribute)[cut]
+            rows.append((f"latency {label} {cut} (ms)", b, p, p / b))
+    lines = [f"{'':34}{'baseline':>12}{'register':>12}{'ratio':>8}"]
+    lines += [f"{label:34}{b:12.1f}{p:12.1f}{r:8.2f}" for label, b, p, r in rows]
+    lines.append("CPU seconds per 1,000 orders:")
+    for name, value in baseline.cpu_seconds_per_1000.items():
+        lines.append(f"  baseline {name:25}{value:12.2f}")
+    for name, value in project.cpu_seconds_per_1000.items():
+        lines.append(f"  register {name:37}{value:12.2f}")
+    return "\n".join(lines)
+
+
+async def main(arguments: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="make bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--orders", type=int, default=20_000, help="orders at full load (default 20,000)"
+    )
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    options = parser.parse_args(arguments)
+
+    def say(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    broker = Broker(
+        os.environ.get("RABBITMQ_URL", "amqp://guest:guest@localhost:5672/"),
+        os.environ.get("RABBITMQ_MANAGEMENT_URL", "http://localhost:15672"),
+    )
+    settings = ServiceSettings(mongodb_url=os.environ.get("MONGODB_URL") or None)
+    store = describe_store(settings).replace("under .data/", "under a temporary directory/")
+    say(f"store: {store}; machine: {os.cpu_count()} cores")
+    results: dict[str, Run] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
+        for system in ("baseline", "register"):
+            vhost = await broker.create_vhost()
+            url = broker.url_for(vhost)
+            say(f"{system}:")
+            try:
+                if system == "baseline":
+                    results[system] = await bench_baseline(
+                        url, options.orders, settings.prefetch_count, say
+                    )
+                else:
+                    results[system] = await bench_register(
+                        url, options.orders, Path(scratch) / "data", say
+                    )
+            finally:
+                await broker.delete_vhost(vhost)
+    print(table(results["baseline"], results["register"]))
+    if options.json:
+        figures = {name: asdict(run) for name, run in results.items()}
+        figures["ratio"] = results["register"].throughput / results["baseline"].throughput
+        figures["orders"] = options.orders
+        figures["store"] = store
+        options.json.write_text(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -15,6 +15,7 @@ from rekisteri.disclosures import disclosures
 from rekisteri.erasure import erasure
 from rekisteri.operations import dlq, status
 from rekisteri.providers import providers
+from rekisteri.report import report
 
 DEFAULT_RABBITMQ_URL = "amqp://guest:guest@localhost:5672/"
 
@@ -44,5 +45,5 @@ def main(context: click.Context, rabbitmq_url: str, timeout: float) -> None:
     context.obj = {"rabbitmq_url": rabbitmq_url, "timeout": timeout}
 
 
-for group in (providers, disclosures, erasure, consent, marketing, status, dlq):
+for group in (providers, disclosures, erasure, report, consent, marketing, status, dlq):
     main.add_command(group)

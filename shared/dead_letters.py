@@ -3,13 +3,15 @@
 Every service answers `status`, `dlq.list`, `dlq.replay` and `dlq.purge` for the queues it
 owns (wired by shared/runtime.py). Dead letters are read with `basic.get` on a channel of
 their own and left unacknowledged, so closing the channel puts every one not replayed back.
-A listing shows why, from where and when, and a preview whose personal data is masked.
+A listing shows why, from where and when, and a preview whose personal data is masked. An
+erasure takes the person's dead letters out (`remove`, `mentions_subject`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -20,6 +22,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
 from shared import topology
 from shared.contracts.runtime import DeadLetter, QueueStatus
+from shared.identity import SubjectHasher
 from shared.messaging import (
     ORIGINAL_QUEUE_HEADER,
     ORIGINAL_ROUTING_KEY_HEADER,
@@ -79,6 +82,30 @@ def masked_preview(body: bytes) -> str:
     return preview if len(preview) <= PREVIEW_LENGTH else preview[: PREVIEW_LENGTH - 3] + "..."
 
 
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def mentions_subject(body: bytes, subject: str, hasher: SubjectHasher) -> bool:
+    """Whether a JSON message names the person: an email of theirs (compared by keyed hash, so
+    as normalised emails), or their subject hash itself. A body that is not JSON names nobody
+    the register can tell."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False
+    return any(
+        text == subject or ("@" in text and hasher(text) == subject) for text in _strings(data)
+    )
+
+
 def _first_death(message: AbstractIncomingMessage) -> dict[str, Any]:
     deaths = (message.headers or {}).get("x-death") or []
     return dict(deaths[0]) if deaths and isinstance(deaths[0], dict) else {}
@@ -115,6 +142,10 @@ def describe(message: AbstractIncomingMessage, dead_letter_queue: str) -> DeadLe
 
 class QueueInspector:
     """One service's view of its queues, over a connection of its own."""
+
+    # A removal holds every dead letter it has looked at until it is done; a second one at the
+    # same time would not see them, and miss the messages it is looking for.
+    _removal = asyncio.Lock()
 
     def __init__(
         self,
@@ -192,6 +223,18 @@ class QueueInspector:
         """
         sources = {topology.DEAD_LETTER_QUEUE_PREFIX + q: q for q in self._work_queues()}
         return sources.get(dead_letter_queue)
+
+    async def remove(self, matches: Callable[[bytes], bool], also: Iterable[str] = ()) -> int:
+        """Delete the dead letters whose body `matches` picks, in this service's dead-letter
+        queues and in those of `also`; the others stay where they were. Returns how many."""
+        removed = 0
+        async with self._removal, self._channel() as channel:
+            for name in [*self.dead_letter_queues(), *also]:
+                async for message in _browse(channel, name, limit=None):
+                    if matches(message.body):
+                        await message.ack()
+                        removed += 1
+        return removed
 
     async def purge(self, only: str | None) -> int:
         purged = 0

@@ -23,6 +23,7 @@ SAFE_FIELDS = frozenset(
         "order_id",
         "provider_id",
         "disclosure_id",
+        "request_id",
         "subject",
         "queue",
         "routing_key",

@@ -30,6 +30,11 @@ COMMANDS = Counter(
     "Operators' commands served, by queue and whether they succeeded.",
     ["queue", "ok"],
 )
+IGNORED_AFTER_ERASURE = Counter(
+    "register_events_ignored_after_erasure_total",
+    "Events left alone because they happened before their person was erased.",
+    ["service"],
+)
 
 
 @contextmanager

@@ -38,8 +38,11 @@ from shared.messaging import make_broker, subscribe_commands
 from shared.metrics import exposition
 from shared.settings import ServiceSettings
 
-StartupHooks = Sequence[Callable[[], Awaitable[None]]]
-"""What a service needs done once the broker is connected (declaring queues it owns)."""
+Stop = Callable[[], Awaitable[None]]
+StartupHooks = Sequence[Callable[[], Awaitable[Stop | None]]]
+"""What a service needs done once the broker is connected (declaring queues it owns, starting
+work it repeats in the background). A hook that starts something returns how to stop it: that
+is called when the service stops, before the broker is closed."""
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 # Generic in the settings class, so a service's `assemble` may take its own subclass.
 Assemble = Callable[[SettingsT, DatabaseConnection, RabbitBroker], Awaitable[StartupHooks]]
@@ -99,19 +102,24 @@ def command_queue_names(broker: RabbitBroker) -> list[str]:
     return [name for name in queues if name not in dead_lettering]
 
 
-def runtime_router(settings: ServiceSettings, broker: RabbitBroker) -> RabbitRouter:
-    """The commands every service answers about its own queues (status, dead letters)."""
+def queue_inspector(settings: ServiceSettings, broker: RabbitBroker) -> QueueInspector:
+    """The service's view of the queues it answers for: those it consumes, their dead letters."""
     owned_extra = (
         [topology.UNROUTABLE_QUEUE]
         if settings.service_name == topology.UNROUTABLE_QUEUE_OWNER
         else []
     )
-    inspector = QueueInspector(
+    return QueueInspector(
         settings.rabbitmq_url,
         work_queues=lambda: dead_lettering_queue_names(broker),
         command_queues=lambda: command_queue_names(broker),
         extra_dead_letter_queues=owned_extra,
     )
+
+
+def runtime_router(settings: ServiceSettings, broker: RabbitBroker) -> RabbitRouter:
+    """The commands every service answers about its own queues (status, dead letters)."""
+    inspector = queue_inspector(settings, broker)
     router = RabbitRouter()
     subscription = topology.runtime_subscription(settings.service_name)
 
@@ -165,6 +173,8 @@ async def serve(settings: SettingsT, assemble: Assemble[SettingsT]) -> None:
         hooks = await assemble(settings, database, broker)
         broker.include_router(runtime_router(settings, broker))
 
+        stops: list[Stop] = []
+
         async def declare_before_consuming() -> None:
             # Connected but not consuming yet: a message dead-lettered in the first moments
             # must find its dead-letter queue, and a provider's queue must exist before any
@@ -172,12 +182,18 @@ async def serve(settings: SettingsT, assemble: Assemble[SettingsT]) -> None:
             await broker.connect()
             await declare_dead_letter_queues(broker)
             for hook in hooks:
-                await hook()
+                if (stop := await hook()) is not None:
+                    stops.append(stop)
+
+        async def stop_background_work() -> None:
+            for stop in reversed(stops):
+                await stop()
 
         app = AsgiFastStream(
             broker,
             asgi_routes=health_routes(broker, database),
             on_startup=[declare_before_consuming],
+            on_shutdown=[stop_background_work],
             logger=logging.getLogger(f"{settings.service_name}.app"),
         )
         server = _Server(

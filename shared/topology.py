@@ -1,8 +1,8 @@
 """Every exchange, queue and routing key of the register, named once.
 
 The web shop and the providers code against the public names (`webshop`, `order.placed`,
-`consent.updated`, `marketing.objection`, `disclosures`, `disclosures.<provider_id>`); the rest
-is internal. Every queue a service
+`consent.updated`, `marketing.objection`, `erasure.requested`, `disclosures`,
+`disclosures.<provider_id>`); the rest is internal. Every queue a service
 consumes is a durable quorum queue that dead-letters to `dead-letter` under its own name, so
 a message that cannot be handled ends up in `dead-letter.<queue>` with the reason.
 """
@@ -16,6 +16,8 @@ from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQue
 
 SERVICES = ("orders", "consent", "disclosure", "erasure")
 """The register's services; each is also the routing key of its commands on `ops`."""
+ERASURE_PARTICIPANTS = ("orders", "consent", "disclosure")
+"""The services that hold personal data and erase their slice when the erasure service asks."""
 
 # --- exchanges -------------------------------------------------------------------------------
 
@@ -40,6 +42,10 @@ ORDER_PLACED = "order.placed"
 CONSENT_UPDATED = "consent.updated"
 MARKETING_OBJECTION = "marketing.objection"
 CONSENT_CHANGED = "consent.changed"
+ERASURE_REQUESTED = "erasure.requested"
+ERASE_SUBJECT = "erase.subject"
+"""Prefix: the erasure service addresses each participant as `erase.subject.<service>`."""
+ERASURE_REPORTED = "erasure.reported"
 
 # --- queues ----------------------------------------------------------------------------------
 
@@ -146,6 +152,29 @@ def webshop_subscription(service: str, routing_key: str) -> Subscription:
 
 def order_placed_subscription(service: str) -> Subscription:
     return webshop_subscription(service, ORDER_PLACED)
+
+
+def erasure_requested_subscription() -> Subscription:
+    return webshop_subscription("erasure", ERASURE_REQUESTED)
+
+
+def erase_subject_routing_key(service: str) -> str:
+    return f"{ERASE_SUBJECT}.{service}"
+
+
+def erase_subject_subscription(service: str) -> Subscription:
+    """`<service>.erase-subject`: the erasure service's requests to erase a person's slice.
+
+    Bound with the service's own routing key, so a request sent again reaches only the
+    services that have not reported yet.
+    """
+    return Subscription(
+        f"{service}.erase-subject", register_events_exchange(), erase_subject_routing_key(service)
+    )
+
+
+def erasure_reported_subscription() -> Subscription:
+    return Subscription("erasure.erasure-reported", register_events_exchange(), ERASURE_REPORTED)
 
 
 def command_queue(name: str, routing_key: str) -> RabbitQueue:

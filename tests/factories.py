@@ -120,3 +120,16 @@ def changed(payload: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     else:
         target[leaf] = value
     return payload
+
+
+def erasure_requested(
+    *, email: str, request_id: str | None = None, reason: str = "subject-request"
+) -> dict[str, Any]:
+    """The web shop's "delete my data" form, sent."""
+    return {
+        "event_id": str(uuid.uuid4()),
+        "occurred_at": (datetime.now(UTC) - timedelta(seconds=1)).isoformat(),
+        "request_id": request_id or f"WS-{uuid.uuid4().hex[:12]}",
+        "email": email,
+        "reason": reason,
+    }

@@ -12,8 +12,9 @@ from services.disclosure.service import DisclosureService, ProviderLogins
 from services.disclosure.settings import DisclosureSettings
 from services.disclosure.store import DisclosureStore
 from shared.database import DatabaseConnection
+from shared.erasure import ErasureReporter, Participation, SubjectDeadLetters
 from shared.identity import SubjectHasher
-from shared.runtime import StartupHooks
+from shared.runtime import StartupHooks, queue_inspector
 
 
 async def assemble(
@@ -28,6 +29,17 @@ async def assemble(
         user_prefix=settings.provider_user_prefix,
         provider_url=settings.provider_url,
     )
-    service = DisclosureService(store, ProviderQueues(broker), hasher, logins)
+    queues = ProviderQueues(broker)
+
+    async def provider_dead_letter_queues() -> list[str]:
+        return queues.dead_letter_queues(p.provider_id for p in await store.providers())
+
+    participation = Participation(
+        "disclosure",
+        store.erasures,
+        SubjectDeadLetters(queue_inspector(settings, broker), hasher, provider_dead_letter_queues),
+        ErasureReporter(broker),
+    )
+    service = DisclosureService(store, queues, hasher, logins, participation)
     broker.include_router(build_router(service, settings))
     return [service.declare_provider_queues]

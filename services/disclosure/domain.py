@@ -139,6 +139,12 @@ def _field_paths(prefix: str, data: Mapping[str, Any]) -> list[str]:
     return paths
 
 
+def erased_reference(request_id: str) -> str:
+    """What stands in the disclosure log for a person erased by this request: the log still
+    shows what was disclosed, and the erasure service's request says why the name is gone."""
+    return f"erased:{request_id}"
+
+
 def provider_username(user_prefix: str, provider_id: str) -> str:
     return f"{user_prefix}{provider_id}"
 

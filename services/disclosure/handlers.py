@@ -16,6 +16,7 @@ from shared.contracts.disclosure_ops import (
     ListHeldDisclosures,
     ReleaseOrder,
 )
+from shared.contracts.erasure import EraseSubject, ReportSubject
 from shared.contracts.providers import (
     AddProvider,
     ChangeProviderStatus,
@@ -27,7 +28,11 @@ from shared.contracts.providers import (
 from shared.contracts.webshop import OrderPlaced
 from shared.messaging import CommandRefused, subscribe_commands, subscribe_events
 from shared.settings import ServiceSettings
-from shared.topology import ops_subscription, order_placed_subscription
+from shared.topology import (
+    erase_subject_subscription,
+    ops_subscription,
+    order_placed_subscription,
+)
 
 
 def build_router(service: DisclosureService, settings: ServiceSettings) -> RabbitRouter:
@@ -38,6 +43,12 @@ def build_router(service: DisclosureService, settings: ServiceSettings) -> Rabbi
     )
     async def on_order_placed(event: OrderPlaced) -> None:
         await service.disclose_order(event)
+
+    @subscribe_events(
+        router, erase_subject_subscription("disclosure"), TypeAdapter(EraseSubject), settings
+    )
+    async def on_erase_subject(command: EraseSubject) -> None:
+        await service.erase(command)
 
     @subscribe_commands(
         router, ops_subscription("disclosure"), TypeAdapter(DisclosureCommand), settings
@@ -63,6 +74,8 @@ def build_router(service: DisclosureService, settings: ServiceSettings) -> Rabbi
                     return await service.release(order_id, actor)
                 case ListDisclosures():
                     return await service.sent_disclosures(command)
+                case ReportSubject(email=email):
+                    return await service.report(email, actor)
         except (ProviderRefused, RabbitMQAdminError) as refused:
             raise CommandRefused(str(refused)) from None
 

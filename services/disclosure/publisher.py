@@ -1,15 +1,18 @@
 """The disclosure service's side of the `disclosures` exchange: provider queues and sending.
 
 This is the only code in the register that publishes to `disclosures`, and it takes exactly one
-order's disclosure for one provider: there is no way to send data in bulk.
+order's disclosure for one provider, or one erasure notice (which carries no personal data) for
+one provider: there is no way to send data in bulk.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from faststream.rabbit import RabbitBroker
 
 from shared import topology
-from shared.contracts.disclosures import Disclosure
+from shared.contracts.disclosures import Disclosure, ErasureNotice
 from shared.messaging import publish
 
 
@@ -36,3 +39,20 @@ class ProviderQueues:
             message_id=str(disclosure.disclosure_id),
             message_type=disclosure.type,
         )
+
+    async def send_erasure_notice(self, provider_id: str, notice: ErasureNotice) -> None:
+        await publish(
+            self._broker,
+            notice,
+            exchange=topology.disclosures_exchange(),
+            routing_key=provider_id,
+            message_id=str(notice.notice_id),
+            message_type=notice.type,
+        )
+
+    def dead_letter_queues(self, provider_ids: Iterable[str]) -> list[str]:
+        """Where what the providers rejected waits: an erasure takes its person's out."""
+        return [
+            topology.dead_letter_queue(topology.provider_queue_name(provider_id)).name
+            for provider_id in provider_ids
+        ]

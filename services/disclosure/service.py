@@ -1,5 +1,6 @@
 """The disclosure service's use cases: disclosing orders, releasing held disclosures, answering
-who got whose data, and keeping the provider registry and the providers' broker users."""
+who got whose data, keeping the provider registry and the providers' broker users, and its part
+of an erasure: telling each provider that received the person's data."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import logging
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from services.disclosure.domain import (
     ProviderRefused,
     disclosed_fields,
+    erased_reference,
     hold_reason,
     not_registered,
     plan_disclosures,
@@ -29,7 +32,8 @@ from shared.contracts.disclosure_ops import (
     ReleaseOutcome,
     SentDisclosure,
 )
-from shared.contracts.disclosures import Disclosure
+from shared.contracts.disclosures import Disclosure, ErasureNotice, erasure_notice_id_for
+from shared.contracts.erasure import EraseSubject, ErasureReported, Retained
 from shared.contracts.providers import (
     AddProvider,
     ChangeProviderStatus,
@@ -38,9 +42,16 @@ from shared.contracts.providers import (
     UpdateProvider,
 )
 from shared.contracts.webshop import OrderPlaced
+from shared.erasure import Participation, Plan, ignore_buried
 from shared.identity import SubjectHasher
 
 log = logging.getLogger(__name__)
+
+SERVICE = "disclosure"
+LOG_BASIS = (
+    "GDPR Art. 5(2) and 19: proof of which providers received the data and were told of the erasure"
+)
+LOG_KEPT_UNTIL = "as long as the ledger lines of the orders concerned are kept"
 
 
 @dataclass(frozen=True)
@@ -60,11 +71,13 @@ class DisclosureService:
         queues: ProviderQueues,
         hasher: SubjectHasher,
         logins: ProviderLogins,
+        participation: Participation,
     ) -> None:
         self._store = store
         self._queues = queues
         self._hasher = hasher
         self._logins = logins
+        self._participation = participation
 
     # --- disclosing ----------------------------------------------------------------------------
 
@@ -75,6 +88,12 @@ class DisclosureService:
         disclosure already in the log (sent or held) is never sent again by a redelivered
         event. A crash between sending and logging sends it again with the same disclosure id.
         """
+        subjects = [self._hasher(e) for e in (event.buyer.email, event.recipient.email) if e]
+        tombstones = await self._store.erasures.tombstones(subjects)
+        if any(tombstone.buries(event.occurred_at) for tombstone in tombstones.values()):
+            # Sending it now would give a provider the data of a person erased since.
+            ignore_buried(SERVICE, "an order of an erased person", _event_ids(event))
+            return
         providers = {p.provider_id: p for p in await self._store.providers(event.provider_ids())}
         for planned in plan_disclosures(event, providers):
             disclosure = planned.disclosure
@@ -137,6 +156,76 @@ class DisclosureService:
         return await self._store.sent(
             subject=subject, provider_id=query.provider_id, limit=query.limit
         )
+
+    # --- erasure (shared/erasure.py runs the steps) ----------------------------------------------
+
+    async def erase(self, command: EraseSubject) -> None:
+        await self._participation.erase(command, self)
+
+    async def plan_erasure(self, command: EraseSubject) -> Plan:
+        """One notice for each provider that received the person's data, for those orders; the
+        log entries stay, without the person's hash; held disclosures are cancelled."""
+        received: dict[str, set[str]] = {}
+        for sent in await self._store.sent(subject=command.subject):
+            received.setdefault(sent.provider_id, set()).add(sent.order_id)
+        held = await self._store.held_of(command.subject)
+        kept = [
+            Retained(
+                what=f"disclosure log: what {provider_id} received of these orders, and when "
+                "(the person's hash replaced by the erasure request's id)",
+                basis=LOG_BASIS,
+                until=LOG_KEPT_UNTIL,
+                order_ids=sorted(order_ids),
+                provider_id=provider_id,
+            )
+            for provider_id, order_ids in sorted(received.items())
+        ]
+        return Plan(
+            erased={"held disclosures (with their copy of the data)": len(held)},
+            kept=kept,
+            providers_notified=sorted(received),
+        )
+
+    async def carry_out_erasure(self, command: EraseSubject, report: ErasureReported) -> None:
+        for retained in report.kept:
+            assert retained.provider_id is not None
+            notice = ErasureNotice(
+                notice_id=erasure_notice_id_for(command.request_id, retained.provider_id),
+                order_ids=retained.order_ids,
+                occurred_at=command.erased_at,
+            )
+            await self._queues.send_erasure_notice(retained.provider_id, notice)
+            log.info(
+                "erasure notice sent",
+                extra={"provider_id": retained.provider_id, "request_id": command.request_id},
+            )
+        await self._store.cancel_held(
+            command.subject, f"cancelled: the person was erased (request {command.request_id})"
+        )
+        await self._store.replace_subject(command.subject, erased_reference(command.request_id))
+
+    # --- access -----------------------------------------------------------------------------------
+
+    async def report(self, email: str, actor: str) -> dict[str, Any]:
+        """Who received the person's data, which fields and when; what is held back; after an
+        erasure, the log entries kept (GDPR Art. 15(1)(c))."""
+        subject = self._hasher(email)
+        log.info("access report given", extra={"subject": subject, "actor": actor})
+        tombstone = await self._store.erasures.tombstone(subject)
+        retained = (
+            []
+            if tombstone is None
+            else await self._store.sent(
+                subject=[erased_reference(request_id) for request_id in tombstone.request_ids]
+            )
+        )
+        return {
+            "subject": subject,
+            "sent": await self._store.sent(subject=subject),
+            "held": await self._store.held_of(subject),
+            "erased_at": None if tombstone is None else tombstone.erased_at,
+            "retained": retained,
+        }
 
     # --- the provider registry -----------------------------------------------------------------
 
@@ -206,6 +295,10 @@ class DisclosureService:
     def _subjects(self, disclosure: Disclosure) -> list[str]:
         emails = [disclosure.buyer.email, disclosure.recipient.email]
         return [self._hasher(email) for email in emails if email]
+
+
+def _event_ids(event: OrderPlaced) -> dict[str, str]:
+    return {"order_id": event.order_id, "event_id": str(event.event_id)}
 
 
 def _ids(disclosure: Disclosure) -> dict[str, str]:

@@ -5,6 +5,11 @@ per order and provider). A sent disclosure's log entry names the people by subje
 lists the fields sent; it keeps no copy of the data. A held one keeps the data it will send
 (`pending`) until it is released; releasing claims it first (`held` → `releasing`, atomically),
 so two releases can never both send it.
+
+When a person is erased, their held disclosures are cancelled (`cancelled`, the held copy of the
+data deleted), and in every log entry their subject hash is replaced by `erased:<request id>`:
+the log still proves to whom the data of the erased person was disclosed, without naming them.
+Tombstones and erasure reports: shared/erasure.py.
 """
 
 from __future__ import annotations
@@ -20,10 +25,13 @@ from shared.contracts.disclosure_ops import HeldDisclosure, SentDisclosure
 from shared.contracts.disclosures import Disclosure
 from shared.contracts.providers import Provider
 from shared.database import Database
+from shared.erasure import ErasureRecords
 
 SENT = "sent"
 HELD = "held"
 RELEASING = "releasing"
+CANCELLED = "cancelled"
+NOT_SENT = [HELD, RELEASING]
 # A release that crashed after claiming a disclosure leaves it `releasing`; after this long
 # another release may claim it again (and, if the first did publish, send it a second time
 # with the same disclosure id: delivery is at least once).
@@ -34,6 +42,7 @@ class DisclosureStore:
     def __init__(self, database: Database) -> None:
         self._providers = database["providers"]
         self._disclosures = database["disclosures"]
+        self.erasures = ErasureRecords(database)
 
     async def create_indexes(self) -> None:
         await self._disclosures.create_indexes(
@@ -134,7 +143,7 @@ class DisclosureStore:
 
     async def held(self, order_id: str | None = None) -> list[HeldDisclosure]:
         """Disclosures not sent yet (all, or one order's), oldest first, without their data."""
-        query: dict[str, Any] = {"status": {"$in": [HELD, RELEASING]}}
+        query: dict[str, Any] = {"status": {"$in": NOT_SENT}}
         if order_id is not None:
             query["order_id"] = order_id
         cursor = self._disclosures.find(query, {"pending": 0}).sort("recorded_at", ASCENDING)
@@ -173,16 +182,49 @@ class DisclosureStore:
         )
 
     async def sent(
-        self, *, subject: str | None = None, provider_id: str | None = None, limit: int
+        self,
+        *,
+        subject: str | list[str] | None = None,
+        provider_id: str | None = None,
+        limit: int | None = None,
     ) -> list[SentDisclosure]:
-        """Sent disclosures of one person or to one provider, newest first."""
+        """Sent disclosures of one person (or of any of several names for them) or to one
+        provider, newest first."""
         query: dict[str, Any] = {"status": SENT}
         if subject is not None:
-            query["subjects"] = subject
+            query["subjects"] = subject if isinstance(subject, str) else {"$in": subject}
         if provider_id is not None:
             query["provider_id"] = provider_id
-        cursor = self._disclosures.find(query).sort("sent_at", DESCENDING).limit(limit)
+        cursor = self._disclosures.find(query).sort("sent_at", DESCENDING)
+        if limit is not None:
+            cursor = cursor.limit(limit)
         return [_sent(document) async for document in cursor]
+
+    async def held_of(self, subject: str) -> list[HeldDisclosure]:
+        """The person's disclosures not sent yet, without their data."""
+        cursor = self._disclosures.find(
+            {"subjects": subject, "status": {"$in": NOT_SENT}}, {"pending": 0}
+        )
+        return [_held(document) async for document in cursor]
+
+    async def cancel_held(self, subject: str, reason: str) -> None:
+        """Never send the person's held disclosures; their held copy of the data goes."""
+        await self._disclosures.update_many(
+            {"subjects": subject, "status": {"$in": NOT_SENT}},
+            {
+                "$set": {"status": CANCELLED, "hold_reason": reason},
+                "$unset": {"pending": "", "claimed_at": ""},
+            },
+        )
+
+    async def replace_subject(self, subject: str, reference: str) -> None:
+        """Put `reference` in place of the person's hash in every log entry that names them."""
+        # Two steps (MongoDB cannot add to and pull from one array in one update); repeating
+        # them after a crash in between finishes the job.
+        await self._disclosures.update_many(
+            {"subjects": subject}, {"$addToSet": {"subjects": reference}}
+        )
+        await self._disclosures.update_many({"subjects": subject}, {"$pull": {"subjects": subject}})
 
 
 def _log_entry(disclosure: Disclosure, subjects: list[str]) -> dict[str, Any]:

@@ -1,20 +1,71 @@
-"""Wires the erasure service together: store, handlers, broker."""
+"""Wires the erasure service together: store, service, handlers, broker, and the periodic
+check that asks silent participants again."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
 from faststream.rabbit import RabbitBroker
 
+from services.erasure.domain import Timing
 from services.erasure.handlers import build_router
+from services.erasure.publisher import Participants
+from services.erasure.service import ErasureService
+from services.erasure.settings import ErasureSettings
 from services.erasure.store import ErasureStore
 from shared.database import DatabaseConnection
-from shared.runtime import StartupHooks
-from shared.settings import ServiceSettings
+from shared.erasure import SubjectDeadLetters
+from shared.identity import SubjectHasher
+from shared.runtime import StartupHooks, Stop, queue_inspector
+
+log = logging.getLogger(__name__)
+
+
+def every(seconds: float, work: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[Stop]]:
+    """A startup hook that runs `work` every `seconds` until the service stops."""
+
+    async def repeat() -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await work()
+            except Exception:
+                log.exception("periodic work failed; it runs again at the next interval")
+
+    async def start() -> Stop:
+        task = asyncio.create_task(repeat())
+
+        async def stop() -> None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        return stop
+
+    return start
 
 
 async def assemble(
-    settings: ServiceSettings, database: DatabaseConnection, broker: RabbitBroker
+    settings: ErasureSettings, database: DatabaseConnection, broker: RabbitBroker
 ) -> StartupHooks:
     store = ErasureStore(database.database)
     await store.create_indexes()
-    broker.include_router(build_router(store, settings))
-    return []
+    hasher = SubjectHasher(settings.identity_hash_key.get_secret_value())
+    timing = Timing(
+        deadline=settings.erasure_deadline,
+        retry_first=settings.erasure_retry_first,
+        retry_max=settings.erasure_retry_max,
+        stuck_after=settings.erasure_stuck_after,
+    )
+    service = ErasureService(
+        store,
+        hasher,
+        Participants(broker),
+        SubjectDeadLetters(queue_inspector(settings, broker), hasher),
+        timing,
+    )
+    broker.include_router(build_router(service, settings))
+    return [every(settings.erasure_check_interval.total_seconds(), service.retry_due)]

@@ -1,4 +1,4 @@
-"""Messages the erasure service consumes, translated into calls on its store."""
+"""Messages the erasure service consumes, translated into calls on `ErasureService`."""
 
 from __future__ import annotations
 
@@ -7,20 +7,50 @@ from typing import Any
 from faststream.rabbit import RabbitRouter
 from pydantic import TypeAdapter
 
-from services.erasure.store import ErasureStore
-from shared.contracts.erasure import ErasureCommand, ListErasureRequests
-from shared.messaging import subscribe_commands
+from services.erasure.service import ErasureService
+from shared.contracts.erasure import (
+    ErasureCommand,
+    ErasureReported,
+    ListErasureRequests,
+    ReportSubject,
+    RequestErasure,
+    ShowErasureRequest,
+)
+from shared.contracts.webshop import ErasureRequested
+from shared.messaging import subscribe_commands, subscribe_events
 from shared.settings import ServiceSettings
-from shared.topology import ops_subscription
+from shared.topology import (
+    erasure_reported_subscription,
+    erasure_requested_subscription,
+    ops_subscription,
+)
 
 
-def build_router(store: ErasureStore, settings: ServiceSettings) -> RabbitRouter:
+def build_router(service: ErasureService, settings: ServiceSettings) -> RabbitRouter:
     router = RabbitRouter()
+
+    @subscribe_events(
+        router, erasure_requested_subscription(), TypeAdapter(ErasureRequested), settings
+    )
+    async def on_erasure_requested(event: ErasureRequested) -> None:
+        await service.request_from_webshop(event)
+
+    @subscribe_events(
+        router, erasure_reported_subscription(), TypeAdapter(ErasureReported), settings
+    )
+    async def on_erasure_reported(report: ErasureReported) -> None:
+        await service.record_report(report)
 
     @subscribe_commands(router, ops_subscription("erasure"), TypeAdapter(ErasureCommand), settings)
     async def on_command(command: ErasureCommand, actor: str) -> Any:
         match command:
+            case RequestErasure():
+                return await service.request_from_staff(command, actor)
+            case ShowErasureRequest(request_id=request_id):
+                return await service.show(request_id)
             case ListErasureRequests(open_only=open_only):
-                return await store.requests(open_only)
+                return await service.list(open_only)
+            case ReportSubject(email=email):
+                return await service.record_access(email, actor)
 
     return router

@@ -5,11 +5,12 @@ from __future__ import annotations
 from faststream.rabbit import RabbitBroker
 
 from services.orders.handlers import build_router
-from services.orders.service import OrdersService
+from services.orders.service import SERVICE, OrdersService
 from services.orders.store import OrdersStore
 from shared.database import DatabaseConnection
+from shared.erasure import ErasureReporter, Participation, SubjectDeadLetters
 from shared.identity import SubjectHasher
-from shared.runtime import StartupHooks
+from shared.runtime import StartupHooks, queue_inspector
 from shared.settings import ServiceSettings
 
 
@@ -19,5 +20,11 @@ async def assemble(
     store = OrdersStore(database.database)
     await store.create_indexes()
     hasher = SubjectHasher(settings.identity_hash_key.get_secret_value())
-    broker.include_router(build_router(OrdersService(store, hasher), settings))
+    participation = Participation(
+        SERVICE,
+        store.erasures,
+        SubjectDeadLetters(queue_inspector(settings, broker), hasher),
+        ErasureReporter(broker),
+    )
+    broker.include_router(build_router(OrdersService(store, hasher, participation), settings))
     return []

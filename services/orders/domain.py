@@ -1,14 +1,19 @@
 """What the orders service keeps of an order, decided without a broker or a database.
 
 The buyer's order history is the orders; each order keeps its ledger lines (what accounting
-law needs) apart from the two people's data (what an erasure will strip). The latest known
+law needs) apart from the two people's data (what an erasure strips). The latest known
 data of each person is kept in a profile keyed by the subject hash, updated only by an event
 newer than the one it was built from, so a late or repeated event never rolls it back.
+
+An erased person's data leaves the orders, but the ledger lines stay until the accounting
+retention ends: vouchers are kept six years from the end of the year in which the financial
+year ended (Finnish Accounting Act 1336/1997, chapter 2, section 10). The register takes the
+financial year to be the calendar year.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -17,6 +22,14 @@ from shared.contracts.webshop import OrderPlaced, Person
 from shared.identity import SubjectHasher
 
 Role = Literal["buyer", "recipient"]
+ROLES: tuple[Role, ...] = ("buyer", "recipient")
+
+RETENTION_BASIS = "Finnish Accounting Act 1336/1997 ch. 2 §10"
+RETENTION_YEARS = 6
+# Which year an order belongs to is decided in Finnish time. A year always ends in winter, in
+# Eastern European Time, so that fixed offset is exact at every year's boundary (and needs no
+# time-zone database).
+FINNISH_WINTER_TIME = timezone(timedelta(hours=2), "EET")
 
 
 class Record(BaseModel):
@@ -43,10 +56,20 @@ class Order(Record):
     currency: str
     lines: list[LedgerLine]
     total_cents: int
-    buyer_subject: str
+    buyer_subject: str | None
     recipient_subject: str | None
-    buyer: dict[str, Any]
-    recipient: dict[str, Any]
+    buyer: dict[str, Any] | None
+    recipient: dict[str, Any] | None
+    retention: dict[str, str] | None = None
+    """Set when a person's data was erased from the order: why its ledger lines stay, until when."""
+    erasures: list[str] | None = None
+    """The erasure requests that stripped personal data from the order."""
+
+    def subject(self, role: Role) -> str | None:
+        return self.buyer_subject if role == "buyer" else self.recipient_subject
+
+    def person(self, role: Role) -> dict[str, Any] | None:
+        return self.buyer if role == "buyer" else self.recipient
 
 
 class Profile(Record):
@@ -81,19 +104,35 @@ def order_from_event(event: OrderPlaced, hasher: SubjectHasher, recorded_at: dat
 
 
 def profiles_from_order(order: Order) -> list[Profile]:
-    """The buyer's profile, and the recipient's when the web shop knows their email."""
-    profiles = [
-        Profile(
-            subject=order.buyer_subject, role="buyer", as_of=order.placed_at, person=order.buyer
-        )
-    ]
-    if order.recipient_subject is not None:
-        profiles.append(
-            Profile(
-                subject=order.recipient_subject,
-                role="recipient",
-                as_of=order.placed_at,
-                person=order.recipient,
+    """The buyer's profile, and the recipient's when the web shop knows their email (neither
+    for a person erased from the order)."""
+    profiles = []
+    for role in ROLES:
+        subject, person = order.subject(role), order.person(role)
+        if subject is not None and person is not None:
+            profiles.append(
+                Profile(subject=subject, role=role, as_of=order.placed_at, person=person)
             )
-        )
     return profiles
+
+
+def retention_until(placed_at: datetime) -> date:
+    """The last day the ledger lines of an order placed at `placed_at` must be kept."""
+    financial_year = placed_at.astimezone(FINNISH_WINTER_TIME).year
+    return date(financial_year + RETENTION_YEARS, 12, 31)
+
+
+def retention(placed_at: datetime) -> dict[str, str]:
+    return {"basis": RETENTION_BASIS, "until": retention_until(placed_at).isoformat()}
+
+
+def without_people(order: Order, roles: set[Role], request_ids: list[str]) -> Order:
+    """The order with the personal data of `roles` left out, as an erasure would have left it:
+    for an order event that arrives only after the person in those roles was erased."""
+    changes: dict[str, Any] = {
+        "retention": retention(order.placed_at),
+        "erasures": sorted({*(order.erasures or []), *request_ids}),
+    }
+    for role in roles:
+        changes |= {role: None, f"{role}_subject": None}
+    return order.model_copy(update=changes)

@@ -1,35 +1,141 @@
-"""The orders service's use cases: what happens when an order arrives."""
+"""The orders service's use cases: an order arrives, a person is erased, a person asks what is
+kept on them."""
 
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from datetime import UTC, datetime
+from typing import Any
 
-from services.orders.domain import order_from_event, profiles_from_order
-from services.orders.store import OrdersStore
+from services.orders.domain import (
+    RETENTION_BASIS,
+    ROLES,
+    order_from_event,
+    profiles_from_order,
+    retention_until,
+    without_people,
+)
+from services.orders.store import LEDGER_FIELDS, OrdersStore
+from shared.contracts.erasure import EraseSubject, ErasureReported, Retained
 from shared.contracts.webshop import OrderPlaced
+from shared.erasure import Participation, Plan, ignore_buried
 from shared.identity import SubjectHasher
 
 log = logging.getLogger(__name__)
 
+SERVICE = "orders"
+LEDGER = "ledger lines (order id, date, products, provider, amounts)"
+
 
 class OrdersService:
-    def __init__(self, store: OrdersStore, hasher: SubjectHasher) -> None:
+    def __init__(
+        self, store: OrdersStore, hasher: SubjectHasher, participation: Participation
+    ) -> None:
         self._store = store
         self._hasher = hasher
+        self._participation = participation
 
     async def record_order(self, event: OrderPlaced) -> None:
-        """Keep the order in the buyer's history and both people's latest data; idempotent."""
+        """Keep the order in the buyer's history and both people's latest data; idempotent.
+
+        A person erased after the order was placed is left out of it (a late or replayed
+        event); its ledger lines are kept all the same, as the erasure would have kept them.
+        """
         order = order_from_event(event, self._hasher, recorded_at=datetime.now(UTC))
+        subjects = [subject for role in ROLES if (subject := order.subject(role)) is not None]
+        tombstones = await self._store.erasures.tombstones(subjects)
+        buried = {
+            role: tombstone
+            for role in ROLES
+            if (tombstone := tombstones.get(order.subject(role) or "")) is not None
+            and tombstone.buries(order.placed_at)
+        }
+        if buried:
+            request_ids = [rid for tombstone in buried.values() for rid in tombstone.request_ids]
+            order = without_people(order, set(buried), request_ids)
+            ignore_buried(SERVICE, "the data of an erased person in an order", _ids(event))
         new = await self._store.add_order(order)
         # Profiles are updated even for a known order: a crash may have come between the writes.
         for profile in profiles_from_order(order):
             await self._store.update_profile(profile)
         log.info(
             "order recorded" if new else "order already recorded",
-            extra={
-                "order_id": order.order_id,
-                "event_id": order.event_id,
-                "subject": order.buyer_subject,
-            },
+            extra={**_ids(event), "subject": order.buyer_subject},
         )
+
+    # --- erasure (shared/erasure.py runs the steps) ----------------------------------------------
+
+    async def erase(self, command: EraseSubject) -> None:
+        await self._participation.erase(command, self)
+
+    async def plan_erasure(self, command: EraseSubject) -> Plan:
+        subject = command.subject
+        orders = await self._store.orders_of(subject)
+        erased = {
+            f"{role} profiles": int(await self._store.profile(role, subject) is not None)
+            for role in ROLES
+        }
+        erased["orders stripped of personal data"] = len(orders)
+        by_end: dict[str, list[str]] = defaultdict(list)
+        for order in orders:
+            by_end[retention_until(order["placed_at"]).isoformat()].append(order["_id"])
+        kept = [
+            Retained(what=LEDGER, basis=RETENTION_BASIS, until=until, order_ids=sorted(order_ids))
+            for until, order_ids in sorted(by_end.items())
+        ]
+        return Plan(erased=erased, kept=kept, providers_notified=[])
+
+    async def carry_out_erasure(self, command: EraseSubject, report: ErasureReported) -> None:
+        subject = command.subject
+        await self._store.erase_profiles(subject)
+        for order in await self._store.orders_of(subject):
+            for role in ROLES:
+                if order.get(f"{role}_subject") == subject:
+                    await self._store.erase_from_order(
+                        order["_id"], role, subject, command.request_id, order["placed_at"]
+                    )
+
+    # --- access -----------------------------------------------------------------------------------
+
+    async def report(self, email: str, actor: str) -> dict[str, Any]:
+        """What the orders service holds on the person (GDPR Art. 15): their profiles, their
+        data in each order they bought or received, and after an erasure the ledger lines kept."""
+        subject = self._hasher(email)
+        log.info("access report given", extra={"subject": subject, "actor": actor})
+        tombstone = await self._store.erasures.tombstone(subject)
+        profiles = {role: await self._store.profile(role, subject) for role in ROLES}
+        return {
+            "subject": subject,
+            "profiles": {
+                role: {"data": profile["person"], "as_of": profile["as_of"]}
+                for role, profile in profiles.items()
+                if profile is not None
+            },
+            "orders": [
+                _their_order(order, subject) for order in await self._store.orders_of(subject)
+            ],
+            "erased_at": None if tombstone is None else tombstone.erased_at,
+            "retained": []
+            if tombstone is None
+            else [
+                {"order_id": order["_id"], **{field: order[field] for field in LEDGER_FIELDS}}
+                for order in await self._store.retained_orders(tombstone.request_ids)
+            ],
+        }
+
+
+def _their_order(order: dict[str, Any], subject: str) -> dict[str, Any]:
+    """An order as the person sees it: the ledger, and their own data in the roles they had."""
+    return {
+        "order_id": order["_id"],
+        "placed_at": order["placed_at"],
+        "currency": order["currency"],
+        "lines": order["lines"],
+        "total_cents": order["total_cents"],
+        **{f"as_{role}": order[role] for role in ROLES if order.get(f"{role}_subject") == subject},
+    }
+
+
+def _ids(event: OrderPlaced) -> dict[str, str]:
+    return {"order_id": event.order_id, "event_id": str(event.event_id)}

@@ -11,6 +11,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import Field, model_validator
 
+from shared.contracts.erasure import ReportSubject
 from shared.contracts.fields import Contract, Email, Identifier, ProviderId
 from shared.contracts.providers import (
     AddProvider,
@@ -89,6 +90,7 @@ DisclosureCommand = Annotated[
     | IssueProviderCredentials
     | ListHeldDisclosures
     | ReleaseOrder
-    | ListDisclosures,
+    | ListDisclosures
+    | ReportSubject,
     Field(discriminator="command"),
 ]

@@ -1,10 +1,88 @@
-"""Commands served by the erasure service."""
+"""Erasure and access requests: the erasure service's commands and the events between services.
+
+The erasure service hashes the email it is given (`shared.identity`) and from then on names the
+person by that hash only: internal events and its own records never carry the email. Each
+data-holding service erases its slice when told (`EraseSubject`) and reports what it erased and
+what it had to keep (`ErasureReported`); the completed request's `Receipt` is built from those
+reports and carries no personal data.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from datetime import datetime
+from typing import Annotated, Literal
 
-from shared.contracts.fields import Contract
+from pydantic import AwareDatetime, Field, StringConstraints
+
+from shared.contracts.fields import Contract, Email, Identifier, ProviderId, bounded_text
+
+ErasureReason = Literal["subject-request", "misuse"]
+"""The person asked (GDPR Art. 17), or the company erases a customer who misused the service."""
+RequestType = Literal["erasure", "access"]
+RequestStatus = Literal["received", "in_progress", "stuck", "completed", "answered"]
+SubjectHash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+Note = bounded_text(500)
+ParticipantName = Literal["orders", "consent", "disclosure"]
+
+
+# --- between the services (exchange `register.events`) ----------------------------------------
+
+
+class EraseSubject(Contract):
+    """Routing key `erase.subject.<service>`: erase this person's data from your slice.
+
+    Sent again, with back-off, until the service reports; a service does its part once per
+    `request_id` and answers a repeat with the report it gave the first time. Anything about
+    the person that happened before `erased_at` may never bring their data back.
+    """
+
+    request_id: Identifier
+    subject: SubjectHash
+    reason: ErasureReason
+    erased_at: AwareDatetime
+
+
+class Retained(Contract):
+    """Something a service had to keep after the erasure, why, and until when; the orders it
+    concerns, and the provider when it is what a provider received."""
+
+    what: str
+    basis: str
+    until: str
+    order_ids: list[Identifier] = Field(default_factory=list)
+    provider_id: ProviderId | None = None
+
+
+class ErasureReported(Contract):
+    """Routing key `erasure.reported`: a service has erased its slice of a person.
+
+    `erased` counts what was removed, by kind; `kept` says what stays and why. No personal data.
+    """
+
+    request_id: Identifier
+    service: ParticipantName
+    reported_at: AwareDatetime
+    erased: dict[str, int]
+    kept: list[Retained] = Field(default_factory=list)
+    providers_notified: list[ProviderId] = Field(default_factory=list)
+
+
+# --- operators' commands (exchange `ops`, routing key `erasure`) --------------------------------
+
+
+class RequestErasure(Contract):
+    """Erase a person everywhere. While an erasure of the same person is open, that one is
+    returned instead of a second one being started."""
+
+    command: Literal["erasure.request"] = "erasure.request"
+    email: Email
+    reason: ErasureReason
+    note: Note | None = None
+
+
+class ShowErasureRequest(Contract):
+    command: Literal["erasure.status"] = "erasure.status"
+    request_id: Identifier
 
 
 class ListErasureRequests(Contract):
@@ -12,4 +90,57 @@ class ListErasureRequests(Contract):
     open_only: bool = False
 
 
-ErasureCommand = ListErasureRequests  # becomes a union as the erasure commands arrive
+class ReportSubject(Contract):
+    """Everything a service holds on a person (GDPR Art. 15). Every service answers it; the
+    erasure service also records that the access request was made, by whom and when."""
+
+    command: Literal["report.subject"] = "report.subject"
+    email: Email
+
+
+ErasureCommand = Annotated[
+    RequestErasure | ShowErasureRequest | ListErasureRequests | ReportSubject,
+    Field(discriminator="command"),
+]
+
+
+# --- what the erasure service answers -------------------------------------------------------------
+
+
+class ServiceReceipt(Contract):
+    reported_at: datetime
+    erased: dict[str, int]
+    kept: list[Retained]
+    providers_notified: list[str] = Field(default_factory=list)
+
+
+class Receipt(Contract):
+    """Proof that an erasure was carried out, with no personal data: hand it to the person."""
+
+    request_id: str
+    reason: ErasureReason
+    received_at: datetime
+    deadline: datetime
+    completed_at: datetime
+    services: dict[str, ServiceReceipt]
+    providers_notified: list[str]
+
+
+class ErasureRequestView(Contract):
+    """An erasure or access request as staff see it; `missing` are the services not yet done."""
+
+    request_id: str
+    type: RequestType
+    status: RequestStatus
+    reason: ErasureReason | None = None
+    note: str | None = None
+    source: Literal["ops", "webshop"]
+    requested_by: str
+    received_at: datetime
+    deadline: datetime | None = None
+    overdue: bool = False
+    missing: list[str] = Field(default_factory=list)
+    attempts: int = 0
+    stuck_since: datetime | None = None
+    completed_at: datetime | None = None
+    receipt: Receipt | None = None

@@ -6,6 +6,7 @@ from uuid import UUID
 
 from pydantic import Field, model_validator
 
+from shared.contracts.erasure import ErasureReason
 from shared.contracts.fields import (
     BirthDate,
     City,
@@ -122,3 +123,17 @@ class MarketingObjection(Contract):
     email: Email
     objected: bool
     source: Source
+
+
+class ErasureRequested(Contract):
+    """Routing key `erasure.requested`: a person asked on the web shop for their data to be erased.
+
+    `request_id` is the web shop's own id for the request; the same request delivered again, or
+    sent again with the same `request_id`, is one erasure.
+    """
+
+    event_id: UUID
+    occurred_at: EventTime
+    request_id: Identifier
+    email: Email
+    reason: ErasureReason

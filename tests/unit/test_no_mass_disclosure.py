@@ -1,5 +1,7 @@
 """No mass disclosure, by construction: the only code that can put a message on `disclosures`
-is `ProviderQueues.send`, and it takes one order's disclosure for one provider.
+is `ProviderQueues.send`, which takes one order's disclosure for one provider, and
+`ProviderQueues.send_erasure_notice`, which takes one erasure notice (no personal data) for one
+provider.
 
 The source of the running register (services/, shared/, rekisteri/) is read as syntax trees, so a
 new module that names the exchange or a provider queue, or spells out their names, fails here
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from services.disclosure.publisher import ProviderQueues
 from shared import topology
-from shared.contracts.disclosures import Disclosure
+from shared.contracts.disclosures import Disclosure, ErasureNotice
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME_PACKAGES = ("services", "shared", "rekisteri")
@@ -94,6 +96,14 @@ def test_the_publisher_sends_exactly_one_disclosure_at_a_time() -> None:
     assert typing.get_type_hints(ProviderQueues.send)["disclosure"] is Disclosure
 
 
+def test_the_publisher_sends_exactly_one_erasure_notice_to_one_provider_at_a_time() -> None:
+    parameters = list(inspect.signature(ProviderQueues.send_erasure_notice).parameters.values())
+    assert [p.name for p in parameters] == ["self", "provider_id", "notice"]
+    hints = typing.get_type_hints(ProviderQueues.send_erasure_notice)
+    assert (hints["provider_id"], hints["notice"]) == (str, ErasureNotice)
+    assert set(ErasureNotice.model_fields) == {"type", "notice_id", "order_ids", "occurred_at"}
+
+
 def test_the_publisher_publishes_only_in_send() -> None:
     tree = ast.parse((ROOT / PUBLISHER).read_text())
     publishing = {
@@ -103,4 +113,4 @@ def test_the_publisher_publishes_only_in_send() -> None:
         for call in ast.walk(function)
         if isinstance(call, ast.Call) and "publish" in names_used(call.func)
     }
-    assert publishing == {"send"}
+    assert publishing == {"send", "send_erasure_notice"}

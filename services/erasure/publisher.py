@@ -1,0 +1,45 @@
+"""The erasure service's side of `register.events`: asking a participant to erase a person."""
+
+from __future__ import annotations
+
+import logging
+
+from aio_pika.exceptions import DeliveryError
+from faststream.rabbit import RabbitBroker
+
+from shared import topology
+from shared.contracts.erasure import EraseSubject
+from shared.messaging import publish
+
+log = logging.getLogger(__name__)
+
+
+class Participants:
+    def __init__(self, broker: RabbitBroker) -> None:
+        self._broker = broker
+
+    async def ask_to_erase(self, service: str, command: EraseSubject) -> bool:
+        """Put the request in the service's queue, where it waits if the service is down.
+
+        False when the service has no queue yet (it has never run on this broker): the request
+        then stays open and is asked again later.
+        """
+        try:
+            await publish(
+                self._broker,
+                command,
+                exchange=topology.register_events_exchange(),
+                routing_key=topology.erase_subject_routing_key(service),
+                message_id=f"{command.request_id}:{service}",
+                message_type=topology.ERASE_SUBJECT,
+            )
+        except DeliveryError:
+            log.warning(
+                "a participant has no queue for erasures yet",
+                extra={
+                    "queue": topology.erase_subject_subscription(service).queue_name,
+                    "request_id": command.request_id,
+                },
+            )
+            return False
+        return True

@@ -1,0 +1,223 @@
+"""What every data-holding service does the same way when a person is erased.
+
+The erasure service tells each participant (`EraseSubject`) and waits for its report
+(`ErasureReported`). A participant takes part through `Participation`, which keeps the order
+that makes the erasure safe to repeat and impossible to undo:
+
+1. bury: a tombstone (keyed hash, when, by which requests) goes in first, so from then on an
+   event about the person that happened before the erasure changes nothing, even one already
+   on its way; an event that happened after it starts a clean record;
+2. take the person's messages out of the service's dead-letter queues;
+3. plan: count what will be erased and say what must be kept, and store that report under the
+   request id; a repeat of the request finds it and is answered with the same report;
+4. carry out the plan (every step idempotent), mark the report done, publish it.
+
+A crash anywhere repeats the request (the erasure service sends it again until it hears back),
+which resumes at the first step not done.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from faststream.rabbit import RabbitBroker
+
+from shared import topology
+from shared.contracts.erasure import EraseSubject, ErasureReported, Retained
+from shared.database import Database
+from shared.dead_letters import QueueInspector, mentions_subject
+from shared.identity import SubjectHasher
+from shared.messaging import publish
+from shared.metrics import IGNORED_AFTER_ERASURE
+
+log = logging.getLogger(__name__)
+
+DEAD_LETTERS = "dead letters"
+"""The `erased` count every report carries: the person's messages taken out of dead-letter queues."""
+
+
+def aware(moment: datetime) -> datetime:
+    """A stored datetime as UTC-aware (MongoDB keeps UTC, and some drivers return it naive)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    subject: str
+    erased_at: datetime
+    request_ids: tuple[str, ...]
+
+    def buries(self, occurred_at: datetime) -> bool:
+        """Whether an event that happened at `occurred_at` predates the erasure, so it must not
+        bring the person back. An event at the very instant of the erasure counts as before."""
+        return occurred_at <= self.erased_at
+
+
+def ignore_buried(service: str, what: str, ids: dict[str, str]) -> None:
+    """Log and count an event left alone because it predates the person's erasure."""
+    IGNORED_AFTER_ERASURE.labels(service).inc()
+    log.info("%s predates an erasure: ignored", what, extra=ids)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a participant will erase (counts by kind) and what it must keep, and why."""
+
+    erased: dict[str, int]
+    kept: list[Retained]
+    providers_notified: list[str]
+
+
+class ErasureRecords:
+    """A participant's `tombstones` and `erasure_reports` collections, used by its store.
+
+    `tombstones`: one per erased person, `{_id: subject hash, erased_at, request_ids}`; a later
+    erasure of the same person moves `erased_at` forward. `erasure_reports`: one per request,
+    `{_id: request id, report, done}`.
+    """
+
+    def __init__(self, database: Database) -> None:
+        self._tombstones = database["tombstones"]
+        self._reports = database["erasure_reports"]
+
+    async def bury(self, command: EraseSubject) -> None:
+        await self._tombstones.update_one(
+            {"_id": command.subject},
+            {
+                "$max": {"erased_at": command.erased_at},
+                "$addToSet": {"request_ids": command.request_id},
+            },
+            upsert=True,
+        )
+
+    async def tombstone(self, subject: str) -> Tombstone | None:
+        return (await self.tombstones([subject])).get(subject)
+
+    async def tombstones(self, subjects: Iterable[str]) -> dict[str, Tombstone]:
+        cursor = self._tombstones.find({"_id": {"$in": list(subjects)}})
+        return {
+            document["_id"]: Tombstone(
+                document["_id"], aware(document["erased_at"]), tuple(document["request_ids"])
+            )
+            async for document in cursor
+        }
+
+    async def report(self, request_id: str) -> tuple[ErasureReported, bool] | None:
+        """The stored report of a request and whether it has been carried out."""
+        document = await self._reports.find_one({"_id": request_id})
+        if document is None:
+            return None
+        return ErasureReported.model_validate(document["report"], strict=False), document["done"]
+
+    async def save_report(self, report: ErasureReported) -> None:
+        """Keep the first report of a request: a concurrent second plan never replaces it."""
+        await self._reports.update_one(
+            {"_id": report.request_id},
+            {"$setOnInsert": {"report": report.model_dump(mode="json"), "done": False}},
+            upsert=True,
+        )
+
+    async def mark_done(self, request_id: str) -> None:
+        await self._reports.update_one({"_id": request_id}, {"$set": {"done": True}})
+
+
+class Participant(Protocol):
+    """A service's own part of an erasure."""
+
+    async def plan_erasure(self, command: EraseSubject) -> Plan: ...
+
+    async def carry_out_erasure(self, command: EraseSubject, report: ErasureReported) -> None: ...
+
+
+class DeadLetterRemover(Protocol):
+    async def remove_subject(self, subject: str) -> int: ...
+
+
+class SubjectDeadLetters:
+    """Takes a person's messages out of a service's dead-letter queues, found by keyed hash.
+
+    The email never travels with an erasure, so each message's email addresses are hashed and
+    compared with the subject; internal messages that carry the hash itself match too.
+    `extra_queues` names dead-letter queues the service answers for beyond its own (the
+    providers' queues, for the disclosure service).
+    """
+
+    def __init__(
+        self,
+        inspector: QueueInspector,
+        hasher: SubjectHasher,
+        extra_queues: Callable[[], Awaitable[list[str]]] | None = None,
+    ) -> None:
+        self._inspector = inspector
+        self._hasher = hasher
+        self._extra_queues = extra_queues
+
+    async def remove_subject(self, subject: str) -> int:
+        extra = await self._extra_queues() if self._extra_queues is not None else []
+        return await self._inspector.remove(
+            lambda body: mentions_subject(body, subject, self._hasher), also=extra
+        )
+
+
+class ErasureReporter:
+    """Publishes a participant's `erasure.reported` to the erasure service."""
+
+    def __init__(self, broker: RabbitBroker) -> None:
+        self._broker = broker
+
+    async def report(self, report: ErasureReported) -> None:
+        await publish(
+            self._broker,
+            report,
+            exchange=topology.register_events_exchange(),
+            routing_key=topology.ERASURE_REPORTED,
+            message_id=f"{report.request_id}:{report.service}",
+            message_type=topology.ERASURE_REPORTED,
+        )
+
+
+class Participation:
+    """Runs one participant's part of an erasure in the order this module's docstring gives."""
+
+    def __init__(
+        self,
+        service: str,
+        records: ErasureRecords,
+        dead_letters: DeadLetterRemover,
+        reporter: ErasureReporter,
+    ) -> None:
+        self._service = service
+        self._records = records
+        self._dead_letters = dead_letters
+        self._reporter = reporter
+
+    async def erase(self, command: EraseSubject, participant: Participant) -> ErasureReported:
+        ids: dict[str, Any] = {"subject": command.subject, "request_id": command.request_id}
+        stored = await self._records.report(command.request_id)
+        if stored is None:
+            await self._records.bury(command)
+            removed = await self._dead_letters.remove_subject(command.subject)
+            plan = await participant.plan_erasure(command)
+            await self._records.save_report(
+                ErasureReported(
+                    request_id=command.request_id,
+                    service=self._service,  # type: ignore[arg-type]
+                    reported_at=datetime.now(UTC),
+                    erased={**plan.erased, DEAD_LETTERS: removed},
+                    kept=plan.kept,
+                    providers_notified=plan.providers_notified,
+                )
+            )
+            stored = await self._records.report(command.request_id)
+            assert stored is not None
+        report, done = stored
+        if not done:
+            await participant.carry_out_erasure(command, report)
+            await self._records.mark_done(command.request_id)
+            log.info("person erased", extra=ids)
+        await self._reporter.report(report)
+        return report

@@ -1,0 +1,162 @@
+"""The rules of erasure, without a broker or a database: retention of the ledger, tombstones,
+erasure notices, the erasure service's timing and receipt, finding a person in a dead letter."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+
+from services.erasure.domain import (
+    ErasureRequest,
+    Timing,
+    is_stuck,
+    new_erasure,
+    next_check,
+    receipt,
+    view,
+)
+from services.orders.domain import (
+    order_from_event,
+    profiles_from_order,
+    retention_until,
+    without_people,
+)
+from shared.contracts.disclosures import erasure_notice_id_for
+from shared.contracts.erasure import ErasureReported, Retained
+from shared.contracts.webshop import OrderPlaced
+from shared.dead_letters import mentions_subject
+from shared.erasure import Tombstone
+from shared.identity import SubjectHasher
+from tests.factories import order_placed
+
+HASHER = SubjectHasher("test-key")
+T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+TIMING = Timing(
+    deadline=timedelta(days=30),
+    retry_first=timedelta(minutes=1),
+    retry_max=timedelta(minutes=10),
+    stuck_after=timedelta(hours=1),
+)
+
+
+# --- the ledger's retention ------------------------------------------------------------------
+
+
+def test_ledger_lines_are_kept_to_the_end_of_the_sixth_year_after_the_financial_year() -> None:
+    assert retention_until(datetime(2026, 11, 24, 18, 5, tzinfo=UTC)) == date(2032, 12, 31)
+    assert retention_until(datetime(2026, 1, 1, 0, 0, tzinfo=UTC)) == date(2032, 12, 31)
+
+
+def test_the_financial_year_of_an_order_is_decided_in_finnish_time() -> None:
+    # 23:30 UTC on New Year's Eve is already 01:30 on New Year's Day in Helsinki.
+    assert retention_until(datetime(2026, 12, 31, 23, 30, tzinfo=UTC)) == date(2033, 12, 31)
+    assert retention_until(datetime(2026, 12, 31, 21, 59, tzinfo=UTC)) == date(2032, 12, 31)
+
+
+def test_an_order_without_its_people_keeps_its_ledger_and_says_why() -> None:
+    event = OrderPlaced.model_validate(order_placed(), strict=False)
+    order = order_from_event(event, HASHER, T0)
+    stripped = without_people(order, {"buyer"}, ["req-1"])
+    assert stripped.buyer is None and stripped.buyer_subject is None
+    assert stripped.recipient == order.recipient and stripped.lines == order.lines
+    assert stripped.retention is not None and stripped.retention["until"].endswith("-12-31")
+    assert stripped.erasures == ["req-1"]
+    assert [p.role for p in profiles_from_order(stripped)] == ["recipient"]
+
+
+# --- tombstones ------------------------------------------------------------------------------
+
+
+def test_a_tombstone_buries_what_happened_before_the_erasure_and_not_after() -> None:
+    tombstone = Tombstone("subject", T0, ("req-1",))
+    assert tombstone.buries(T0 - timedelta(seconds=1))
+    assert tombstone.buries(T0)
+    assert not tombstone.buries(T0 + timedelta(milliseconds=1))
+
+
+# --- erasure notices -------------------------------------------------------------------------
+
+
+def test_an_erasure_notice_has_one_id_per_request_and_provider() -> None:
+    first = erasure_notice_id_for("req-1", "spa-oy")
+    assert first == erasure_notice_id_for("req-1", "spa-oy")
+    assert first != erasure_notice_id_for("req-1", "kart-oy")
+    assert first != erasure_notice_id_for("req-2", "spa-oy")
+
+
+# --- the erasure service's timing ------------------------------------------------------------
+
+
+def erasure(**changes: object) -> ErasureRequest:
+    request = new_erasure("req-1", "a" * 64, "subject-request", None, "ops", "anna", T0, TIMING)
+    return request.model_copy(update=changes)
+
+
+def test_a_silent_service_is_asked_again_after_doubling_waits() -> None:
+    delays = [TIMING.retry_delay(attempts) for attempts in range(1, 7)]
+    assert delays == [timedelta(minutes=m) for m in (1, 2, 4, 8, 10, 10)]
+
+
+def test_the_next_check_comes_no_later_than_the_moment_the_request_is_stuck() -> None:
+    request = erasure(status="in_progress", started_at=T0, attempts=6)
+    just_before = T0 + timedelta(minutes=55)
+    assert next_check(request, 7, just_before, TIMING) == T0 + timedelta(hours=1)
+    assert not is_stuck(request, just_before, TIMING)
+    assert is_stuck(request, T0 + timedelta(hours=1), TIMING)
+    assert not is_stuck(request.model_copy(update={"pending": []}), T0 + timedelta(days=1), TIMING)
+
+
+def test_an_open_request_past_its_deadline_is_overdue() -> None:
+    request = erasure(status="stuck")
+    assert request.deadline == T0 + timedelta(days=30)
+    assert not view(request, T0 + timedelta(days=29)).overdue
+    late = view(request, T0 + timedelta(days=31))
+    assert late.overdue and late.missing == ["orders", "consent", "disclosure"]
+
+
+def report(service: str, providers: list[str] | None = None) -> ErasureReported:
+    return ErasureReported(
+        request_id="req-1",
+        service=service,  # type: ignore[arg-type]
+        reported_at=T0 + timedelta(minutes=1),
+        erased={"things": 1},
+        kept=[Retained(what="ledger", basis="law", until="2032-12-31", order_ids=["KK-1"])],
+        providers_notified=providers or [],
+    )
+
+
+def test_the_receipt_tells_per_service_what_went_and_what_stays_and_names_nobody() -> None:
+    assert receipt(erasure()) is None
+    completed = erasure(
+        status="completed",
+        pending=[],
+        started_at=T0,
+        completed_at=T0 + timedelta(minutes=2),
+        own_dead_letters=1,
+        reports={
+            "orders": report("orders"),
+            "consent": report("consent"),
+            "disclosure": report("disclosure", ["spa-oy", "kart-oy"]),
+        },
+    )
+    made = receipt(completed)
+    assert made is not None
+    assert set(made.services) == {"orders", "consent", "disclosure", "erasure"}
+    assert made.providers_notified == ["kart-oy", "spa-oy"]
+    assert made.services["erasure"].erased == {"dead letters": 1}
+    assert "a" * 64 not in made.model_dump_json()
+    assert view(completed, T0).missing == []
+
+
+# --- a person in a dead letter ---------------------------------------------------------------
+
+
+def test_a_dead_letter_names_a_person_by_any_spelling_of_their_email_or_by_their_hash() -> None:
+    subject = HASHER("aino.virtanen@example.fi")
+    order = order_placed(
+        buyer={"first_name": "A", "last_name": "V", "email": "AINO.Virtanen@Example.FI"}
+    )
+    assert mentions_subject(json.dumps(order).encode(), subject, HASHER)
+    assert mentions_subject(json.dumps({"subject": subject}).encode(), subject, HASHER)
+    assert not mentions_subject(json.dumps(order_placed()).encode(), subject, HASHER)
+    assert not mentions_subject(b"\xff not json aino.virtanen@example.fi", subject, HASHER)

@@ -1,0 +1,413 @@
+"""Each service's part of an erasure through its handlers: FastStream's test broker and the
+embedded store in memory, no RabbitMQ. (Taking dead letters out needs a real broker: it is
+tested end to end.)"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from faststream.rabbit import RabbitBroker, TestRabbitBroker
+
+from services.disclosure.app import assemble as assemble_disclosure
+from services.disclosure.settings import DisclosureSettings
+from services.erasure.domain import Timing
+from services.erasure.handlers import build_router as build_erasure_router
+from services.erasure.publisher import Participants
+from services.erasure.service import ErasureService
+from services.erasure.settings import ErasureSettings
+from services.erasure.store import ErasureStore
+from services.orders.app import assemble as assemble_orders
+from services.orders.settings import OrdersSettings
+from shared import topology
+from shared.contracts.disclosures import erasure_notice_id_for
+from shared.contracts.erasure import (
+    EraseSubject,
+    ErasureReported,
+    ListErasureRequests,
+    ReportSubject,
+    RequestErasure,
+    ShowErasureRequest,
+)
+from shared.contracts.ops import OpsReply
+from shared.contracts.providers import AddProvider
+from shared.contracts.webshop import ErasureRequested
+from shared.database import Database, connect_database
+from shared.erasure import SubjectDeadLetters
+from shared.messaging import InvalidMessage
+from shared.runtime import queue_inspector
+from tests.factories import erasure_requested, full_person, item, order_placed, person
+from tests.unit.test_services import HASH, in_memory, place, running
+
+AINO = "aino.virtanen@example.fi"
+
+
+@pytest.fixture(autouse=True)
+def no_dead_letter_queues(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a broker there are no dead-letter queues to clear."""
+
+    async def none_found(self: SubjectDeadLetters, subject: str) -> int:
+        return 0
+
+    monkeypatch.setattr(SubjectDeadLetters, "remove_subject", none_found)
+
+
+def listen(broker: RabbitBroker, subscription: topology.Subscription) -> list[dict[str, Any]]:
+    """Everything published to the subscription's queue, as a consumer there would see it."""
+    received: list[dict[str, Any]] = []
+
+    @broker.subscriber(subscription.queue, subscription.exchange)
+    async def consume(body: dict[str, Any]) -> None:
+        received.append(body)
+
+    return received
+
+
+def erase(subject: str, request_id: str = "req-1", at: datetime | None = None) -> EraseSubject:
+    return EraseSubject(
+        request_id=request_id,
+        subject=subject,
+        reason="subject-request",
+        erased_at=at or datetime.now(UTC),
+    )
+
+
+async def send_erase(broker: RabbitBroker, service: str, command: EraseSubject) -> None:
+    await broker.publish(
+        command.model_dump_json().encode(),
+        exchange=topology.register_events_exchange(),
+        routing_key=topology.erase_subject_routing_key(service),
+        content_type="application/json",
+    )
+
+
+async def publish_webshop(broker: RabbitBroker, event: dict[str, Any]) -> None:
+    await broker.publish(
+        json.dumps(event).encode(),
+        exchange=topology.webshop_exchange(),
+        routing_key=topology.ERASURE_REQUESTED,
+        content_type="application/json",
+    )
+
+
+async def ask(broker: RabbitBroker, service: str, command: Any) -> Any:
+    reply = await broker.request(
+        command.model_dump_json().encode(),
+        exchange=topology.ops_exchange(),
+        routing_key=service,
+        user_id="ops-anna",
+    )
+    answer = OpsReply.model_validate_json(reply.body)
+    assert answer.ok, answer.error
+    return answer.result
+
+
+# --- orders ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def orders() -> AsyncIterator[tuple[RabbitBroker, Database, list[dict[str, Any]]]]:
+    broker = RabbitBroker()
+    reports = listen(broker, topology.erasure_reported_subscription())
+    async with running(in_memory(OrdersSettings), assemble_orders, broker) as (test_broker, db):
+        yield test_broker, db, reports
+
+
+async def test_orders_strips_the_person_keeps_the_ledger_and_never_takes_them_back(
+    orders: tuple[RabbitBroker, Database, list[dict[str, Any]]],
+) -> None:
+    broker, database, reports = orders
+    subject = HASH(AINO)
+    own = order_placed(
+        buyer=full_person("Aino", "Virtanen", AINO),
+        recipient=person("Eino", "K", "eino@example.fi"),
+    )
+    gift = order_placed(recipient=person("Aino", "Virtanen", AINO.upper()))
+    for order in (own, gift):
+        await place(broker, order)
+
+    command = erase(subject)
+    await send_erase(broker, "orders", command)
+    [report] = reports
+    assert report["erased"] == {
+        "buyer profiles": 1,
+        "recipient profiles": 1,
+        "orders stripped of personal data": 2,
+        "dead letters": 0,
+    }
+    [kept] = report["kept"]
+    assert sorted(kept["order_ids"]) == sorted([own["order_id"], gift["order_id"]])
+    assert kept["basis"].startswith("Finnish Accounting Act")
+
+    assert await database["customers"].find_one({"_id": subject}) is None
+    assert await database["recipients"].find_one({"_id": subject}) is None
+    stored = {o["_id"]: o for o in await database["orders"].find({}).to_list(None)}
+    assert "buyer" not in stored[own["order_id"]] and "buyer_subject" not in stored[own["order_id"]]
+    assert stored[own["order_id"]]["recipient"]["first_name"] == "Eino"
+    assert "recipient" not in stored[gift["order_id"]]
+    assert stored[gift["order_id"]]["buyer"] == gift["buyer"]
+    for order in stored.values():
+        assert order["retention"]["until"] == f"{datetime.now(UTC).year + 6}-12-31"
+        assert order["erasures"] == ["req-1"] and len(order["lines"]) == 1
+    assert AINO not in json.dumps(list(stored.values()), default=str).lower()
+
+    # The same request again: the same report, nothing done twice.
+    await send_erase(broker, "orders", command)
+    assert reports[1] == reports[0]
+
+    # The old order event again changes nothing; a late first one arrives without her.
+    await place(broker, own)
+    late = order_placed(buyer=full_person("Aino", "Virtanen", AINO))
+    late["occurred_at"] = (command.erased_at - timedelta(minutes=1)).isoformat()
+    await place(broker, late)
+    after = {o["_id"]: o for o in await database["orders"].find({}).to_list(None)}
+    assert after[own["order_id"]] == stored[own["order_id"]]
+    assert "buyer" not in after[late["order_id"]] and after[late["order_id"]]["erasures"] == [
+        "req-1"
+    ]
+    assert await database["customers"].find_one({"_id": subject}) is None
+
+    # A new order after the erasure is a new, clean record.
+    await asyncio.sleep(0.01)
+    new = order_placed(buyer=full_person("Aino", "Virtanen", AINO), occurred_at=datetime.now(UTC))
+    await place(broker, new)
+    customer = await database["customers"].find_one({"_id": subject})
+    assert customer is not None and customer["person"]["last_name"] == "Virtanen"
+
+    answer = await ask(broker, "orders", ReportSubject(email=AINO))
+    assert [o["order_id"] for o in answer["orders"]] == [new["order_id"]]
+    assert sorted(o["order_id"] for o in answer["retained"]) == sorted(
+        [own["order_id"], gift["order_id"], late["order_id"]]
+    )
+    assert all("buyer" not in o and "recipient" not in o for o in answer["retained"])
+
+
+# --- disclosure --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def disclosure() -> AsyncIterator[
+    tuple[RabbitBroker, Database, list[dict[str, Any]], dict[str, list[dict[str, Any]]]]
+]:
+    broker = RabbitBroker()
+    reports = listen(broker, topology.erasure_reported_subscription())
+    inboxes = {
+        provider_id: listen(
+            broker,
+            topology.Subscription(
+                topology.provider_queue_name(provider_id),
+                topology.disclosures_exchange(),
+                provider_id,
+            ),
+        )
+        for provider_id in ("spa-oy", "kart-oy")
+    }
+
+    settings = in_memory(DisclosureSettings)
+    async with running(settings, assemble_disclosure, broker) as (test_broker, database):
+        yield test_broker, database, reports, inboxes
+
+
+async def test_disclosure_tells_each_provider_once_and_keeps_the_log_without_the_person(
+    disclosure: tuple[
+        RabbitBroker, Database, list[dict[str, Any]], dict[str, list[dict[str, Any]]]
+    ],
+) -> None:
+    broker, database, reports, inboxes = disclosure
+    for provider_id in ("spa-oy", "kart-oy"):
+        await ask(
+            broker, "disclosure", AddProvider(provider_id=provider_id, name="P", country="FI")
+        )
+    subject = HASH(AINO)
+    both = order_placed(
+        buyer=full_person("Aino", "Virtanen", AINO),
+        items=[item("spa-oy", "p-1"), item("kart-oy", "p-2"), item("nobody-oy", "p-3")],
+    )
+    gift = order_placed(recipient=person("Aino", "V", AINO), items=[item("spa-oy", "p-4")])
+    other = order_placed(items=[item("kart-oy", "p-5")])
+    for order in (both, gift, other):
+        await place(broker, order)
+    assert [len(inboxes[p]) for p in ("spa-oy", "kart-oy")] == [2, 2]
+
+    command = erase(subject)
+    await send_erase(broker, "disclosure", command)
+    await send_erase(broker, "disclosure", command)
+    notices = {p: [m for m in inboxes[p] if m["type"] == "erasure_notice"] for p in inboxes}
+    [spa], [kart] = notices["spa-oy"], notices["kart-oy"]
+    assert spa["notice_id"] == str(erasure_notice_id_for("req-1", "spa-oy"))
+    assert sorted(spa["order_ids"]) == sorted([both["order_id"], gift["order_id"]])
+    assert kart["order_ids"] == [both["order_id"]]
+    assert set(spa) == {"type", "notice_id", "order_ids", "occurred_at"}
+
+    first, again = reports
+    assert first == again and first["providers_notified"] == ["kart-oy", "spa-oy"]
+    assert first["erased"]["held disclosures (with their copy of the data)"] == 1
+
+    log = await database["disclosures"].find({}).to_list(None)
+    assert subject not in json.dumps(log, default=str)
+    assert AINO not in json.dumps(log, default=str)
+    [held] = [entry for entry in log if entry["provider_id"] == "nobody-oy"]
+    assert held["status"] == "cancelled" and "pending" not in held
+
+    # The old order again sends nothing, and Aino's report shows only what is kept.
+    await place(broker, both)
+    assert [len(inboxes[p]) for p in ("spa-oy", "kart-oy")] == [3, 3]
+    answer = await ask(broker, "disclosure", ReportSubject(email=AINO))
+    assert answer["sent"] == [] and answer["held"] == []
+    assert sorted(d["order_id"] for d in answer["retained"]) == sorted(
+        [both["order_id"], both["order_id"], gift["order_id"]]
+    )
+
+
+# --- the erasure service -----------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+TIMING = Timing(
+    deadline=timedelta(days=30),
+    retry_first=timedelta(seconds=10),
+    retry_max=timedelta(seconds=40),
+    stuck_after=timedelta(seconds=60),
+)
+Asked = dict[str, list[dict[str, Any]]]
+
+
+@pytest.fixture
+async def erasure_service() -> AsyncIterator[tuple[RabbitBroker, ErasureService, Clock, Asked]]:
+    """The erasure service with a clock the test sets, and participants that only listen."""
+    settings = in_memory(ErasureSettings)
+    connection = await connect_database(settings)
+    broker = RabbitBroker()
+    asked = {
+        service: listen(broker, topology.erase_subject_subscription(service))
+        for service in topology.ERASURE_PARTICIPANTS
+    }
+    store = ErasureStore(connection.database)
+    await store.create_indexes()
+    clock = Clock()
+    dead_letters = SubjectDeadLetters(queue_inspector(settings, broker), HASH)
+    service = ErasureService(store, HASH, Participants(broker), dead_letters, TIMING, clock)
+    broker.include_router(build_erasure_router(service, settings))
+    try:
+        async with TestRabbitBroker(broker) as test_broker:
+            yield test_broker, service, clock, asked
+    finally:
+        await connection.close()
+
+
+async def report_from(broker: RabbitBroker, request_id: str, service: str) -> None:
+    report = ErasureReported(
+        request_id=request_id,
+        service=service,  # type: ignore[arg-type]
+        reported_at=datetime.now(UTC),
+        erased={"things": 1},
+        providers_notified=["spa-oy"] if service == "disclosure" else [],
+    )
+    await broker.publish(
+        report.model_dump_json().encode(),
+        exchange=topology.register_events_exchange(),
+        routing_key=topology.ERASURE_REPORTED,
+    )
+
+
+async def test_an_erasure_asks_every_participant_and_completes_with_all_their_reports(
+    erasure_service: tuple[RabbitBroker, ErasureService, Clock, Asked],
+) -> None:
+    broker, _, _, asked = erasure_service
+    started = await ask(broker, "erasure", RequestErasure(email=AINO, reason="misuse", note="T-1"))
+    assert started["status"] == "in_progress" and started["requested_by"] == "ops-anna"
+    request_id = started["request_id"]
+    for service in topology.ERASURE_PARTICIPANTS:
+        [command] = asked[service]
+        assert command["subject"] == HASH(AINO) and command["reason"] == "misuse"
+    again = await ask(broker, "erasure", RequestErasure(email=AINO.upper(), reason="misuse"))
+    assert again["request_id"] == request_id
+
+    for service in topology.ERASURE_PARTICIPANTS:
+        await report_from(broker, request_id, service)
+    await report_from(broker, request_id, "orders")  # a repeat changes nothing
+    done = await ask(broker, "erasure", ShowErasureRequest(request_id=request_id))
+    assert done["status"] == "completed" and done["missing"] == []
+    assert done["receipt"]["providers_notified"] == ["spa-oy"]
+    assert set(done["receipt"]["services"]) == {"orders", "consent", "disclosure", "erasure"}
+    assert AINO not in json.dumps(done)
+
+    # Completed: a new request for the same person is a new erasure.
+    later = await ask(broker, "erasure", RequestErasure(email=AINO, reason="subject-request"))
+    assert later["request_id"] != request_id
+
+
+async def test_a_silent_participant_is_asked_again_with_back_off_and_the_request_gets_stuck(
+    erasure_service: tuple[RabbitBroker, ErasureService, Clock, Asked],
+) -> None:
+    broker, service, clock, asked = erasure_service
+    request_id = (await ask(broker, "erasure", RequestErasure(email=AINO, reason="misuse")))[
+        "request_id"
+    ]
+    await report_from(broker, request_id, "orders")
+    await report_from(broker, request_id, "disclosure")
+
+    def times_asked() -> dict[str, int]:
+        return {name: len(commands) for name, commands in asked.items()}
+
+    start = clock.now
+    for seconds, expected in ((5, 1), (10, 2), (20, 2), (30, 3), (50, 3), (60, 4), (100, 5)):
+        clock.now = start + timedelta(seconds=seconds)
+        await service.retry_due()
+        assert times_asked() == {"orders": 1, "disclosure": 1, "consent": expected}, seconds
+    stuck = await ask(broker, "erasure", ShowErasureRequest(request_id=request_id))
+    assert stuck["status"] == "stuck" and stuck["missing"] == ["consent"]
+    assert stuck["stuck_since"] is not None
+
+    await report_from(broker, request_id, "consent")
+    done = await ask(broker, "erasure", ShowErasureRequest(request_id=request_id))
+    assert done["status"] == "completed" and done.get("stuck_since") is None
+
+
+async def test_the_web_shops_request_delivered_twice_is_one_erasure(
+    erasure_service: tuple[RabbitBroker, ErasureService, Clock, Asked],
+) -> None:
+    broker, _, _, asked = erasure_service
+    event = erasure_requested(email=AINO)
+    for _ in range(2):
+        await publish_webshop(broker, event)
+    resent = {**event, "event_id": str(uuid.uuid4())}
+    await publish_webshop(broker, resent)
+    assert {name: len(commands) for name, commands in asked.items()} == dict.fromkeys(
+        topology.ERASURE_PARTICIPANTS, 1
+    )
+    [request] = await ask(broker, "erasure", ListErasureRequests())
+    assert (request["request_id"], request["source"]) == (event["request_id"], "webshop")
+    assert request["requested_by"] == "webshop"
+
+
+async def test_a_request_id_taken_by_another_person_and_a_report_of_no_request_are_refused(
+    erasure_service: tuple[RabbitBroker, ErasureService, Clock, Asked],
+) -> None:
+    broker, service, _, _ = erasure_service
+    event = erasure_requested(email=AINO)
+    await publish_webshop(broker, event)
+    clash = {**erasure_requested(email="other@example.fi"), "request_id": event["request_id"]}
+    # Refused as invalid: the message goes to the dead-letter queue (tested end to end).
+    with pytest.raises(InvalidMessage, match="is taken by another request"):
+        await service.request_from_webshop(ErasureRequested.model_validate(clash, strict=False))
+    report = ErasureReported(
+        request_id="no-such-request",
+        service="orders",
+        reported_at=datetime.now(UTC),
+        erased={},
+    )
+    with pytest.raises(InvalidMessage, match="there is no erasure request"):
+        await service.record_report(report)

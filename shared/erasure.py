@@ -18,6 +18,7 @@ which resumes at the first step not done.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -194,8 +195,15 @@ class Participation:
         self._records = records
         self._dead_letters = dead_letters
         self._reporter = reporter
+        # One erasure at a time: a request repeated while the first delivery is still at work
+        # then finds it done, instead of sending the providers' notices a second time.
+        self._one_at_a_time = asyncio.Lock()
 
     async def erase(self, command: EraseSubject, participant: Participant) -> ErasureReported:
+        async with self._one_at_a_time:
+            return await self._erase(command, participant)
+
+    async def _erase(self, command: EraseSubject, participant: Participant) -> ErasureReported:
         ids: dict[str, Any] = {"subject": command.subject, "request_id": command.request_id}
         stored = await self._records.report(command.request_id)
         if stored is None:

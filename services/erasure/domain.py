@@ -107,8 +107,9 @@ def new_erasure(
         event_id=event_id,
         deadline=now + timing.deadline,
         pending=list(ERASURE_PARTICIPANTS),
-        # Due at once: if the service stops before asking the participants, it asks on restart.
-        next_attempt_at=now,
+        # The request is started as soon as it is stored; should the service stop before
+        # that, the periodic check starts it when this is due.
+        next_attempt_at=now + timing.retry_first,
     )
 
 

@@ -35,7 +35,15 @@ from services.disclosure.settings import DisclosureSettings
 from services.erasure.settings import ErasureSettings
 from services.orders.settings import OrdersSettings
 from shared import messaging, topology
-from shared.contracts import consent, disclosure_ops, disclosures, erasure, ops, webshop
+from shared.contracts import (
+    consent,
+    disclosure_ops,
+    disclosures,
+    erasure,
+    ops,
+    orders,
+    webshop,
+)
 from shared.settings import ServiceSettings
 
 ASYNCAPI_VERSION = "3.0.0"
@@ -144,6 +152,7 @@ def _placeholder(name: str) -> str:
 
 PROVIDER_ID = "provider_id"
 QUEUE = "queue"
+SERVICE = "service"
 assert PROVIDER_ID in disclosures.Disclosure.model_fields, "the provider id parameter's location"
 
 WEBSHOP = Party("webshop", "the web shop")
@@ -164,12 +173,20 @@ WEBSHOP_CONSUMERS: dict[str, tuple[type[ServiceSettings], ...]] = {
     topology.ORDER_PLACED: (OrdersSettings, ConsentSettings, DisclosureSettings),
     topology.CONSENT_UPDATED: (ConsentSettings,),
     topology.MARKETING_OBJECTION: (ConsentSettings,),
+    topology.ERASURE_REQUESTED: (ErasureSettings,),
 }
+PARTICIPANTS: tuple[type[ServiceSettings], ...] = (
+    OrdersSettings,
+    ConsentSettings,
+    DisclosureSettings,
+)
+assert tuple(s.service_name for s in PARTICIPANTS) == topology.ERASURE_PARTICIPANTS
 # Each service that takes operators' commands, the contracts module and the union of them.
 OPS_SERVERS: tuple[tuple[type[ServiceSettings], ModuleType, str], ...] = (
     (DisclosureSettings, disclosure_ops, "DisclosureCommand"),
     (ErasureSettings, erasure, "ErasureCommand"),
     (ConsentSettings, consent, "ConsentCommand"),
+    (OrdersSettings, orders, "OrdersCommand"),
 )
 # The same for commands answered in pages.
 OPS_STREAMS: tuple[tuple[type[ServiceSettings], ModuleType, str], ...] = (
@@ -181,7 +198,8 @@ CONSUMED_QUEUES = [
         for key, consumers in WEBSHOP_CONSUMERS.items()
         for s in consumers
     ),
-    *(topology.ops_subscription(s.service_name).queue_name for s, _, _ in OPS_SERVERS),
+    *(topology.erase_subject_subscription(s.service_name).queue_name for s in PARTICIPANTS),
+    topology.erasure_reported_subscription().queue_name,
 ]
 
 DEAD_LETTER_HEADERS: tuple[tuple[str, str, dict[str, Any]], ...] = (
@@ -349,6 +367,15 @@ ROUTES: tuple[Route, ...] = (
         f"`{topology.MARKETING_OBJECTION}`, for anyone, customer or not. It applies at once and "
         f"outweighs every permission until withdrawn with `objected: false`.",
     ),
+    _webshop_route(
+        "erasureRequested",
+        "Erasure requests from the web shop",
+        topology.ERASURE_REQUESTED,
+        "ErasureRequested",
+        f"The web shop publishes a person's request to have their data erased (its \"delete my "
+        f'data" form) to exchange `{topology.WEBSHOP_EXCHANGE}` with routing key '
+        f"`{topology.ERASURE_REQUESTED}`. The same `request_id` again is the same request.",
+    ),
     Route(
         id="consentChanged",
         title="Consent changes, for the register's own services",
@@ -410,6 +437,112 @@ ROUTES: tuple[Route, ...] = (
             "The AMQP `message_id` is the `disclosure_id` and `type` is "
             f"`{_default(disclosures.Disclosure, 'type')}`; published persistent, mandatory and "
             "confirmed."
+        ),
+    ),
+    Route(
+        id="erasureNotices",
+        title="Erasure notices to providers",
+        description=(
+            f"When a person whose data a provider received is erased, the disclosure service "
+            f"tells the provider, on the same exchange `{topology.DISCLOSURES_EXCHANGE}` and "
+            f"queue as its disclosures, which of its orders to erase (GDPR Art. 19). One notice "
+            f"per erasure request and provider; it carries no other personal data."
+        ),
+        address=_placeholder(PROVIDER_ID),
+        exchange=topology.disclosures_exchange(),
+        message=Message(
+            "ErasureNotice",
+            disclosures,
+            mode="serialization",
+            message_type=_default(disclosures.ErasureNotice, "type"),
+        ),
+        senders=(Party(DisclosureSettings.service_name, "the disclosure service"),),
+        receivers=(
+            Party(
+                PROVIDER.id,
+                PROVIDER.name,
+                queue=PROVIDER.queue,
+                ack=True,
+                note="Erase what was received for the orders named, then acknowledge; "
+                "de-duplicate on `notice_id` (the AMQP `message_id`).",
+            ),
+        ),
+        public=True,
+        delivery_mode=PERSISTENT,
+        mandatory=True,
+        parameters={
+            PROVIDER_ID: {
+                "description": "The provider's id, as for its disclosures (not in the notice)."
+            }
+        },
+        send_note=(
+            "The AMQP `message_id` is the `notice_id`, derived from the erasure request and the "
+            f"provider, and `type` is `{_default(disclosures.ErasureNotice, 'type')}`; published "
+            "persistent, mandatory and confirmed, before the service reports its part done."
+        ),
+    ),
+    Route(
+        id="eraseSubject",
+        title="Requests to erase a person's slice",
+        description=(
+            f"The erasure service asks each service that holds personal data to erase a person, "
+            f"named by subject hash only, on exchange `{topology.REGISTER_EVENTS_EXCHANGE}` "
+            f"with routing key `{topology.erase_subject_routing_key(_placeholder(SERVICE))}`; "
+            f"each service consumes its own queue "
+            f"`{topology.erase_subject_subscription(_placeholder(SERVICE)).queue_name}`. A "
+            f"service that has not reported is asked again, with back-off; each does its part "
+            f"once per `request_id` and answers a repeat with the same report."
+        ),
+        address=topology.erase_subject_routing_key(_placeholder(SERVICE)),
+        exchange=topology.register_events_exchange(),
+        message=Message("EraseSubject", erasure),
+        senders=(Party(ErasureSettings.service_name, "the erasure service"),),
+        receivers=tuple(
+            _service(
+                s,
+                topology.erase_subject_subscription(s.service_name).queue,
+                "Acknowledged once the slice is erased and the report published.",
+            )
+            for s in PARTICIPANTS
+        ),
+        delivery_mode=PERSISTENT,
+        mandatory=True,
+        parameters={
+            SERVICE: {
+                "description": "The service asked.",
+                "enum": list(topology.ERASURE_PARTICIPANTS),
+            }
+        },
+        send_note=(
+            "Published persistent, mandatory and confirmed, with AMQP `message_id` "
+            "`<request_id>:<service>`."
+        ),
+    ),
+    Route(
+        id="erasureReported",
+        title="Reports of erased slices",
+        description=(
+            f"Each service tells the erasure service, on exchange "
+            f"`{topology.REGISTER_EVENTS_EXCHANGE}` with routing key "
+            f"`{topology.ERASURE_REPORTED}`, what it erased of a person and what it kept, why "
+            f"and until when; the erasure service completes the request when all have reported."
+        ),
+        address=topology.ERASURE_REPORTED,
+        exchange=topology.register_events_exchange(),
+        message=Message("ErasureReported", erasure),
+        senders=tuple(Party(s.service_name, f"the {s.service_name} service") for s in PARTICIPANTS),
+        receivers=(
+            _service(
+                ErasureSettings,
+                topology.erasure_reported_subscription().queue,
+                "The first report of a service counts; a repeat is acknowledged and ignored.",
+            ),
+        ),
+        delivery_mode=PERSISTENT,
+        mandatory=True,
+        send_note=(
+            "Published persistent, mandatory and confirmed, with AMQP `message_id` "
+            "`<request_id>:<service>`, before the request is acknowledged."
         ),
     ),
     *(_ops_route(*server) for server in OPS_SERVERS),
@@ -748,6 +881,7 @@ def _description() -> str:
             f"over RabbitMQ. The web shop and the providers code against the public names "
             f"(`{topology.WEBSHOP_EXCHANGE}`, `{topology.ORDER_PLACED}`, "
             f"`{topology.CONSENT_UPDATED}`, `{topology.MARKETING_OBJECTION}`, "
+            f"`{topology.ERASURE_REQUESTED}`, "
             f"`{topology.DISCLOSURES_EXCHANGE}`, `{provider_queue}`); the rest is internal.",
             "**Delivery is at least once.** Events and disclosures are persistent and published "
             "with publisher confirms; every consumed queue is a durable quorum queue, and a message "

@@ -6,11 +6,12 @@ from faststream.rabbit import RabbitBroker
 
 from services.consent.handlers import build_router
 from services.consent.publisher import ConsentEvents
-from services.consent.service import ConsentService
+from services.consent.service import SERVICE, ConsentService
 from services.consent.store import ConsentStore
 from shared.database import DatabaseConnection
+from shared.erasure import ErasureReporter, Participation, SubjectDeadLetters
 from shared.identity import SubjectHasher
-from shared.runtime import StartupHooks
+from shared.runtime import StartupHooks, queue_inspector
 from shared.settings import ServiceSettings
 
 
@@ -20,6 +21,12 @@ async def assemble(
     store = ConsentStore(database.database)
     await store.create_indexes()
     hasher = SubjectHasher(settings.identity_hash_key.get_secret_value())
-    service = ConsentService(store, hasher, ConsentEvents(broker))
+    participation = Participation(
+        SERVICE,
+        store.erasures,
+        SubjectDeadLetters(queue_inspector(settings, broker), hasher),
+        ErasureReporter(broker),
+    )
+    service = ConsentService(store, hasher, ConsentEvents(broker), participation)
     broker.include_router(build_router(service, settings))
     return []

@@ -10,6 +10,11 @@ newer answer.
 An objection to direct marketing (Art. 21) is its own kind of fact: permissions do not touch
 it, so a later checkbox at checkout cannot lift it; only an explicit withdrawal does. While it
 stands, the person may be contacted for nothing, whatever their permissions say.
+
+Erasing a person deletes their facts and state. If an objection stood at that moment, a
+suppression entry (keyed hash, since when) is kept and acts as a standing objection dated at the
+erasure: a later checkout or permission change after the erasure does not make them
+contactable; only their own withdrawal (`objected: false`) after it does.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from shared.contracts.consent import PURPOSES, ConsentSummary, Contact, Purpose
 from shared.contracts.webshop import ConsentUpdated, MarketingObjection, OrderPlaced
 
 CHECKOUT = "checkout"
+SUPPRESSION = "suppression"
 OBJECTION = "objection"
 Topic = Literal["newsletter", "marketing", "objection"]
 """What a fact is about: one of the permissions, or the objection."""
@@ -131,6 +137,11 @@ def facts_from_update(event: ConsentUpdated) -> list[PermissionFact]:
         for purpose, granted in answers.items()
         if granted is not None
     ]
+
+
+def suppression(since: datetime) -> ObjectionFact:
+    """An erased person's standing objection, from their suppression entry."""
+    return ObjectionFact(event_id=SUPPRESSION, objected=True, occurred_at=since, source=SUPPRESSION)
 
 
 def fact_from_objection(event: MarketingObjection) -> ObjectionFact:

@@ -7,8 +7,9 @@ from typing import Any
 from faststream.rabbit import RabbitRouter
 from pydantic import TypeAdapter
 
-from services.consent.service import ConsentService
+from services.consent.service import SERVICE, ConsentService
 from shared.contracts.consent import ConsentCommand, ConsentStream, ExportAudience, ShowConsent
+from shared.contracts.erasure import EraseSubject, ReportSubject
 from shared.contracts.webshop import ConsentUpdated, MarketingObjection, OrderPlaced
 from shared.messaging import Stream, subscribe_commands, subscribe_events, subscribe_streams
 from shared.settings import ServiceSettings
@@ -16,12 +17,11 @@ from shared.topology import (
     CONSENT_UPDATED,
     MARKETING_OBJECTION,
     ORDER_PLACED,
+    erase_subject_subscription,
     ops_stream_subscription,
     ops_subscription,
     webshop_subscription,
 )
-
-SERVICE = "consent"
 
 
 def build_router(service: ConsentService, settings: ServiceSettings) -> RabbitRouter:
@@ -51,11 +51,19 @@ def build_router(service: ConsentService, settings: ServiceSettings) -> RabbitRo
     async def on_marketing_objection(event: MarketingObjection) -> None:
         await service.record_objection(event)
 
+    @subscribe_events(
+        router, erase_subject_subscription(SERVICE), TypeAdapter(EraseSubject), settings
+    )
+    async def on_erase_subject(command: EraseSubject) -> None:
+        await service.erase(command)
+
     @subscribe_commands(router, ops_subscription(SERVICE), TypeAdapter(ConsentCommand), settings)
     async def on_command(command: ConsentCommand, actor: str) -> Any:
         match command:
             case ShowConsent(email=email):
                 return await service.show(email, actor)
+            case ReportSubject(email=email):
+                return await service.report(email, actor)
 
     @subscribe_streams(
         router, ops_stream_subscription(SERVICE), TypeAdapter(ConsentStream), settings

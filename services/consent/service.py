@@ -1,4 +1,5 @@
-"""The consent service's use cases: recording consent facts, answering and exporting them."""
+"""The consent service's use cases: recording consent facts, answering and exporting them, and
+its part of an erasure."""
 
 from __future__ import annotations
 
@@ -13,30 +14,49 @@ from services.consent.domain import (
     facts_from_update,
     history,
     project,
+    suppression,
 )
 from services.consent.publisher import ConsentEvents
 from services.consent.store import ConsentStore
 from shared.contracts.consent import ConsentChanged, Contact, Purpose
+from shared.contracts.erasure import EraseSubject, ErasureReported, Retained
 from shared.contracts.webshop import ConsentUpdated, MarketingObjection, OrderPlaced
+from shared.erasure import Participation, Plan, ignore_buried
 from shared.identity import SubjectHasher
 from shared.messaging import Stream
 
 log = logging.getLogger(__name__)
 
+SERVICE = "consent"
 AUDIENCE_PAGE_SIZE = 500
 WebshopEvent = OrderPlaced | ConsentUpdated | MarketingObjection
+SUPPRESSION_KEPT = Retained(
+    what="suppression entry (the keyed hash and since when): the person had objected to direct "
+    "marketing, and is never put on a marketing list again",
+    basis="GDPR Art. 21(3): an objection to direct marketing must be honoured for good",
+    until="the person withdraws the objection",
+)
 
 
 class ConsentService:
-    def __init__(self, store: ConsentStore, hasher: SubjectHasher, events: ConsentEvents) -> None:
+    def __init__(
+        self,
+        store: ConsentStore,
+        hasher: SubjectHasher,
+        events: ConsentEvents,
+        participation: Participation,
+    ) -> None:
         self._store = store
         self._hasher = hasher
         self._events = events
+        self._participation = participation
 
     async def record_checkout(self, event: OrderPlaced) -> None:
         """The buyer's checkbox answers become facts, and their name the export's contact."""
         buyer = event.buyer
         subject = self._hasher(buyer.email)
+        if await self._buried(subject, event):
+            return
         await self._store.save_contact(
             subject,
             Contact(email=buyer.email, first_name=buyer.first_name, last_name=buyer.last_name),
@@ -46,11 +66,25 @@ class ConsentService:
         await self._record(subject, facts_from_checkout(event), event)
 
     async def record_update(self, event: ConsentUpdated) -> None:
-        await self._record(self._hasher(event.email), facts_from_update(event), event)
+        subject = self._hasher(event.email)
+        if not await self._buried(subject, event):
+            await self._record(subject, facts_from_update(event), event)
 
     async def record_objection(self, event: MarketingObjection) -> None:
         """Recorded for anyone, known or not: an objection must block a person's first order too."""
-        await self._record(self._hasher(event.email), [fact_from_objection(event)], event)
+        subject = self._hasher(event.email)
+        if not await self._buried(subject, event):
+            await self._record(subject, [fact_from_objection(event)], event)
+
+    async def _buried(self, subject: str, event: WebshopEvent) -> bool:
+        """Whether the event predates the person's erasure, so it must change nothing."""
+        tombstone = await self._store.erasures.tombstone(subject)
+        if tombstone is None or not tombstone.buries(event.occurred_at):
+            return False
+        ignore_buried(
+            SERVICE, "a consent event", {"event_id": str(event.event_id), "subject": subject}
+        )
+        return True
 
     async def _record(self, subject: str, facts: list[AnyFact], cause: WebshopEvent) -> None:
         """Append the facts, project the person's state again and announce it if it changed.
@@ -59,13 +93,20 @@ class ConsentService:
         completes what the first delivery left undone, the announcement included.
         """
         new = await self._store.append_facts(subject, facts)
-        recorded = await self._store.facts_of(subject)
+        recorded = await self._facts_with_suppression(subject)
         await self._store.save_state(subject, project(recorded), facts_seen=len(recorded))
         log.info(
             "consent facts recorded",
             extra={"event_id": str(cause.event_id), "subject": subject, "count": new},
         )
         await self._announce(subject, cause)
+
+    async def _facts_with_suppression(self, subject: str) -> list[AnyFact]:
+        """The person's facts; for an erased person who had objected, the standing objection
+        their suppression entry stands for comes first."""
+        facts = await self._store.facts_of(subject)
+        since = await self._store.suppressed_since(subject)
+        return facts if since is None else [suppression(since), *facts]
 
     async def _announce(self, subject: str, cause: WebshopEvent) -> None:
         # What is stored now, which may be a concurrent writer's newer projection: announcing
@@ -112,6 +153,42 @@ class ConsentService:
             "in_audience": state.may_contact if contact is not None else [],
             "history": [change.model_dump(mode="json", by_alias=True) for change in history(facts)],
         }
+
+    async def report(self, email: str, actor: str) -> dict[str, Any]:
+        """What the consent service holds on the person (GDPR Art. 15): `show`'s answer, and
+        after an erasure when it was and whether they stay suppressed."""
+        subject = self._hasher(email)
+        tombstone = await self._store.erasures.tombstone(subject)
+        return {
+            **await self.show(email, actor),
+            "erased_at": None if tombstone is None else tombstone.erased_at,
+            "suppressed_since": await self._store.suppressed_since(subject),
+        }
+
+    # --- erasure (shared/erasure.py runs the steps) ----------------------------------------------
+
+    async def erase(self, command: EraseSubject) -> None:
+        await self._participation.erase(command, self)
+
+    async def plan_erasure(self, command: EraseSubject) -> Plan:
+        """Every fact and the state go; an objection that stands is kept as a suppression."""
+        person = await self._store.person(command.subject)
+        objected = person is not None and person.state.objected
+        return Plan(
+            erased={
+                "consent facts": await self._store.count_facts(command.subject),
+                "permissions": int(person is not None),
+            },
+            kept=[SUPPRESSION_KEPT] if objected else [],
+            providers_notified=[],
+        )
+
+    async def carry_out_erasure(self, command: EraseSubject, report: ErasureReported) -> None:
+        if report.kept:
+            await self._store.suppress(command.subject, command.erased_at)
+        else:
+            await self._store.lift_suppression(command.subject)
+        await self._store.erase_person(command.subject)
 
     async def audience(self, purpose: Purpose, actor: str) -> Stream:
         """Everyone who may be contacted for `purpose` now, as a stream of contacts."""

@@ -9,8 +9,10 @@ Collections:
 
 The audience export is everyone with the purpose in `may_contact` and `addressable` true, read
 with one cursor over the index on (`may_contact`, `addressable`, `_id`), a page at a time.
-`addressable` is the switch the erasure issue will turn off (with the contact removed), so that
-an erased person drops out of every export at once.
+
+Erasing a person deletes their facts and their document in `people`, so they drop out of every
+export at once; `suppressions` keeps, per subject hash, since when an erased person who had
+objected stays suppressed. Tombstones and erasure reports: shared/erasure.py.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pymongo import ASCENDING, IndexModel
 from services.consent.domain import FACT, AnyFact, ConsentState, Person
 from shared.contracts.consent import ConsentSummary, Contact, Purpose
 from shared.database import Database, conditional_upsert
+from shared.erasure import ErasureRecords, aware
 
 ADDRESSABLE = "addressable"
 """True while the register may address the person: an order gave their name, no erasure since."""
@@ -33,6 +36,8 @@ class ConsentStore:
     def __init__(self, database: Database) -> None:
         self._history = database["consent_history"]
         self._people = database["people"]
+        self._suppressions = database["suppressions"]
+        self.erasures = ErasureRecords(database)
 
     async def create_indexes(self) -> None:
         await self._history.create_indexes(
@@ -160,3 +165,24 @@ class ConsentStore:
                     page = []
         if page:
             yield page
+
+    # --- erasure -------------------------------------------------------------------------------
+
+    async def count_facts(self, subject: str) -> int:
+        return await self._history.count_documents({"subject": subject})
+
+    async def erase_person(self, subject: str) -> None:
+        await self._history.delete_many({"subject": subject})
+        await self._people.delete_one({"_id": subject})
+
+    async def suppress(self, subject: str, since: datetime) -> None:
+        await self._suppressions.update_one(
+            {"_id": subject}, {"$set": {"since": since}}, upsert=True
+        )
+
+    async def lift_suppression(self, subject: str) -> None:
+        await self._suppressions.delete_one({"_id": subject})
+
+    async def suppressed_since(self, subject: str) -> datetime | None:
+        document = await self._suppressions.find_one({"_id": subject})
+        return None if document is None else aware(document["since"])

@@ -8,13 +8,12 @@ from faststream.rabbit import RabbitRouter
 from pydantic import TypeAdapter
 
 from services.orders.service import SERVICE, OrdersService
-from shared.contracts.erasure import EraseSubject, ReportSubject
+from shared.contracts.erasure import EraseSubject
+from shared.contracts.orders import OrdersCommand
 from shared.contracts.webshop import OrderPlaced
 from shared.messaging import subscribe_commands, subscribe_events
 from shared.settings import ServiceSettings
 from shared.topology import erase_subject_subscription, ops_subscription, order_placed_subscription
-
-OrdersCommand = ReportSubject  # becomes a union as more commands arrive
 
 
 def build_router(service: OrdersService, settings: ServiceSettings) -> RabbitRouter:

@@ -11,6 +11,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, Field, StringConstraints
 
+from shared.contracts.erasure import ReportSubject
 from shared.contracts.fields import Contract, Email, Name
 
 Purpose = Literal["newsletter", "marketing"]
@@ -69,5 +70,5 @@ class ExportAudience(Contract):
     purpose: Purpose
 
 
-ConsentCommand = ShowConsent  # becomes a union as more commands arrive
+ConsentCommand = Annotated[ShowConsent | ReportSubject, Field(discriminator="command")]
 ConsentStream = ExportAudience  # the commands answered in pages

@@ -294,7 +294,8 @@ def test_receive_operations_are_what_the_services_consume(document: dict[str, An
                 (
                     queue["name"],
                     channel["bindings"]["amqp"]["exchange"]["name"],
-                    channel["address"],
+                    # A channel addressed per service names it with its `service` parameter.
+                    channel["address"].replace("{service}", service),
                     json.dumps(queue["arguments"], sort_keys=True),
                 )
             )

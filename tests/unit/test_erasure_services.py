@@ -12,8 +12,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from faststream.rabbit import RabbitBroker, TestRabbitBroker
+from faststream.rabbit import RabbitBroker, RabbitQueue, TestRabbitBroker
 
+from services.consent.app import assemble as assemble_consent
+from services.consent.settings import ConsentSettings
 from services.disclosure.app import assemble as assemble_disclosure
 from services.disclosure.settings import DisclosureSettings
 from services.erasure.domain import Timing
@@ -25,6 +27,7 @@ from services.erasure.store import ErasureStore
 from services.orders.app import assemble as assemble_orders
 from services.orders.settings import OrdersSettings
 from shared import topology
+from shared.contracts.consent import ExportAudience
 from shared.contracts.disclosures import erasure_notice_id_for
 from shared.contracts.erasure import (
     EraseSubject,
@@ -34,14 +37,23 @@ from shared.contracts.erasure import (
     RequestErasure,
     ShowErasureRequest,
 )
-from shared.contracts.ops import OpsReply
+from shared.contracts.ops import OpsPage, OpsReply
 from shared.contracts.providers import AddProvider
 from shared.contracts.webshop import ErasureRequested
 from shared.database import Database, connect_database
 from shared.erasure import SubjectDeadLetters
 from shared.messaging import InvalidMessage
 from shared.runtime import queue_inspector
-from tests.factories import erasure_requested, full_person, item, order_placed, person
+from tests.factories import (
+    consent_updated,
+    erasure_requested,
+    full_person,
+    item,
+    marketing_objection,
+    order_placed,
+    person,
+)
+from tests.unit.test_consent_service import REPLIES, Consent
 from tests.unit.test_services import HASH, in_memory, place, running
 
 AINO = "aino.virtanen@example.fi"
@@ -262,6 +274,91 @@ async def test_disclosure_tells_each_provider_once_and_keeps_the_log_without_the
     assert sorted(d["order_id"] for d in answer["retained"]) == sorted(
         [both["order_id"], both["order_id"], gift["order_id"]]
     )
+
+
+# --- consent ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def consent() -> AsyncIterator[tuple[Consent, list[dict[str, Any]]]]:
+    """The consent service, with the erasure service's side of `erasure.reported`."""
+    broker = RabbitBroker()
+    reports = listen(broker, topology.erasure_reported_subscription())
+    changes = listen(
+        broker,
+        topology.Subscription(
+            "test.consent-changed", topology.register_events_exchange(), topology.CONSENT_CHANGED
+        ),
+    )
+    pages: list[OpsPage] = []
+
+    @broker.subscriber(RabbitQueue(REPLIES))
+    async def rekisteri(body: dict[str, Any]) -> None:
+        pages.append(OpsPage.model_validate(body))
+
+    settings = in_memory(ConsentSettings)
+    async with running(settings, assemble_consent, broker) as (test_broker, database):
+        yield Consent(test_broker, database, changes, pages), reports
+
+
+async def audience(consent: Consent, purpose: str) -> list[str]:
+    pages = await consent.stream(ExportAudience(purpose=purpose))  # type: ignore[arg-type]
+    return [row["email"] for page in pages for row in page.rows]
+
+
+async def test_consent_forgets_a_person_but_an_objection_stays_a_suppression(
+    consent: tuple[Consent, list[dict[str, Any]]],
+) -> None:
+    service, reports = consent
+    other = "olli@example.fi"
+    past = datetime.now(UTC) - timedelta(minutes=10)
+    for email in (AINO, other):
+        order = order_placed(buyer=person("A", "V", email), occurred_at=past, newsletter=True)
+        await service.deliver(topology.ORDER_PLACED, order)
+        await service.deliver(
+            topology.MARKETING_OBJECTION,
+            marketing_objection(email, occurred_at=past + timedelta(minutes=1)),
+        )
+    withdrawal = marketing_objection(other, objected=False, occurred_at=past + timedelta(minutes=2))
+    await service.deliver(topology.MARKETING_OBJECTION, withdrawal)
+    assert await audience(service, "newsletter") == [other]
+
+    command = erase(HASH(AINO))
+    await send_erase(service.broker, "consent", command)
+    [report] = reports
+    assert report["erased"] == {"consent facts": 3, "permissions": 1, "dead letters": 0}
+    [kept] = report["kept"]
+    assert kept["what"].startswith("suppression entry")
+    assert await service.person(AINO) is None and await service.history(AINO) == []
+    assert await service.database["suppressions"].count_documents({}) == 1
+
+    # A late permission change from before the erasure changes nothing.
+    late = consent_updated(AINO, newsletter=True, occurred_at=past + timedelta(minutes=3))
+    await service.deliver(topology.CONSENT_UPDATED, late)
+    assert await service.person(AINO) is None
+
+    # She orders again, ticking both boxes: recorded, but she stays off every list...
+    await asyncio.sleep(0.01)
+    again = order_placed(
+        buyer=person("A", "V", AINO), occurred_at=datetime.now(UTC), newsletter=True, marketing=True
+    )
+    await service.deliver(topology.ORDER_PLACED, again)
+    shown = await ask(service.broker, "consent", ReportSubject(email=AINO))
+    assert shown["permissions"]["marketing"]["granted"] is True
+    assert shown["may_contact"] == [] and shown["objection"]["source"] == "suppression"
+    assert shown["suppressed_since"] is not None and shown["erased_at"] is not None
+    assert len(shown["history"]) == 2
+    assert await audience(service, "newsletter") == [other]
+
+    # ...until she herself withdraws the objection.
+    withdrawn = marketing_objection(AINO, objected=False, occurred_at=datetime.now(UTC))
+    await service.deliver(topology.MARKETING_OBJECTION, withdrawn)
+    assert sorted(await audience(service, "newsletter")) == sorted([AINO, other])
+
+    # Erased again without an objection standing: no suppression is kept.
+    await send_erase(service.broker, "consent", erase(HASH(AINO), request_id="req-2"))
+    assert reports[-1]["kept"] == []
+    assert await service.database["suppressions"].count_documents({}) == 0
 
 
 # --- the erasure service -----------------------------------------------------------------------

@@ -9,16 +9,14 @@ from __future__ import annotations
 from typing import Annotated, Literal, get_args
 from uuid import UUID
 
-from pydantic import AwareDatetime, Field, StringConstraints
+from pydantic import AwareDatetime, Field
 
 from shared.contracts.erasure import ReportSubject
-from shared.contracts.fields import Contract, Email, Name
+from shared.contracts.fields import Contract, Email, Name, SubjectHash
 
 Purpose = Literal["newsletter", "marketing"]
 """What a buyer may permit: bulletins ("tiedotteet") and marketing messages."""
 PURPOSES: tuple[Purpose, ...] = get_args(Purpose)
-
-SubjectHash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 
 class ConsentSummary(Contract):

@@ -14,8 +14,7 @@ from shared.contracts.webshop import Buyer, OrderItem, Recipient
 # Fixed namespace: the same order and provider always give the same disclosure id, so a
 # redelivered order event can never produce a second, differently-numbered disclosure.
 DISCLOSURE_NAMESPACE = UUID("5f0c7d0e-4c1b-4e5e-9a57-6b1f0d2d7a10")
-
-
+# Likewise an erasure request and a provider always give the same erasure notice id.
 ERASURE_NOTICE_NAMESPACE = UUID("0c6f3a52-9d1e-4b7a-8f25-3e9a1d7c4b60")
 
 

@@ -12,17 +12,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, Field, StringConstraints
+from pydantic import AwareDatetime, Field
 
-from shared.contracts.fields import Contract, Email, Identifier, ProviderId, bounded_text
+from shared.contracts.fields import (
+    Contract,
+    Email,
+    Identifier,
+    ProviderId,
+    SubjectHash,
+    bounded_text,
+)
 
 ErasureReason = Literal["subject-request", "misuse"]
 """The person asked (GDPR Art. 17), or the company erases a customer who misused the service."""
 RequestType = Literal["erasure", "access"]
 RequestStatus = Literal["received", "in_progress", "stuck", "completed", "answered"]
-SubjectHash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 Note = bounded_text(500)
 ParticipantName = Literal["orders", "consent", "disclosure"]
+"""`shared.topology.ERASURE_PARTICIPANTS`, as a type."""
 
 
 # --- between the services (exchange `register.events`) ----------------------------------------

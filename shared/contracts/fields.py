@@ -76,6 +76,8 @@ CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
 # Where a consent change was made (`account-page`, `unsubscribe-link`): a short lower-case name.
 Source = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{1,63}$")]
+# The keyed hash that names a person between the services (shared.identity): 64 hex digits.
+SubjectHash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 # Provider ids become queue names and routing keys: lower-case letters, digits and dashes only.
 ProviderId = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")]
 BirthDate = Annotated[date, AfterValidator(_plausible_birth_date)]

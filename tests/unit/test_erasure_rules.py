@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime, timedelta
+from typing import get_args
 
 from services.erasure.domain import (
     ErasureRequest,
@@ -22,11 +23,12 @@ from services.orders.domain import (
     without_people,
 )
 from shared.contracts.disclosures import erasure_notice_id_for
-from shared.contracts.erasure import ErasureReported, Retained
+from shared.contracts.erasure import ErasureReported, ParticipantName, Retained
 from shared.contracts.webshop import OrderPlaced
 from shared.dead_letters import mentions_subject
 from shared.erasure import Tombstone
 from shared.identity import SubjectHasher
+from shared.topology import ERASURE_PARTICIPANTS
 from tests.factories import order_placed
 
 HASHER = SubjectHasher("test-key")
@@ -75,6 +77,10 @@ def test_a_tombstone_buries_what_happened_before_the_erasure_and_not_after() -> 
 
 
 # --- erasure notices -------------------------------------------------------------------------
+
+
+def test_the_participants_of_an_erasure_are_named_once() -> None:
+    assert get_args(ParticipantName) == ERASURE_PARTICIPANTS
 
 
 def test_an_erasure_notice_has_one_id_per_request_and_provider() -> None:

@@ -10,10 +10,12 @@ import logging
 
 import click
 
+from rekisteri.audit import audit
 from rekisteri.disclosures import disclosures
 from rekisteri.erasure import erasure
 from rekisteri.operations import dlq, status
 from rekisteri.providers import providers
+from rekisteri.rabbitmq import rabbitmq
 
 DEFAULT_RABBITMQ_URL = "amqp://guest:guest@localhost:5672/"
 
@@ -43,5 +45,5 @@ def main(context: click.Context, rabbitmq_url: str, timeout: float) -> None:
     context.obj = {"rabbitmq_url": rabbitmq_url, "timeout": timeout}
 
 
-for group in (providers, disclosures, erasure, status, dlq):
+for group in (providers, disclosures, erasure, status, dlq, audit, rabbitmq):
     main.add_command(group)

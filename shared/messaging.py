@@ -9,6 +9,8 @@
   queue keeps moving. The reason names fields, never their values.
 - A handler that fails for another reason (a database that is down) is retried after a back-off;
   the quorum queue's delivery limit dead-letters a message that keeps failing.
+- The `rekisteri` tool's commands are answered only for a sender the broker vouches for (the
+  AMQP `user_id`), and each one is kept in the service's audit log.
 """
 
 from __future__ import annotations
@@ -17,18 +19,20 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import aio_pika
 import aiormq
-from faststream import AckPolicy
+from faststream import AckPolicy, Context
 from faststream.message import StreamMessage
 from faststream.rabbit import Channel, RabbitBroker, RabbitExchange, RabbitResponse, RabbitRouter
 from faststream.rabbit.annotations import RabbitMessage
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from shared import metrics
+from shared.audit import AUDIT_LOG, AuditLog
 from shared.contracts.ops import OpsReply
+from shared.contracts.runtime import AuditOutcome
 from shared.log import error_location
 from shared.metrics import Outcome
 from shared.settings import ServiceSettings
@@ -268,33 +272,85 @@ def subscribe_events(
 Dispatch = Callable[[Any, str], Awaitable[Any]]
 
 
+class CommandRefused(Exception):
+    """A command that cannot be carried out; the text goes back to the operator as it is."""
+
+
+NO_USER_ID = (
+    "refused: the command carries no AMQP user_id; send it with `rekisteri`, which sets it to "
+    "the RabbitMQ user it logs in as"
+)
+
+
+def _actor(message: RabbitMessage) -> str:
+    """The AMQP `user_id` property: RabbitMQ refuses a message whose user id is not the login."""
+    actor = message.raw_message.user_id
+    if not actor:
+        raise CommandRefused(NO_USER_ID)
+    return actor
+
+
+def _outcome(error: Exception) -> AuditOutcome:
+    if isinstance(error, InvalidMessage):
+        return "invalid"
+    return "refused" if isinstance(error, CommandRefused) else "failed"
+
+
+def _explain_failure(
+    error: Exception, message: RabbitMessage, queue_name: str, service: str
+) -> str:
+    """What the operator is told about a failed command; logs the unexpected (call in `except`)."""
+    if isinstance(error, InvalidMessage):
+        return f"invalid command: {error.reason}"
+    if isinstance(error, CommandRefused):
+        return str(error)
+    log.exception("command failed", extra=_log_fields(message, queue_name))
+    return (
+        f"the {service} service failed; see its log (message id {message.raw_message.message_id})"
+    )
+
+
 async def _answer(
     message: RabbitMessage,
     queue_name: str,
     adapter: TypeAdapter[Any],
     settings: ServiceSettings,
     dispatch: Dispatch,
+    audit: AuditLog,
 ) -> OpsReply:
+    """Carry out the command and audit it; a reply whose audit entry is missing is withheld."""
     raw = message.raw_message
-    actor = raw.user_id or "unauthenticated"
+    actor = raw.user_id or None
+    command = None
     try:
+        actor = _actor(message)
         command = decode(message.body, adapter, settings.max_message_bytes)
-        return OpsReply(ok=True, result=await dispatch(command, actor))
-    except InvalidMessage as invalid:
-        return OpsReply(ok=False, error=f"invalid command: {invalid.reason}")
-    except CommandRefused as refused:
-        return OpsReply(ok=False, error=str(refused))
+        result = await dispatch(command, actor)
+        reply = OpsReply(ok=True, result=result)
+        outcome: AuditOutcome = "ok"
+    except Exception as error:
+        outcome = _outcome(error)
+        reply = OpsReply(
+            ok=False,
+            error=_explain_failure(error, message, queue_name, settings.service_name),
+        )
+    try:
+        await audit.record(
+            actor=actor,
+            command=command,
+            body=message.body,
+            outcome=outcome,
+            count=len(reply.result) if isinstance(reply.result, list) else None,
+            message_id=raw.message_id,
+        )
     except Exception:
-        log.exception("command failed", extra=_log_fields(message, queue_name))
+        log.exception("audit entry not written", extra=_log_fields(message, queue_name))
         return OpsReply(
             ok=False,
-            error=f"the {settings.service_name} service failed; see its log "
-            f"(message id {raw.message_id})",
+            error=f"the {settings.service_name} service could not write its audit log, so it "
+            "withholds the answer; the command may have taken effect",
         )
-
-
-class CommandRefused(Exception):
-    """A command that cannot be carried out; the text goes back to the operator as it is."""
+    return reply
 
 
 def subscribe_commands(
@@ -308,7 +364,8 @@ def subscribe_commands(
     Every request gets exactly one reply (`OpsReply`), which FastStream sends to its
     `reply_to`; then the request is acknowledged. Commands are not retried: the operator sees
     the failure and decides. `actor` is the AMQP `user_id` property, which RabbitMQ checks
-    against the sender's login.
+    against the sender's login; a command without one is refused. Every command, carried out
+    or not, leaves an entry in the service's audit log (shared/audit.py) before the reply.
     """
 
     def register(dispatch: Dispatch) -> Dispatch:
@@ -321,8 +378,10 @@ def subscribe_commands(
             decoder=_raw_body,
             title=f"{queue_name}:consume",
         )
-        async def serve(message: RabbitMessage) -> RabbitResponse:
-            reply = await _answer(message, queue_name, adapter, settings, dispatch)
+        async def serve(
+            message: RabbitMessage, audit: Annotated[AuditLog, Context(AUDIT_LOG)]
+        ) -> RabbitResponse:
+            reply = await _answer(message, queue_name, adapter, settings, dispatch, audit)
             metrics.COMMANDS.labels(queue_name, str(reply.ok).lower()).inc()
             # Not mandatory: RabbitMQ returns a mandatory message sent to a direct reply-to
             # address as unroutable even when it delivers it.

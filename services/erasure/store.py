@@ -20,7 +20,10 @@ class ErasureStore:
 
     async def create_indexes(self) -> None:
         await self._requests.create_indexes(
-            [IndexModel([("status", ASCENDING), ("received_at", ASCENDING)])]
+            [
+                IndexModel([("status", ASCENDING), ("received_at", ASCENDING)]),
+                IndexModel([("received_at", ASCENDING)]),
+            ]
         )
 
     async def requests(self, open_only: bool) -> list[dict[str, Any]]:

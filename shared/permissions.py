@@ -218,12 +218,18 @@ def service_party(service: str) -> Party:
     for exchange in role.publishes:
         rights.declare_exchange(exchange)
         rights.write.add(exchange.name)
-    reason = (
-        "Declares the exchanges it uses, its queues and their dead-letter queues, and consumes "
-        "its queues; dead-letters what it cannot handle; lists, replays and purges its own "
-        f"dead letters; answers commands through `{DEFAULT_EXCHANGE}`."
-    )
-    return rights.party(service, "service", f"{reason} {role.note}".strip())
+    dead_lettering = any(map(_dead_lettering, consumed))
+    reasons = [
+        "Declares, binds and consumes its queues at start, and the exchanges they are bound to.",
+        "Dead-letters what it cannot handle; lists, replays and purges its own dead letters."
+        if dead_lettering
+        else "",
+        "Declares the dead-letter exchange and the web shop's unroutable catch-all, as every "
+        "service does, so that no start order matters.",
+        f"Answers commands through `{DEFAULT_EXCHANGE}` (direct reply-to).",
+        role.note,
+    ]
+    return rights.party(service, "service", " ".join(filter(None, reasons)))
 
 
 def webshop_party() -> Party:

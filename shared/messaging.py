@@ -320,13 +320,10 @@ async def _answer(
 ) -> OpsReply:
     """Carry out the command and audit it; a reply whose audit entry is missing is withheld."""
     raw = message.raw_message
-    actor = raw.user_id or None
     command = None
     try:
-        actor = _actor(message)
         command = decode(message.body, adapter, settings.max_message_bytes)
-        result = await dispatch(command, actor)
-        reply = OpsReply(ok=True, result=result)
+        reply = OpsReply(ok=True, result=await dispatch(command, _actor(message)))
         outcome: AuditOutcome = "ok"
     except Exception as error:
         outcome = _outcome(error)
@@ -336,7 +333,7 @@ async def _answer(
         )
     try:
         await audit.record(
-            actor=actor,
+            actor=raw.user_id or None,
             command=command,
             body=message.body,
             outcome=outcome,

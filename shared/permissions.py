@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from faststream.rabbit import RabbitExchange, RabbitQueue
@@ -110,9 +110,9 @@ class Party:
     """Its RabbitMQ user, after the deployment's user prefix (providers: their own prefix)."""
     kind: Kind
     reason: str
-    configure: frozenset[str] = field(default=frozenset())
-    write: frozenset[str] = field(default=frozenset())
-    read: frozenset[str] = field(default=frozenset())
+    configure: frozenset[str] = frozenset()
+    write: frozenset[str] = frozenset()
+    read: frozenset[str] = frozenset()
 
     @property
     def permissions(self) -> Permissions:
@@ -191,8 +191,7 @@ def service_party(service: str) -> Party:
     consumed = service_subscriptions(service)
     for subscription in (*consumed, *role.provides):
         rights.subscribe(subscription)
-    for queue in (subscription.queue_name for subscription in consumed):
-        rights.read.add(queue)
+    rights.read.update(subscription.queue_name for subscription in consumed)
     # shared/runtime.py: the dead-letter queue of every dead-lettering queue, and the web shop's
     # unroutable catch-all, are declared by every service at start.
     rights.declare_exchange(topology.dead_letter_exchange())

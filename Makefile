@@ -14,7 +14,7 @@ PIP_FLAGS := --quiet --disable-pip-version-check
 PYTEST_ARGS ?=
 SERVICES ?=
 
-.PHONY: install dev test lint asyncapi bench clean
+.PHONY: install dev test lint asyncapi security-doc bench clean
 
 # Creates .venv only if it is missing; an existing one is reused as it is.
 $(INSTALLED): pyproject.toml
@@ -33,6 +33,10 @@ test: $(INSTALLED)
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# The permission table in docs/security.md, from shared/permissions.py; the prose around it stays.
+security-doc: $(INSTALLED)
+	$(BIN)/python -m tools.security_doc
 
 # End-to-end speed against a plain aio-pika baseline in the same run: make bench BENCH_ARGS="--orders 5000 --json bench.json"
 BENCH_ARGS ?=

@@ -10,11 +10,13 @@ import logging
 
 import click
 
+from rekisteri.audit import audit
 from rekisteri.consent import consent, marketing
 from rekisteri.disclosures import disclosures
 from rekisteri.erasure import erasure
 from rekisteri.operations import dlq, status
 from rekisteri.providers import providers
+from rekisteri.rabbitmq import rabbitmq
 from rekisteri.report import report
 
 DEFAULT_RABBITMQ_URL = "amqp://guest:guest@localhost:5672/"
@@ -45,5 +47,16 @@ def main(context: click.Context, rabbitmq_url: str, timeout: float) -> None:
     context.obj = {"rabbitmq_url": rabbitmq_url, "timeout": timeout}
 
 
-for group in (providers, disclosures, erasure, report, consent, marketing, status, dlq):
+for group in (
+    providers,
+    disclosures,
+    erasure,
+    report,
+    consent,
+    marketing,
+    status,
+    dlq,
+    audit,
+    rabbitmq,
+):
     main.add_command(group)

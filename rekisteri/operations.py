@@ -7,12 +7,10 @@ does not answer shows up as such rather than as an empty queue.
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import click
 
-from rekisteri.client import OpsError
-from rekisteri.output import build, call_each, emit, json_option
+from rekisteri.output import ask_every_service, build, emit, json_option
 from shared.contracts.runtime import (
     DeadLetterId,
     ListDeadLetters,
@@ -20,29 +18,6 @@ from shared.contracts.runtime import (
     ReplayDeadLetters,
     ReportStatus,
 )
-from shared.topology import SERVICES
-
-
-def _runtime_targets() -> list[str]:
-    return [f"{service}.runtime" for service in SERVICES]
-
-
-def _gather(context: click.Context, command: Any) -> tuple[list[Any], list[str]]:
-    """Every service's answer flattened, and the services that did not answer."""
-    rows: list[Any] = []
-    silent: list[str] = []
-    for target, answer in call_each(context, _runtime_targets(), command).items():
-        service = target.removesuffix(".runtime")
-        if isinstance(answer, OpsError):
-            silent.append(service)
-            click.echo(f"{service}: {answer}", err=True)
-        elif isinstance(answer, list):
-            rows.extend(
-                {"service": service, **row} if isinstance(row, dict) else row for row in answer
-            )
-        else:
-            rows.append({"service": service, "result": answer})
-    return rows, silent
 
 
 @click.command()
@@ -53,7 +28,7 @@ def status(context: click.Context, as_json: bool) -> None:
 
     Exits 1 when a service does not answer or a work queue has no consumer.
     """
-    rows, silent = _gather(context, ReportStatus())
+    rows, silent = ask_every_service(context, ReportStatus())
     for row in rows:
         row["attention"] = "NO CONSUMER" if row["kind"] == "work" and row["consumers"] == 0 else ""
         if row["kind"] == "dead-letter" and row["messages"]:
@@ -84,7 +59,7 @@ queue_option = click.option(
 @click.pass_context
 def list_(context: click.Context, queue: str | None, limit: int, as_json: bool) -> None:
     """Dead letters: id, reason, routing key, when; personal data masked."""
-    rows, _ = _gather(context, build(ListDeadLetters, queue=queue, limit=limit))
+    rows, _ = ask_every_service(context, build(ListDeadLetters, queue=queue, limit=limit))
     emit(rows, as_json, ["id", "source_queue", "routing_key", "rejected_at", "reason", "preview"])
 
 
@@ -100,7 +75,7 @@ def replay(
     if bool(ids) == replay_all:
         raise click.UsageError("name the dead letters to replay by id, or use --all")
     command = build(ReplayDeadLetters, ids=None if replay_all else list(ids), queue=queue)
-    rows, silent = _gather(context, command)
+    rows, silent = ask_every_service(context, command)
     replayed = [row for row in rows if isinstance(row, str)]
     click.echo(f"replayed {len(replayed)} dead letter(s)")
     missing = set(ids) - set(replayed)
@@ -119,7 +94,7 @@ def purge(context: click.Context, queue: str | None, yes: bool) -> None:
     scope = f"queue {queue}" if queue else "every dead-letter queue"
     if not yes:
         click.confirm(f"Delete every message in {scope}? This cannot be undone", abort=True)
-    rows, silent = _gather(context, build(PurgeDeadLetters, queue=queue))
+    rows, silent = ask_every_service(context, build(PurgeDeadLetters, queue=queue))
     purged = sum(row["result"] for row in rows if isinstance(row, dict) and "result" in row)
     click.echo(f"purged {purged} dead letter(s)")
     if silent:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from rekisteri.client import OpsClient, OpsError
 from shared.messaging import describe_validation_error
+from shared.topology import SERVICES
 
 T = TypeVar("T")
 
@@ -57,6 +58,29 @@ def call_each(
         return asyncio.run(exchange())
     except OpsError as error:  # the broker itself could not be reached
         raise click.ClickException(str(error)) from None
+
+
+def ask_every_service(context: click.Context, command: BaseModel) -> tuple[list[Any], list[str]]:
+    """A runtime command to every service: their answers flattened, and who did not answer.
+
+    Each row of a service's answer gets its `service`; a service that does not answer is named
+    on standard error.
+    """
+    targets = [f"{service}.runtime" for service in SERVICES]
+    rows: list[Any] = []
+    silent: list[str] = []
+    for target, answer in call_each(context, targets, command).items():
+        service = target.removesuffix(".runtime")
+        if isinstance(answer, OpsError):
+            silent.append(service)
+            click.echo(f"{service}: {answer}", err=True)
+        elif isinstance(answer, list):
+            rows.extend(
+                {"service": service, **row} if isinstance(row, dict) else row for row in answer
+            )
+        else:
+            rows.append({"service": service, "result": answer})
+    return rows, silent
 
 
 def build(model: type[BaseModel], **fields: Any) -> BaseModel:

@@ -202,11 +202,17 @@ class QueueInspector:
         return found
 
     async def replay(self, ids: set[str] | None, only: str | None) -> list[str]:
-        """Republish to the source queue and remove from the dead-letter queue; returns ids."""
+        """Republish to the source queue and remove from the dead-letter queue; returns ids.
+
+        Only what the queue held when the replay began: a replayed message that fails again
+        comes back behind those, and is not replayed a second time.
+        """
         replayed = []
         async with self._channel() as channel:
             for name in self.dead_letter_queues(only):
-                async for message in _browse(channel, name, limit=None):
+                held = await channel.declare_queue(name, passive=True)
+                waiting = held.declaration_result.message_count or 0
+                async for message in _browse(channel, name, limit=waiting):
                     letter = describe(message, name)
                     if ids is not None and letter.id not in ids:
                         continue

@@ -12,6 +12,8 @@
   the quorum queue's delivery limit dead-letters a message that keeps failing.
 - The `rekisteri` tool's commands get one reply each (`subscribe_commands`), or, when the
   answer may be large, a stream of pages (`subscribe_streams`).
+- The `rekisteri` tool's commands are answered only for a sender the broker vouches for (the
+  AMQP `user_id`), and each one is kept in the service's audit log.
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ import logging
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import aio_pika
 import aiormq
-from faststream import AckPolicy
+from faststream import AckPolicy, Context
 from faststream.message import StreamMessage
 from faststream.rabbit import Channel, RabbitBroker, RabbitExchange, RabbitResponse, RabbitRouter
 from faststream.rabbit.annotations import RabbitBroker as BrokerInContext
@@ -33,7 +35,9 @@ from faststream.rabbit.annotations import RabbitMessage
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from shared import metrics
+from shared.audit import AUDIT_LOG, AuditLog
 from shared.contracts.ops import OpsPage, OpsReply
+from shared.contracts.runtime import AuditOutcome
 from shared.log import error_location
 from shared.metrics import Outcome
 from shared.settings import ServiceSettings
@@ -274,13 +278,32 @@ def subscribe_events(
 Dispatch = Callable[[Any, str], Awaitable[Any]]
 
 
+class CommandRefused(Exception):
+    """A command that cannot be carried out; the text goes back to the operator as it is."""
+
+
+NO_USER_ID = (
+    "refused: the command carries no AMQP user_id; send it with `rekisteri`, which sets it to "
+    "the RabbitMQ user it logs in as"
+)
+
+
 def _actor(message: RabbitMessage) -> str:
-    """The AMQP `user_id` property, which RabbitMQ checks against the sender's login."""
-    return message.raw_message.user_id or "unauthenticated"
+    """The AMQP `user_id` property: RabbitMQ refuses a message whose user id is not the login."""
+    actor = message.raw_message.user_id
+    if not actor:
+        raise CommandRefused(NO_USER_ID)
+    return actor
+
+
+def _outcome(error: Exception) -> AuditOutcome:
+    if isinstance(error, InvalidMessage):
+        return "invalid"
+    return "refused" if isinstance(error, CommandRefused) else "failed"
 
 
 def _explain_failure(
-    error: Exception, message: RabbitMessage, queue_name: str, settings: ServiceSettings
+    error: Exception, message: RabbitMessage, queue_name: str, service: str
 ) -> str:
     """What the operator is told about a failed command; logs the unexpected (call in `except`)."""
     if isinstance(error, InvalidMessage):
@@ -289,8 +312,7 @@ def _explain_failure(
         return str(error)
     log.exception("command failed", extra=_log_fields(message, queue_name))
     return (
-        f"the {settings.service_name} service failed; see its log "
-        f"(message id {message.raw_message.message_id})"
+        f"the {service} service failed; see its log (message id {message.raw_message.message_id})"
     )
 
 
@@ -300,16 +322,38 @@ async def _answer(
     adapter: TypeAdapter[Any],
     settings: ServiceSettings,
     dispatch: Dispatch,
+    audit: AuditLog,
 ) -> OpsReply:
+    """Carry out the command and audit it; a reply whose audit entry is missing is withheld."""
+    raw = message.raw_message
+    command = None
     try:
         command = decode(message.body, adapter, settings.max_message_bytes)
-        return OpsReply(ok=True, result=await dispatch(command, _actor(message)))
+        reply = OpsReply(ok=True, result=await dispatch(command, _actor(message)))
+        outcome: AuditOutcome = "ok"
     except Exception as error:
-        return OpsReply(ok=False, error=_explain_failure(error, message, queue_name, settings))
-
-
-class CommandRefused(Exception):
-    """A command that cannot be carried out; the text goes back to the operator as it is."""
+        outcome = _outcome(error)
+        reply = OpsReply(
+            ok=False,
+            error=_explain_failure(error, message, queue_name, settings.service_name),
+        )
+    try:
+        await audit.record(
+            actor=raw.user_id or None,
+            command=command,
+            body=message.body,
+            outcome=outcome,
+            count=len(reply.result) if isinstance(reply.result, list) else None,
+            message_id=raw.message_id,
+        )
+    except Exception:
+        log.exception("audit entry not written", extra=_log_fields(message, queue_name))
+        return OpsReply(
+            ok=False,
+            error=f"the {settings.service_name} service could not write its audit log, so it "
+            "withholds the answer; the command may have taken effect",
+        )
+    return reply
 
 
 def subscribe_commands(
@@ -323,7 +367,8 @@ def subscribe_commands(
     Every request gets exactly one reply (`OpsReply`), which FastStream sends to its
     `reply_to`; then the request is acknowledged. Commands are not retried: the operator sees
     the failure and decides. `actor` is the AMQP `user_id` property, which RabbitMQ checks
-    against the sender's login.
+    against the sender's login; a command without one is refused. Every command, carried out
+    or not, leaves an entry in the service's audit log (shared/audit.py) before the reply.
     """
 
     def register(dispatch: Dispatch) -> Dispatch:
@@ -336,8 +381,10 @@ def subscribe_commands(
             decoder=_raw_body,
             title=f"{queue_name}:consume",
         )
-        async def serve(message: RabbitMessage) -> RabbitResponse:
-            reply = await _answer(message, queue_name, adapter, settings, dispatch)
+        async def serve(
+            message: RabbitMessage, audit: Annotated[AuditLog, Context(AUDIT_LOG)]
+        ) -> RabbitResponse:
+            reply = await _answer(message, queue_name, adapter, settings, dispatch, audit)
             metrics.COMMANDS.labels(queue_name, str(reply.ok).lower()).inc()
             # Not mandatory: RabbitMQ returns a mandatory message sent to a direct reply-to
             # address as unroutable even when it delivers it.
@@ -430,21 +477,53 @@ def subscribe_streams(
             no_reply=True,
             title=f"{queue_name}:consume",
         )
-        async def serve(message: RabbitMessage, broker: BrokerInContext) -> None:
+        async def serve(
+            message: RabbitMessage,
+            broker: BrokerInContext,
+            audit: Annotated[AuditLog, Context(AUDIT_LOG)],
+        ) -> None:
             pages = _PageSender(broker, message)
-            ok = True
+            raw = message.raw_message
+            command, stream, failure = None, None, None
             try:
                 command = decode(message.body, adapter, settings.max_message_bytes)
                 stream = await dispatch(command, _actor(message))
+            except Exception as error:
+                failure = error
+            try:
+                # Exports are audited before a single row leaves the service.
+                await audit.record(
+                    actor=raw.user_id or None,
+                    command=command,
+                    body=message.body,
+                    outcome="ok" if failure is None else _outcome(failure),
+                    count=stream.total if stream is not None else None,
+                    message_id=raw.message_id,
+                )
+            except Exception:
+                log.exception("audit entry not written", extra=_log_fields(message, queue_name))
+                await pages.send(
+                    [],
+                    final=True,
+                    error=f"the {settings.service_name} service could not write its audit log, "
+                    "so it withholds the answer",
+                )
+                metrics.COMMANDS.labels(queue_name, "false").inc()
+                return
+            try:
+                if failure is not None:
+                    raise failure
+                assert stream is not None
                 pages.total = stream.total
                 async for rows in stream.pages:
                     await pages.send(rows)
                 await pages.send([], final=True)
             except Exception as error:
-                ok = False
-                explanation = _explain_failure(error, message, queue_name, settings)
+                explanation = _explain_failure(error, message, queue_name, settings.service_name)
                 await pages.send([], final=True, error=explanation)
-            metrics.COMMANDS.labels(queue_name, str(ok).lower()).inc()
+                metrics.COMMANDS.labels(queue_name, "false").inc()
+                return
+            metrics.COMMANDS.labels(queue_name, "true").inc()
 
         return dispatch
 

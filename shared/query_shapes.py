@@ -81,14 +81,18 @@ def shape_of(query: Mapping[str, Any] | None, sort: Any = None) -> Shape:
 
 
 def _served_by(shape: Shape, keys: Sequence[str]) -> bool:
-    """The index's leading keys are the equality fields, then the sort, then the ranges."""
+    """The index's leading keys are the equality fields, then the sort, then the ranges.
+
+    A range on a sort field (`at >= since`, newest first) is bounded by that same index key.
+    """
     keys = list(keys)
+    ranges = shape.ranges - set(shape.sort)
     equality_end = len(shape.equality)
     sort_end = equality_end + len(shape.sort)
     return (
         set(keys[:equality_end]) == shape.equality
         and keys[equality_end:sort_end] == list(shape.sort)
-        and set(keys[sort_end : sort_end + len(shape.ranges)]) == shape.ranges
+        and set(keys[sort_end : sort_end + len(ranges)]) == ranges
     )
 
 

@@ -2,9 +2,11 @@
 
 A service provides an `assemble` coroutine that builds its store (creating indexes), includes
 its routers in the broker and returns what to do once the broker is connected. This module does the rest, the same way for all four:
-JSON logging, the database connection, the dead-letter queues of every consumed queue, and an
-HTTP server with `/health` (the process answers), `/ready` (broker and database reachable)
-and `/metrics` (Prometheus).
+JSON logging, the database connection, the audit log of staff's commands (shared/audit.py), the
+dead-letter queues of every consumed queue, the commands every service answers about itself,
+and an HTTP server with `/health` (the process answers), `/ready` (broker and database
+reachable) and `/metrics` (Prometheus), and nothing else: no AsyncAPI page, whose "try it out"
+would let anyone who reaches the port publish to the broker.
 Uvicorn turns SIGTERM and SIGINT into a graceful stop: consumers are cancelled first, in-flight
 messages finish (up to the broker's graceful timeout), then the database is closed.
 """
@@ -24,7 +26,9 @@ from faststream.rabbit import RabbitBroker, RabbitRouter
 from pydantic import TypeAdapter
 
 from shared import topology
+from shared.audit import AUDIT_LOG, open_audit_log
 from shared.contracts.runtime import (
+    ListAuditEntries,
     ListDeadLetters,
     PurgeDeadLetters,
     ReplayDeadLetters,
@@ -138,6 +142,8 @@ def runtime_router(settings: ServiceSettings, broker: RabbitBroker) -> RabbitRou
                 purged = await inspector.purge(queue)
                 log.info("dead letters purged", extra={"actor": actor, "count": purged})
                 return purged
+            case ListAuditEntries(since=since, actor=who, limit=limit):
+                return await broker.context.get(AUDIT_LOG).entries(since, who, limit)
 
     return router
 
@@ -170,6 +176,7 @@ async def serve(settings: SettingsT, assemble: Assemble[SettingsT]) -> None:
     log.info("data store: %s", database.description, extra={"store": database.description})
     try:
         broker = make_broker(settings)
+        await open_audit_log(settings, database.database, broker)
         hooks = await assemble(settings, database, broker)
         broker.include_router(runtime_router(settings, broker))
 

@@ -10,9 +10,11 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from yarl import URL
 
-# A fixed key so that `make dev` works out of the box; production refuses to start with it.
+# Defaults so that `make dev` works out of the box; production refuses to start with them.
 DEV_IDENTITY_HASH_KEY = "dev-only-identity-hash-key-not-secret"
+DEV_RABBITMQ_PASSWORD = "guest"
 
 
 class ServiceSettings(BaseSettings):
@@ -24,7 +26,10 @@ class ServiceSettings(BaseSettings):
     environment: Literal["dev", "production"] = Field(
         default="dev",
         validation_alias="REGISTER_ENV",
-        description="`production` refuses to start without a real IDENTITY_HASH_KEY.",
+        description=(
+            "`production` refuses to start with any development default of a secret: the "
+            "identity key, RabbitMQ's guest login."
+        ),
     )
     rabbitmq_url: str = Field(
         default="amqp://guest:guest@localhost:5672/",
@@ -71,15 +76,19 @@ class ServiceSettings(BaseSettings):
         return None if value == "" else value
 
     @model_validator(mode="after")
-    def _refuse_dev_key_in_production(self) -> ServiceSettings:
-        if (
-            self.environment == "production"
-            and self.identity_hash_key.get_secret_value() == DEV_IDENTITY_HASH_KEY
-        ):
-            raise ValueError(
-                "IDENTITY_HASH_KEY must be set to a secret value when REGISTER_ENV=production"
-            )
+    def _refuse_dev_secrets_in_production(self) -> ServiceSettings:
+        if self.environment == "production" and (problems := self.dev_secrets()):
+            raise ValueError("REGISTER_ENV=production: " + "; ".join(problems))
         return self
+
+    def dev_secrets(self) -> list[str]:
+        """What still has a development default among the secrets (a subclass adds its own)."""
+        problems = []
+        if self.identity_hash_key.get_secret_value() == DEV_IDENTITY_HASH_KEY:
+            problems.append("IDENTITY_HASH_KEY must be set to a secret value")
+        if URL(self.rabbitmq_url).password in (None, "", DEV_RABBITMQ_PASSWORD):
+            problems.append("RABBITMQ_URL must log in as the service's own user, not guest")
+        return problems
 
     @property
     def database_name(self) -> str:

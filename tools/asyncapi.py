@@ -302,7 +302,8 @@ def _ops_route(
         send_note=(
             "The tool sets `reply_to` to RabbitMQ's direct reply-to and a fresh `correlation_id`, "
             "the AMQP `user_id` to the operator's login (RabbitMQ refuses any other; the service "
-            "records it as the actor) and an `expiration` equal to how long it waits for the "
+            "refuses a command without one and records every command, with it as the actor, in "
+            "its audit log before answering) and an `expiration` equal to how long it waits for the "
             "reply, so a service that comes back later never acts on an abandoned command. The "
             "message is not persistent."
         ),

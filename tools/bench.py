@@ -273,7 +273,7 @@ async def _wait_for_consumers(url: str, queues: list[str], within: float = 60) -
 
 async def bench_register(url: str, orders: int, data_dir: Path, say: Callable[[str], None]) -> Run:
     register = Register(
-        url,
+        dict.fromkeys(topology.SERVICES, url),
         data_dir,
         os.environ.get("MONGODB_URL") or None,
         database_prefix=f"bench_{uuid.uuid4().hex[:6]}_",

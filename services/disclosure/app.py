@@ -7,13 +7,13 @@ from faststream.rabbit import RabbitBroker
 
 from services.disclosure.handlers import build_router
 from services.disclosure.publisher import ProviderQueues
-from services.disclosure.rabbitmq_admin import RabbitMQAdmin
 from services.disclosure.service import DisclosureService, ProviderLogins
 from services.disclosure.settings import DisclosureSettings
 from services.disclosure.store import DisclosureStore
 from shared.database import DatabaseConnection
 from shared.erasure import ErasureReporter, Participation, SubjectDeadLetters
 from shared.identity import SubjectHasher
+from shared.rabbitmq_admin import RabbitMQAdmin
 from shared.runtime import StartupHooks, queue_inspector
 
 

@@ -3,12 +3,12 @@
 An order is split per provider: each provider gets one disclosure with both people's data and
 only its own items. A provider that is unknown, suspended or outside the EEA gets nothing; the
 disclosure is held with the reason until staff release it. Each provider reaches the broker as
-its own RabbitMQ user, which may read its own queue and do nothing else.
+its own RabbitMQ user, which may read its own queue and do nothing else
+(`shared.permissions.provider_party`).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,7 +20,6 @@ from shared.contracts.disclosures import Disclosure, disclosure_id_for
 from shared.contracts.providers import AddProvider, Provider, ProviderStatus, UpdateProvider
 from shared.contracts.webshop import OrderPlaced
 from shared.countries import EEA_RULE, is_in_eea
-from shared.topology import provider_queue_name
 
 AMQP_DEFAULT_PORTS = {"amqp": 5672, "amqps": 5671}
 
@@ -37,15 +36,6 @@ class PlannedDisclosure:
     @property
     def held(self) -> bool:
         return self.hold_reason is not None
-
-
-@dataclass(frozen=True)
-class Permissions:
-    """A RabbitMQ user's rights in one virtual host: regular expressions over resource names."""
-
-    configure: str
-    write: str
-    read: str
 
 
 def _refuse_outside_eea(provider_id: str, country: str, outcome: str) -> None:
@@ -147,13 +137,6 @@ def erased_reference(request_id: str) -> str:
 
 def provider_username(user_prefix: str, provider_id: str) -> str:
     return f"{user_prefix}{provider_id}"
-
-
-def provider_permissions(provider_id: str) -> Permissions:
-    """Read its own queue; declare, bind, delete and publish nothing (`^$` matches no name)."""
-    return Permissions(
-        configure="^$", write="^$", read=f"^{re.escape(provider_queue_name(provider_id))}$"
-    )
 
 
 def provider_amqp_url(provider_url: str, username: str, password: str) -> str:

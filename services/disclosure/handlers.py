@@ -8,7 +8,6 @@ from faststream.rabbit import RabbitRouter
 from pydantic import TypeAdapter
 
 from services.disclosure.domain import ProviderRefused
-from services.disclosure.rabbitmq_admin import RabbitMQAdminError
 from services.disclosure.service import DisclosureService
 from shared.contracts.disclosure_ops import (
     DisclosureCommand,
@@ -27,6 +26,7 @@ from shared.contracts.providers import (
 )
 from shared.contracts.webshop import OrderPlaced
 from shared.messaging import CommandRefused, subscribe_commands, subscribe_events
+from shared.rabbitmq_admin import RabbitMQAdminError
 from shared.settings import ServiceSettings
 from shared.topology import (
     erase_subject_subscription,

@@ -19,12 +19,10 @@ from services.disclosure.domain import (
     plan_disclosures,
     provider_amqp_url,
     provider_changes,
-    provider_permissions,
     provider_username,
     register_provider,
 )
 from services.disclosure.publisher import ProviderQueues
-from services.disclosure.rabbitmq_admin import RabbitMQAdmin
 from services.disclosure.store import DisclosureStore
 from shared.contracts.disclosure_ops import (
     HeldDisclosure,
@@ -44,6 +42,8 @@ from shared.contracts.providers import (
 from shared.contracts.webshop import OrderPlaced
 from shared.erasure import Participation, Plan, ignore_buried
 from shared.identity import SubjectHasher
+from shared.permissions import provider_party
+from shared.rabbitmq_admin import RabbitMQAdmin
 
 log = logging.getLogger(__name__)
 
@@ -269,7 +269,7 @@ class DisclosureService:
         password = secrets.token_urlsafe(32)
         await logins.admin.put_user(username, password)
         await logins.admin.set_permissions(
-            logins.vhost, username, provider_permissions(provider_id)
+            logins.vhost, username, provider_party(provider_id).permissions
         )
         await logins.admin.close_connections(username)
         log.info(

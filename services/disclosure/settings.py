@@ -8,7 +8,7 @@ from typing import ClassVar
 from pydantic import Field, SecretStr
 from yarl import URL
 
-from shared.settings import ServiceSettings
+from shared.settings import DEV_RABBITMQ_PASSWORD, ServiceSettings
 
 
 class DisclosureSettings(ServiceSettings):
@@ -20,7 +20,10 @@ class DisclosureSettings(ServiceSettings):
     )
     rabbitmq_management_user: str | None = Field(
         default=None,
-        description="An administrator of the management API; defaults to RABBITMQ_URL's user.",
+        description=(
+            "An administrator of the management API; defaults to RABBITMQ_URL's user, which "
+            "only the development setup (guest) makes an administrator."
+        ),
     )
     rabbitmq_management_password: SecretStr | None = Field(
         default=None, description="Its password; defaults to RABBITMQ_URL's password."
@@ -38,6 +41,18 @@ class DisclosureSettings(ServiceSettings):
         min_length=1,
         description="A provider's RabbitMQ user is this prefix followed by its id.",
     )
+
+    def dev_secrets(self) -> list[str]:
+        problems = super().dev_secrets()
+        password = self.rabbitmq_management_password
+        if self.rabbitmq_management_user is None or password is None:
+            problems.append(
+                "RABBITMQ_MANAGEMENT_USER and RABBITMQ_MANAGEMENT_PASSWORD must name an "
+                "administrator (the service's own RabbitMQ user is not one)"
+            )
+        elif password.get_secret_value() == DEV_RABBITMQ_PASSWORD:
+            problems.append("RABBITMQ_MANAGEMENT_PASSWORD must not be guest's")
+        return problems
 
     @property
     def vhost(self) -> str:

@@ -1,19 +1,22 @@
-"""Commands every service answers about its own queues: status and dead letters.
+"""Commands every service answers about itself: its queues, its dead letters, its audit log.
 
 They go to the `ops` exchange with routing key `<service>.runtime`, so each service answers
-for the queues it owns, and a service that does not answer is itself the finding.
+for the queues and the audit log it owns, and a service that does not answer is itself the
+finding.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from shared.contracts.fields import Contract
 
 QueueName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")]
 DeadLetterId = Annotated[str, Field(pattern=r"^[0-9a-f]{12}$")]
+UserName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")]
 
 
 class ReportStatus(Contract):
@@ -39,10 +42,41 @@ class PurgeDeadLetters(Contract):
     queue: QueueName | None = None
 
 
+class ListAuditEntries(Contract):
+    """The service's audit log, newest first: everything since a time, or by one actor."""
+
+    command: Literal["audit.list"] = "audit.list"
+    since: AwareDatetime | None = None
+    actor: UserName | None = None
+    limit: int = Field(default=1000, ge=1, le=100_000)
+
+
 RuntimeCommand = Annotated[
-    ReportStatus | ListDeadLetters | ReplayDeadLetters | PurgeDeadLetters,
+    ReportStatus | ListDeadLetters | ReplayDeadLetters | PurgeDeadLetters | ListAuditEntries,
     Field(discriminator="command"),
 ]
+
+AuditOutcome = Literal["ok", "refused", "invalid", "failed"]
+
+
+class AuditEntry(Contract):
+    """One command a service received: who sent it, when, what it asked, on whom, and how it went.
+
+    `actor` is the sender's RabbitMQ user as the broker verified it (None: the command carried
+    no user id and was refused). `subject` is the keyed hash of the person the command named by
+    email; `targets` the ids it named (provider, order, request, queue, dead letters). `count`
+    is how many records the answer held, for a listing or an export.
+    """
+
+    at: datetime
+    service: str
+    actor: str | None
+    command: str
+    outcome: AuditOutcome
+    subject: str | None = None
+    targets: dict[str, Any] = Field(default_factory=dict)
+    count: int | None = None
+    message_id: str | None = None
 
 
 class QueueStatus(Contract):

@@ -1,4 +1,5 @@
-"""Fixtures for end-to-end tests: a fresh virtual host and the four services running in it."""
+"""Fixtures for end-to-end tests: a fresh virtual host, every party's RabbitMQ user in it, and
+the four services running in it, each as its own user."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import Register
+from tests.e2e.harness import Logins, Register, provision
 from tests.e2e.rabbitmq import Broker
+
+STAFF = ("anna", "ben")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -26,9 +29,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 @pytest.fixture
-async def provider_user_prefix(rabbitmq: Broker) -> AsyncIterator[str]:
-    """A prefix of this test's own for provider users (RabbitMQ users are broker-wide)."""
-    prefix = f"e2e-{uuid.uuid4().hex[:8]}-provider-"
+async def user_prefix(rabbitmq: Broker) -> AsyncIterator[str]:
+    """A prefix of this test's own for every user it makes (RabbitMQ users are broker-wide)."""
+    prefix = f"e2e-{uuid.uuid4().hex[:8]}-"
     try:
         yield prefix
     finally:
@@ -36,22 +39,50 @@ async def provider_user_prefix(rabbitmq: Broker) -> AsyncIterator[str]:
 
 
 @pytest.fixture
+def provider_user_prefix(user_prefix: str) -> str:
+    return user_prefix + "provider-"
+
+
+@pytest.fixture
+def logins(rabbitmq: Broker, vhost_url: str, user_prefix: str) -> Logins:
+    """The services', the web shop's and staff members anna's and ben's users in the vhost."""
+    return provision(rabbitmq, vhost_url, user_prefix, STAFF)
+
+
+@pytest.fixture
+def staff_url(logins: Logins) -> str:
+    """`rekisteri`'s broker URL: staff member anna's user."""
+    return logins.staff["anna"]
+
+
+@pytest.fixture
+def webshop_url(logins: Logins) -> str:
+    return logins.webshop
+
+
+@pytest.fixture
 def register(
-    vhost_url: str,
+    logins: Logins,
     tmp_path: Path,
     mongodb_url: str | None,
     rabbitmq: Broker,
     provider_user_prefix: str,
     request: pytest.FixtureRequest,
 ) -> Iterator[Register]:
+    admin_user, admin_password = rabbitmq.admin_credentials
     running = Register(
-        vhost_url,
+        logins.services,
         tmp_path / "data",
         mongodb_url,
         database_prefix=f"e2e_{uuid.uuid4().hex[:8]}_",
-        extra_env={
-            "RABBITMQ_MANAGEMENT_URL": rabbitmq.management_url,
-            "PROVIDER_USER_PREFIX": provider_user_prefix,
+        service_env={
+            # The disclosure service makes the providers' users, as an administrator.
+            "disclosure": {
+                "PROVIDER_USER_PREFIX": provider_user_prefix,
+                "RABBITMQ_MANAGEMENT_URL": rabbitmq.management_url,
+                "RABBITMQ_MANAGEMENT_USER": admin_user,
+                "RABBITMQ_MANAGEMENT_PASSWORD": admin_password,
+            }
         },
     )
     running.start()

@@ -1,8 +1,10 @@
 """The register as separate OS processes, and the parties around it, for end-to-end tests.
 
-`Register` starts the services with `python -m services.<name>` exactly as ops would, waits
-for each to report ready, and stops them with SIGTERM. `WebShop` publishes and `Provider`
-consumes with plain aio-pika, as the real parties do; `rekisteri` runs the real CLI.
+`provision` gives every party its own RabbitMQ user with the real `rekisteri rabbitmq
+provision`. `Register` starts the services with `python -m services.<name>` exactly as ops would,
+each as its own user, waits for each to report ready, and stops them with SIGTERM. `WebShop`
+publishes and `QueueReader` consumes with plain aio-pika, as the real parties do; `rekisteri`
+runs the real CLI.
 """
 
 from __future__ import annotations
@@ -10,23 +12,33 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractConnection,
+    AbstractIncomingMessage,
+    AbstractRobustConnection,
+)
+from aiormq.exceptions import ChannelAccessRefused
 
 from shared.database import Database
+from shared.permissions import password_variable, provisioned_parties
 from shared.topology import SERVICES
+from tests.e2e.rabbitmq import Broker
 
 T = TypeVar("T")
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -58,25 +70,74 @@ class ServiceProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+@dataclass(frozen=True)
+class Logins:
+    """The AMQP URL of each party provisioned in a test's virtual host."""
+
+    services: Mapping[str, str]
+    webshop: str
+    staff: Mapping[str, str]
+    """Staff name → URL."""
+
+
+def provision(rabbitmq: Broker, vhost_url: str, user_prefix: str, staff: Iterable[str]) -> Logins:
+    """Every party's user in the vhost, by the real `rekisteri rabbitmq provision`."""
+    vhost = urlsplit(vhost_url).path[1:]
+    parties = provisioned_parties(staff)
+    passwords = {party.name: secrets.token_urlsafe(16) for party in parties}
+    admin_user, admin_password = rabbitmq.admin_credentials
+    done = rekisteri(
+        vhost_url,
+        "rabbitmq",
+        "provision",
+        "--vhost",
+        vhost,
+        "--user-prefix",
+        user_prefix,
+        *(f"--staff={name}" for name in staff),
+        env={
+            "RABBITMQ_MANAGEMENT_URL": rabbitmq.management_url,
+            "RABBITMQ_MANAGEMENT_USER": admin_user,
+            "RABBITMQ_MANAGEMENT_PASSWORD": admin_password,
+            **{password_variable(name): password for name, password in passwords.items()},
+        },
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "", "every password was given: none is generated"
+
+    def url(party: str) -> str:
+        return rabbitmq.url_for(vhost, user_prefix + party, passwords[party])
+
+    return Logins(
+        services={service: url(service) for service in SERVICES},
+        webshop=url("webshop"),
+        staff={name: url(f"staff-{name}") for name in staff},
+    )
+
+
 @dataclass
 class Register:
-    """The four services as processes sharing one vhost and one data directory."""
+    """The four services as processes sharing one vhost and one data directory, each logged
+    in to RabbitMQ as its own user."""
 
-    rabbitmq_url: str
+    rabbitmq_urls: Mapping[str, str]
     data_dir: Path
     mongodb_url: str | None = None
     database_prefix: str = ""
     extra_env: dict[str, str] = field(default_factory=dict)
+    service_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Settings only one service gets."""
     services: dict[str, ServiceProcess] = field(default_factory=dict)
 
     def environment(self, name: str, port: int) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k != "MONGODB_URL"}
         env.update(
-            RABBITMQ_URL=self.rabbitmq_url,
+            RABBITMQ_URL=self.rabbitmq_urls[name],
             DATA_DIR=str(self.data_dir),
             HEALTH_PORT=str(port),
             IDENTITY_HASH_KEY="e2e-test-key",
             **self.extra_env,
+            **self.service_env.get(name, {}),
         )
         if self.mongodb_url is not None:
             env.update(MONGODB_URL=self.mongodb_url, MONGODB_DATABASE=self.database_name(name))
@@ -167,19 +228,66 @@ async def eventually(read: Callable[[], T], done: Callable[[T], bool], within: f
 
 
 def rekisteri(
-    rabbitmq_url: str, *arguments: str, timeout: float = 30, input_text: str | None = None
+    rabbitmq_url: str,
+    *arguments: str,
+    timeout: float = 30,
+    input_text: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the real command-line tool, as an operator would."""
+    """Run the real command-line tool, as an operator would (as the user in `rabbitmq_url`)."""
     return subprocess.run(
         [sys.executable, "-m", "rekisteri", *arguments],
         cwd=REPOSITORY,
-        env={**os.environ, "RABBITMQ_URL": rabbitmq_url},
+        env={**os.environ, **(env or {}), "RABBITMQ_URL": rabbitmq_url},
         input=input_text,
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
     )
+
+
+# --- what a party may try, and whether the broker refuses it ----------------------------------
+
+Attempt = Callable[[AbstractChannel], Awaitable[object]]
+
+
+async def refused(connection: AbstractConnection, attempt: Attempt) -> bool:
+    """Whether the broker refuses the attempt (ACCESS_REFUSED closes only that channel)."""
+    channel = await connection.channel(publisher_confirms=True)
+    try:
+        await attempt(channel)
+    except ChannelAccessRefused:
+        return True
+    await channel.close()
+    return False
+
+
+def consume_one(queue_name: str) -> Attempt:
+    async def attempt(channel: AbstractChannel) -> object:
+        queue = await channel.get_queue(queue_name, ensure=False)
+        return await queue.get(fail=False)
+
+    return attempt
+
+
+def publish_to(exchange_name: str, routing_key: str) -> Attempt:
+    async def attempt(channel: AbstractChannel) -> object:
+        exchange = (
+            await channel.get_exchange(exchange_name, ensure=False)
+            if exchange_name
+            else channel.default_exchange
+        )
+        return await exchange.publish(aio_pika.Message(b"{}"), routing_key=routing_key)
+
+    return attempt
+
+
+def declare(queue_name: str) -> Attempt:
+    async def attempt(channel: AbstractChannel) -> object:
+        return await channel.declare_queue(queue_name, durable=True)
+
+    return attempt
 
 
 class AmqpParty:

@@ -48,17 +48,17 @@ def catalogue() -> dict[str, bytes]:
 
 
 async def test_broken_orders_are_dead_lettered_with_reasons_and_valid_ones_still_flow(
-    register: Register, vhost_url: str
+    register: Register, vhost_url: str, staff_url: str, webshop_url: str
 ) -> None:
     assert (
         rekisteri(
-            vhost_url, "providers", "add", "spa-oy", "--name", "Spa", "--country", "FI"
+            staff_url, "providers", "add", "spa-oy", "--name", "Spa", "--country", "FI"
         ).returncode
         == 0
     )
     broken = catalogue()
     valid = [_order(buyer__last_name="Ääkkönen-Łódź-" + "ō" * 86) for _ in range(len(broken) + 1)]
-    async with WebShop(vhost_url) as shop, QueueReader(vhost_url) as reader:
+    async with WebShop(webshop_url) as shop, QueueReader(vhost_url) as reader:
         for (message_id, body), good in zip(broken.items(), valid, strict=False):
             await shop.publish("order.placed", good, message_id=good["event_id"])
             await shop.publish("order.placed", body, message_id=message_id)
@@ -96,15 +96,15 @@ async def test_broken_orders_are_dead_lettered_with_reasons_and_valid_ones_still
 
 
 async def test_operators_list_replay_and_purge_dead_letters(
-    register: Register, vhost_url: str
+    register: Register, staff_url: str, webshop_url: str
 ) -> None:
     broken = catalogue()
-    async with WebShop(vhost_url) as shop:
+    async with WebShop(webshop_url) as shop:
         for message_id, body in broken.items():
             await shop.publish("order.placed", body, message_id=message_id)
 
     def dead_letters(queue: str) -> list[dict[str, Any]]:
-        listed = rekisteri(vhost_url, "dlq", "list", "--queue", queue, "--json")
+        listed = rekisteri(staff_url, "dlq", "list", "--queue", queue, "--json")
         assert listed.returncode == 0, listed.stderr
         assert not any(value in listed.stdout for value in SECRET_VALUES), "personal data shown"
         return json.loads(listed.stdout)
@@ -120,12 +120,12 @@ async def test_operators_list_replay_and_purge_dead_letters(
         and '"email":{"$gt":"***"}' in operator_row["preview"]
     )
 
-    status = rekisteri(vhost_url, "status")
+    status = rekisteri(staff_url, "status")
     assert status.returncode == 0, status.stdout + status.stderr
     assert "DEAD LETTERS" in status.stdout and "NO CONSUMER" not in status.stdout
 
     # A replayed message goes through the service again: still broken, so it comes back, anew.
-    replayed = rekisteri(vhost_url, "dlq", "replay", operator_row["id"])
+    replayed = rekisteri(staff_url, "dlq", "replay", operator_row["id"])
     assert replayed.returncode == 0, replayed.stderr
     assert "replayed 1 dead letter(s)" in replayed.stdout
     again = await eventually(
@@ -135,17 +135,17 @@ async def test_operators_list_replay_and_purge_dead_letters(
     assert {row["message_id"] for row in again} == set(broken)
 
     refused = rekisteri(
-        vhost_url, "dlq", "purge", "--queue", "orders.order-placed", input_text="n\n"
+        staff_url, "dlq", "purge", "--queue", "orders.order-placed", input_text="n\n"
     )
     assert refused.returncode == 1 and len(dead_letters("orders.order-placed")) == len(broken)
-    purged = rekisteri(vhost_url, "dlq", "purge", "--queue", "orders.order-placed", "--yes")
+    purged = rekisteri(staff_url, "dlq", "purge", "--queue", "orders.order-placed", "--yes")
     assert purged.returncode == 0 and f"purged {len(broken)} dead letter(s)" in purged.stdout
     assert dead_letters("orders.order-placed") == []
     assert len(dead_letters("consent.order-placed")) == len(broken), "other queues untouched"
 
 
-async def test_status_flags_a_service_that_is_down(register: Register, vhost_url: str) -> None:
+async def test_status_flags_a_service_that_is_down(register: Register, staff_url: str) -> None:
     register.stop(["consent"])
-    status = rekisteri(vhost_url, "--timeout", "2", "status")
+    status = rekisteri(staff_url, "--timeout", "2", "status")
     assert status.returncode == 1
     assert "not answering: consent" in status.stderr

@@ -63,12 +63,12 @@ def broker_control() -> None:
 
 @pytest.mark.service_errors_expected
 async def test_services_reconnect_and_consume_again_after_a_broker_restart(
-    broker_control: None, register: Register, vhost_url: str
+    broker_control: None, register: Register, vhost_url: str, staff_url: str, webshop_url: str
 ) -> None:
-    added = rekisteri(vhost_url, "providers", "add", "spa-oy", "--name", "Spa", "--country", "FI")
+    added = rekisteri(staff_url, "providers", "add", "spa-oy", "--name", "Spa", "--country", "FI")
     assert added.returncode == 0, added.stderr
     orders = [order_placed(items=[item("spa-oy")]) for _ in range(BEFORE + DURING_RECOVERY)]
-    async with WebShop(vhost_url) as shop:
+    async with WebShop(webshop_url) as shop:
         for order in orders[:BEFORE]:
             await shop.publish("order.placed", order, message_id=order["event_id"])
 
@@ -80,7 +80,7 @@ async def test_services_reconnect_and_consume_again_after_a_broker_restart(
         await asyncio.to_thread(_rabbitmqctl, "await_startup")
     await asyncio.to_thread(_wait_for_readiness, register, 200)
 
-    async with WebShop(vhost_url) as shop, QueueReader(vhost_url) as provider:
+    async with WebShop(webshop_url) as shop, QueueReader(vhost_url) as provider:
         for order in orders[BEFORE:]:
             await shop.publish("order.placed", order, message_id=order["event_id"])
         seen: dict[str, set[str]] = {}
@@ -100,5 +100,5 @@ async def test_services_reconnect_and_consume_again_after_a_broker_restart(
     assert all(
         s.process is not None and s.process.poll() is None for s in register.services.values()
     )
-    status = rekisteri(vhost_url, "status")
+    status = rekisteri(staff_url, "status")
     assert status.returncode == 0, status.stdout + status.stderr

@@ -17,11 +17,11 @@ BURST = 150
 PROVIDERS = ("spa-oy", "kart-oy")
 
 
-async def _register_providers(vhost_url: str) -> None:
+async def _register_providers(staff_url: str) -> None:
     for provider in PROVIDERS:
         added = await asyncio.to_thread(
             rekisteri,
-            vhost_url,
+            staff_url,
             "providers",
             "add",
             provider,
@@ -52,12 +52,12 @@ async def _collect(
 
 
 async def _burst_with(
-    interrupt: Any, register: Register, vhost_url: str
+    interrupt: Any, register: Register, vhost_url: str, webshop_url: str
 ) -> dict[str, list[AbstractIncomingMessage]]:
     orders = [
         order_placed(items=[item("spa-oy", "p-1"), item("kart-oy", "p-2")]) for _ in range(BURST)
     ]
-    async with WebShop(vhost_url) as shop, QueueReader(vhost_url) as reader:
+    async with WebShop(webshop_url) as shop, QueueReader(vhost_url) as reader:
         for number, order in enumerate(orders):
             await shop.publish("order.placed", order, message_id=order["event_id"])
             if number == BURST // 3:
@@ -104,15 +104,15 @@ def _by_order(messages: list[AbstractIncomingMessage]) -> dict[str, set[str]]:
 @pytest.mark.service_errors_expected
 @pytest.mark.parametrize("victim", ["orders", "consent", "disclosure"])
 async def test_kill_9_mid_burst_then_restart_loses_nothing_and_repeats_only_same_ids(
-    victim: str, register: Register, vhost_url: str
+    victim: str, register: Register, vhost_url: str, staff_url: str, webshop_url: str
 ) -> None:
-    await _register_providers(vhost_url)
+    await _register_providers(staff_url)
 
     def kill_and_restart() -> None:
         assert register.kill(victim) == -9
         register.start([victim])
 
-    received = await _burst_with(kill_and_restart, register, vhost_url)
+    received = await _burst_with(kill_and_restart, register, vhost_url, webshop_url)
     for provider, messages in received.items():
         by_order = _by_order(messages)
         assert len(by_order) == BURST
@@ -121,14 +121,14 @@ async def test_kill_9_mid_burst_then_restart_loses_nothing_and_repeats_only_same
 
 
 async def test_sigterm_mid_burst_finishes_in_flight_work_and_repeats_nothing(
-    register: Register, vhost_url: str
+    register: Register, vhost_url: str, staff_url: str, webshop_url: str
 ) -> None:
-    await _register_providers(vhost_url)
+    await _register_providers(staff_url)
 
     def stop_and_restart() -> None:
         assert register.stop(["disclosure"]) == {"disclosure": 0}
         register.start(["disclosure"])
 
-    received = await _burst_with(stop_and_restart, register, vhost_url)
+    received = await _burst_with(stop_and_restart, register, vhost_url, webshop_url)
     for provider, messages in received.items():
         assert len(messages) == BURST, f"{provider} got {len(messages) - BURST} disclosures twice"

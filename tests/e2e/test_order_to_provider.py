@@ -33,19 +33,19 @@ async def stored(
 
 
 async def test_an_order_reaches_its_providers_queue_once_and_every_service_keeps_its_slice(
-    register: Register, vhost_url: str
+    register: Register, vhost_url: str, staff_url: str, webshop_url: str
 ) -> None:
     added = rekisteri(
-        vhost_url, "providers", "add", "spa-oy", "--name", "Kylpylä Oy", "--country", "FI"
+        staff_url, "providers", "add", "spa-oy", "--name", "Kylpylä Oy", "--country", "FI"
     )
     assert added.returncode == 0, added.stderr
     assert "disclosures.spa-oy" in added.stdout
     refused = rekisteri(
-        vhost_url, "providers", "add", "us-spa", "--name", "US Spa", "--country", "US"
+        staff_url, "providers", "add", "us-spa", "--name", "US Spa", "--country", "US"
     )
     assert refused.returncode == 1
     assert "European Economic Area" in refused.stderr
-    listed = rekisteri(vhost_url, "providers", "list")
+    listed = rekisteri(staff_url, "providers", "list")
     assert listed.returncode == 0, listed.stderr
     assert "spa-oy" in listed.stdout and "us-spa" not in listed.stdout
 
@@ -58,7 +58,7 @@ async def test_an_order_reaches_its_providers_queue_once_and_every_service_keeps
         marketing=False,
     )
     marker = order_placed(items=[item("spa-oy", "p-9")])
-    async with WebShop(vhost_url) as shop, QueueReader(vhost_url) as provider:
+    async with WebShop(webshop_url) as shop, QueueReader(vhost_url) as provider:
         await shop.publish("order.placed", order, message_id=order["event_id"])
         [message] = await provider.receive("disclosures.spa-oy", 1)
         disclosure = json.loads(message.body)
@@ -113,16 +113,16 @@ async def test_an_order_reaches_its_providers_queue_once_and_every_service_keeps
 
 
 async def test_messages_that_cannot_be_handled_are_dead_lettered_with_the_reason(
-    register: Register, vhost_url: str
+    register: Register, vhost_url: str, staff_url: str, webshop_url: str
 ) -> None:
     added = rekisteri(
-        vhost_url, "providers", "add", "spa-oy", "--name", "Kylpylä Oy", "--country", "FI"
+        staff_url, "providers", "add", "spa-oy", "--name", "Kylpylä Oy", "--country", "FI"
     )
     assert added.returncode == 0, added.stderr
     broken = order_placed()
     broken["buyer"]["email"] = {"$gt": ""}
     valid = order_placed(items=[item("spa-oy")])
-    async with WebShop(vhost_url) as shop, QueueReader(vhost_url) as reader:
+    async with WebShop(webshop_url) as shop, QueueReader(vhost_url) as reader:
         await shop.publish("order.placed", b"\xff not json", message_id="garbage")
         await shop.publish("order.placed", broken, message_id=broken["event_id"])
         await shop.publish("order.placed", valid, message_id=valid["event_id"])

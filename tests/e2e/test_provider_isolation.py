@@ -9,64 +9,31 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from urllib.parse import quote, urlsplit
 
 import aio_pika
 import pytest
-from aio_pika.abc import AbstractChannel, AbstractConnection
-from aiormq.exceptions import ChannelAccessRefused, ProbableAuthenticationError
+from aiormq.exceptions import ProbableAuthenticationError
 
-from tests.e2e.harness import QueueReader, Register, WebShop, rekisteri
+from tests.e2e.harness import (
+    QueueReader,
+    Register,
+    WebShop,
+    consume_one,
+    declare,
+    publish_to,
+    refused,
+    rekisteri,
+)
 from tests.e2e.rabbitmq import Broker
 from tests.factories import item, order_placed
 
-Attempt = Callable[[AbstractChannel], Awaitable[object]]
 
-
-def issue_credentials(vhost_url: str, provider_id: str) -> str:
-    issued = rekisteri(vhost_url, "providers", "credentials", provider_id)
+def issue_credentials(staff_url: str, provider_id: str) -> str:
+    issued = rekisteri(staff_url, "providers", "credentials", provider_id)
     assert issued.returncode == 0, issued.stderr
     assert "shown only this once" in issued.stderr
     return issued.stdout.strip()
-
-
-async def refused(connection: AbstractConnection, attempt: Attempt) -> bool:
-    """Whether the broker refuses the attempt (ACCESS_REFUSED closes only that channel)."""
-    channel = await connection.channel(publisher_confirms=True)
-    try:
-        await attempt(channel)
-    except ChannelAccessRefused:
-        return True
-    await channel.close()
-    return False
-
-
-def consume_one(queue_name: str) -> Attempt:
-    async def attempt(channel: AbstractChannel) -> object:
-        queue = await channel.get_queue(queue_name, ensure=False)
-        return await queue.get(fail=False)
-
-    return attempt
-
-
-def publish_to(exchange_name: str, routing_key: str) -> Attempt:
-    async def attempt(channel: AbstractChannel) -> object:
-        exchange = (
-            await channel.get_exchange(exchange_name, ensure=False)
-            if exchange_name
-            else channel.default_exchange
-        )
-        return await exchange.publish(aio_pika.Message(b"{}"), routing_key=routing_key)
-
-    return attempt
-
-
-def declare(queue_name: str) -> Attempt:
-    async def attempt(channel: AbstractChannel) -> object:
-        return await channel.declare_queue(queue_name, durable=True)
-
-    return attempt
 
 
 async def known_to_the_management_api(rabbitmq: Broker, user: str, within: float = 30) -> None:
@@ -79,19 +46,24 @@ async def known_to_the_management_api(rabbitmq: Broker, user: str, within: float
 
 
 async def test_a_provider_reads_its_own_queue_and_is_refused_everything_else(
-    register: Register, vhost_url: str, rabbitmq: Broker, provider_user_prefix: str
+    register: Register,
+    vhost_url: str,
+    staff_url: str,
+    webshop_url: str,
+    rabbitmq: Broker,
+    provider_user_prefix: str,
 ) -> None:
     for provider_id, country in (("spa-oy", "FI"), ("kart-oy", "SE")):
         added = rekisteri(
-            vhost_url, "providers", "add", provider_id, "--name", provider_id, "--country", country
+            staff_url, "providers", "add", provider_id, "--name", provider_id, "--country", country
         )
         assert added.returncode == 0, added.stderr
-    refused_unknown = rekisteri(vhost_url, "providers", "credentials", "nobody-oy")
+    refused_unknown = rekisteri(staff_url, "providers", "credentials", "nobody-oy")
     assert refused_unknown.returncode == 1
     assert "provider nobody-oy is not registered" in refused_unknown.stderr
 
-    spa_url = issue_credentials(vhost_url, "spa-oy")
-    kart_url = issue_credentials(vhost_url, "kart-oy")
+    spa_url = issue_credentials(staff_url, "spa-oy")
+    kart_url = issue_credentials(staff_url, "kart-oy")
     vhost = urlsplit(vhost_url).path[1:]
     parts = urlsplit(spa_url)
     assert parts.username == f"{provider_user_prefix}spa-oy"
@@ -104,7 +76,7 @@ async def test_a_provider_reads_its_own_queue_and_is_refused_everything_else(
     both = order_placed(items=[item("spa-oy", "p-1"), item("kart-oy", "p-2")])
     kart_only = order_placed(items=[item("kart-oy", "p-3")])
     spa_only = order_placed(items=[item("spa-oy", "p-4"), item("spa-oy", "p-5")])
-    async with WebShop(vhost_url) as shop:
+    async with WebShop(webshop_url) as shop:
         for order in (both, kart_only, spa_only):
             await shop.publish("order.placed", order, message_id=order["event_id"])
 
@@ -146,7 +118,7 @@ async def test_a_provider_reads_its_own_queue_and_is_refused_everything_else(
         closed: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
         connection.close_callbacks.add(lambda _, error: closed.set_result(error))
         await known_to_the_management_api(rabbitmq, parts.username or "")
-        rotated_url = issue_credentials(vhost_url, "spa-oy")
+        rotated_url = issue_credentials(staff_url, "spa-oy")
         assert "CONNECTION_FORCED" in str(await asyncio.wait_for(closed, 10))
     finally:
         await connection.close()
@@ -167,9 +139,9 @@ async def test_a_provider_reads_its_own_queue_and_is_refused_everything_else(
 
 
 async def test_a_replayed_dead_letter_goes_back_where_it_failed_never_to_a_provider(
-    register: Register, vhost_url: str
+    register: Register, vhost_url: str, staff_url: str
 ) -> None:
-    added = rekisteri(vhost_url, "providers", "add", "spa-oy", "--name", "Spa", "--country", "FI")
+    added = rekisteri(staff_url, "providers", "add", "spa-oy", "--name", "Spa", "--country", "FI")
     assert added.returncode == 0, added.stderr
     # A dead letter whose headers claim it came from a provider's queue: headers are whatever
     # the original sender put there.
@@ -184,7 +156,7 @@ async def test_a_replayed_dead_letter_goes_back_where_it_failed_never_to_a_provi
         )
         await dead_letters.publish(forged, routing_key="disclosure.order-placed")
 
-        replayed = rekisteri(vhost_url, "dlq", "replay", "--all")
+        replayed = rekisteri(staff_url, "dlq", "replay", "--all")
         assert replayed.returncode == 0, replayed.stderr
         assert "replayed 1 dead letter(s)" in replayed.stdout
         assert await party.depth("disclosures.spa-oy") == 0

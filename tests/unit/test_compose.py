@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
@@ -26,7 +27,10 @@ if str(ROOT) not in sys.path:  # run from a checkout whether or not the project 
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
+MONGODB_INIT_SCRIPT = ROOT / "deploy" / "mongodb" / "create-users.js"
 INFRASTRUCTURE = ("rabbitmq", "mongodb")
+PROVISION = "provision"
+"""The one-shot container that gives every party its RabbitMQ user before the services start."""
 
 # `${NAME}`, `${NAME:-default}`, `${NAME-default}`, `${NAME:?error}`, `${NAME:+alt}`..., `$NAME`.
 BRACED = re.compile(r"\$\{(?P<name>[A-Za-z_]\w*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}")
@@ -147,8 +151,17 @@ def example_env() -> dict[str, str]:
 
 def app_services(compose: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return {
-        name: service for name, service in compose["services"].items() if name not in INFRASTRUCTURE
+        name: service
+        for name, service in compose["services"].items()
+        if name not in (*INFRASTRUCTURE, PROVISION)
     }
+
+
+def filled_in(service: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, str]:
+    """A service's environment as compose would give it from `env` (see `example_env`)."""
+    values = environment(service)
+    assert None not in values.values(), "every variable has a value"
+    return {name: interpolate(str(value), env) for name, value in values.items()}
 
 
 def test_compose_runs_every_service_and_the_infrastructure(compose: dict[str, Any]) -> None:
@@ -198,7 +211,7 @@ def test_the_environment_validates_as_the_service_settings(
             settings: Any = cls()
         assert settings.environment == "production", name
         assert settings.health_host == "0.0.0.0", f"{name}'s health server must be reachable"
-        assert settings.mongodb_url and settings.mongodb_url.startswith("mongodb://mongodb:")
+        assert settings.mongodb_url and urlsplit(settings.mongodb_url).hostname == "mongodb"
         assert "@rabbitmq:" in settings.rabbitmq_url
         check = " ".join(service["healthcheck"]["test"])
         assert f"127.0.0.1:{settings.health_port}/ready" in check, (
@@ -214,11 +227,16 @@ def test_services_wait_for_healthy_infrastructure_and_restart(compose: dict[str,
             assert depends_on.get(dependency, {}).get("condition") == "service_healthy", (
                 f"{name} must wait until {dependency} is healthy"
             )
+        assert depends_on.get(PROVISION, {}).get("condition") == "service_completed_successfully", (
+            f"{name} must wait until its RabbitMQ user exists"
+        )
         assert service.get("restart") == "unless-stopped", name
 
 
-def test_every_container_has_a_health_check(compose: dict[str, Any]) -> None:
+def test_every_long_running_container_has_a_health_check(compose: dict[str, Any]) -> None:
     for name, service in compose["services"].items():
+        if name == PROVISION:  # it exits; the services wait for it to succeed
+            continue
         check = service.get("healthcheck") or {}
         assert check.get("test") and not check.get("disable"), f"{name} has no health check"
         assert check["test"][0] in ("CMD", "CMD-SHELL"), name
@@ -229,8 +247,11 @@ def test_named_volumes_are_declared(compose: dict[str, Any]) -> None:
     for name in INFRASTRUCTURE:
         volumes = compose["services"][name].get("volumes") or []
         sources = {str(volume).split(":", 1)[0] for volume in volumes}
-        assert sources, f"{name} keeps its data in a named volume"
-        assert sources <= declared, name
+        named = {source for source in sources if not source.startswith((".", "/"))}
+        assert named, f"{name} keeps its data in a named volume"
+        assert named <= declared, name
+        for source in sources - named:  # a file of the project mounted into the container
+            assert (ROOT / source).is_file(), f"{name} mounts {source}, which does not exist"
 
 
 def test_env_example_documents_every_variable_compose_reads(compose: dict[str, Any]) -> None:
@@ -261,3 +282,76 @@ def test_the_image_installs_without_dev_extras_and_runs_unprivileged() -> None:
     assert users[-1].split(":")[0] not in ("root", "0")
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".venv", ".data", ".git", ".env"} <= set(ignored)
+
+
+# --- one identity per party ---------------------------------------------------------------------
+
+
+def test_each_service_logs_in_to_rabbitmq_as_its_own_provisioned_user(
+    compose: dict[str, Any],
+) -> None:
+    from rekisteri.rabbitmq import provision
+    from shared.permissions import password_variable, provisioned_parties
+
+    provisioner = compose["services"][PROVISION]
+    command = provisioner["command"]
+    assert command[:3] == ["rekisteri", "rabbitmq", "provision"]
+    vhost = command[command.index("--vhost") + 1]
+    assert provisioner.get("restart") == "no"
+    assert provisioner["depends_on"]["rabbitmq"]["condition"] == "service_healthy"
+    options = {param.envvar for param in provision.params if isinstance(param.envvar, str)}
+    passwords = {password_variable(party.name) for party in provisioned_parties()}
+    assert (
+        set(environment(provisioner))
+        == (options - {"RABBITMQ_VHOST", "RABBITMQ_USER_PREFIX"}) | passwords
+    ), "provision gets the management API, its administrator and every password"
+    env = example_env()
+    for name, service in app_services(compose).items():
+        url = urlsplit(filled_in(service, env)["RABBITMQ_URL"])
+        assert (url.username, url.hostname, url.path) == (name, "rabbitmq", f"/{vhost}"), name
+        assert url.password == env[password_variable(name)], name
+        assert filled_in(provisioner, env)[password_variable(name)] == url.password, name
+
+
+def test_each_service_logs_in_to_mongodb_as_its_own_user_of_its_own_database(
+    compose: dict[str, Any],
+) -> None:
+    script = MONGODB_INIT_SCRIPT.read_text()
+    [listed] = re.findall(r"const SERVICES = \[([^\]]*)\];", script)
+    assert sorted(re.findall(r'"([a-z]+)"', listed)) == service_packages(), (
+        "the init script makes a user for every service, and no other"
+    )
+    assert "MONGODB_PASSWORD_${service.toUpperCase()}" in script
+    assert 'roles: [{ role: "readWrite", db: service }]' in script
+
+    mongodb = compose["services"]["mongodb"]
+    mounts = [str(volume).split(":") for volume in mongodb["volumes"]]
+    script_path = f"./{MONGODB_INIT_SCRIPT.relative_to(ROOT)}"
+    assert [script_path, "/docker-entrypoint-initdb.d/create-users.js", "ro"] in mounts
+    env = example_env()
+    mongodb_env = filled_in(mongodb, env)
+    assert {"MONGO_INITDB_ROOT_USERNAME", "MONGO_INITDB_ROOT_PASSWORD"} <= set(mongodb_env)
+    services = app_services(compose)
+    for name, service in services.items():
+        variable = f"MONGODB_PASSWORD_{name.upper()}"
+        url = urlsplit(filled_in(service, env)["MONGODB_URL"])
+        assert (url.username, url.hostname) == (name, "mongodb"), name
+        assert url.password == env[variable] == mongodb_env[variable], name
+        assert parse_qs(url.query)["authSource"] == [name], f"{name} authenticates in its database"
+        others = {env[f"MONGODB_PASSWORD_{other.upper()}"] for other in services if other != name}
+        others.add(env["MONGODB_ROOT_PASSWORD"])
+        held = " ".join(filled_in(service, env).values())
+        assert not any(password in held for password in others), (
+            f"{name} holds no other database credentials"
+        )
+
+
+def test_only_the_disclosure_service_holds_the_rabbitmq_administrator(
+    compose: dict[str, Any],
+) -> None:
+    env = example_env()
+    for name, service in app_services(compose).items():
+        held = filled_in(service, env)
+        assert (env["RABBITMQ_DEFAULT_PASS"] in " ".join(held.values())) == (name == "disclosure")
+        if name == "disclosure":  # it makes the providers' users
+            assert held["RABBITMQ_MANAGEMENT_USER"] == env["RABBITMQ_DEFAULT_USER"]

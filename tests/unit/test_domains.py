@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 
 import pytest
@@ -14,7 +13,6 @@ from services.disclosure.domain import (
     plan_disclosures,
     provider_amqp_url,
     provider_changes,
-    provider_permissions,
     register_provider,
 )
 from services.orders.domain import order_from_event, profiles_from_order
@@ -151,24 +149,6 @@ def test_an_update_to_a_country_outside_the_eea_is_refused_naming_the_rule() -> 
 def test_an_update_that_changes_nothing_is_refused() -> None:
     with pytest.raises(ProviderRefused, match="give a name, a country or a contact email"):
         provider_changes(UpdateProvider(provider_id="spa-oy"))
-
-
-def test_a_provider_may_read_its_own_queue_and_nothing_else() -> None:
-    rights = provider_permissions("spa-oy")
-    # RabbitMQ matches these as regular expressions against resource names.
-    assert re.search(rights.read, "disclosures.spa-oy")
-    for other in (
-        "disclosures.spa-oy2",
-        "disclosures.spa-o",
-        "disclosuresXspa-oy",
-        "dead-letter.disclosures.spa-oy",
-        "disclosures",
-        "webshop",
-    ):
-        assert not re.search(rights.read, other), other
-    for pattern in (rights.configure, rights.write):
-        for name in ("disclosures.spa-oy", "disclosures", "webshop", "amq.default"):
-            assert not re.search(pattern, name), (pattern, name)
 
 
 def test_the_provider_url_carries_the_new_login_and_an_explicit_port() -> None:

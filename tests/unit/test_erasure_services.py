@@ -27,6 +27,7 @@ from services.erasure.store import ErasureStore
 from services.orders.app import assemble as assemble_orders
 from services.orders.settings import OrdersSettings
 from shared import topology
+from shared.audit import open_audit_log
 from shared.contracts.consent import ExportAudience
 from shared.contracts.disclosures import erasure_notice_id_for
 from shared.contracts.erasure import (
@@ -391,6 +392,7 @@ async def erasure_service() -> AsyncIterator[tuple[RabbitBroker, ErasureService,
         service: listen(broker, topology.erase_subject_subscription(service))
         for service in topology.ERASURE_PARTICIPANTS
     }
+    await open_audit_log(settings, connection.database, broker)
     store = ErasureStore(connection.database)
     await store.create_indexes()
     clock = Clock()

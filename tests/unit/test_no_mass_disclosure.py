@@ -5,8 +5,8 @@ provider.
 
 The source of the running register (services/, shared/, rekisteri/) is read as syntax trees, so a
 new module that names the exchange or a provider queue, or spells out their names, fails here
-before it can ship. (RabbitMQ itself refusing writes to `disclosures` to every user but the
-disclosure service comes with the per-service broker users of the security issue.)
+before it can ship. The broker enforces the same: every user but the disclosure service's is
+refused writes to `disclosures` (shared/permissions.py, proven in tests/e2e/test_permissions.py).
 """
 
 from __future__ import annotations
@@ -38,8 +38,9 @@ SPELLED_OUT = {topology.DISCLOSURES_EXCHANGE, topology.PROVIDER_QUEUE_PREFIX}
 # Who may use them, and why. Anything else that needs them is a design change: discuss it.
 ALLOWED = {
     PUBLISHER: TOPOLOGY_NAMES,
-    # The read permission of a provider's RabbitMQ user is the regular expression of its queue.
-    Path("services/disclosure/domain.py"): {"provider_queue_name"},
+    # The permission table: the disclosure service's right to write to the exchange and declare
+    # provider queues, and each provider's right to read its own queue.
+    Path("shared/permissions.py"): {"disclosures_exchange", "provider_queue_name"},
     # The MongoDB collection of the disclosure log bears the same name as the exchange.
     Path("services/disclosure/store.py"): {repr(topology.DISCLOSURES_EXCHANGE)},
 }

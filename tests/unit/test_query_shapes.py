@@ -26,6 +26,8 @@ INDEXES = [
         ({}, None),
         ({}, "_id"),
         ({"$or": [{"subjects": "h"}, {"status": "held"}]}, None),
+        # A range on the sort field: the sort's index key bounds it too.
+        ({"status": "held", "recorded_at": {"$gte": 1}}, [("recorded_at", -1)]),
     ],
 )
 def test_queries_an_index_serves(query: dict[str, object], sort: object) -> None:
@@ -40,6 +42,7 @@ def test_queries_an_index_serves(query: dict[str, object], sort: object) -> None
         ({"contact.email": "a@example.fi"}, None),  # no index at all
         ({}, "recorded_at"),  # a whole collection sorted on an unindexed field
         ({"$or": [{"subjects": "h"}, {"order_id": "KK-1"}]}, None),  # one branch unserved
+        ({"recorded_at": {"$gte": 1}}, "placed_at"),  # a range on a field the index lacks
     ],
 )
 def test_queries_no_index_serves(query: dict[str, object], sort: object) -> None:

@@ -20,6 +20,7 @@ from services.disclosure.store import RELEASE_LEASE, DisclosureStore
 from services.orders.app import assemble as assemble_orders
 from services.orders.settings import OrdersSettings
 from shared import topology
+from shared.audit import open_audit_log
 from shared.contracts.disclosure_ops import ListDisclosures, ListHeldDisclosures, ReleaseOrder
 from shared.contracts.disclosures import disclosure_id_for
 from shared.contracts.ops import OpsReply
@@ -32,6 +33,7 @@ from shared.contracts.providers import (
 from shared.contracts.webshop import OrderPlaced
 from shared.database import Database, DatabaseConnection, connect_database
 from shared.identity import SubjectHasher
+from shared.runtime import runtime_router
 from shared.settings import ServiceSettings
 from tests.factories import item, order_placed, person
 
@@ -44,7 +46,9 @@ async def running(
 ) -> AsyncIterator[tuple[RabbitBroker, Database]]:
     database = await connect_database(settings)
     broker = broker or RabbitBroker()
+    await open_audit_log(settings, database.database, broker)
     hooks = await assemble(settings, database, broker)
+    broker.include_router(runtime_router(settings, broker))
     try:
         async with TestRabbitBroker(broker) as test_broker:
             for hook in hooks:

@@ -1,7 +1,9 @@
-"""The few calls of RabbitMQ's management HTTP API the disclosure service makes.
+"""The few calls of RabbitMQ's management HTTP API the register makes.
 
-Plain urllib, run in a worker thread so the event loop keeps serving messages. Request bodies
-carry passwords: they are never logged, and errors name the call and the status only.
+Two callers: the disclosure service (each provider's user) and `rekisteri rabbitmq provision`
+(every other party's user, from `shared.permissions`). Plain urllib, run in a worker thread so
+the event loop keeps serving messages. Request bodies carry passwords: they are never logged,
+and errors name the call and the status only.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import quote
 from urllib.request import Request, urlopen
 
-from services.disclosure.domain import Permissions
+from shared.permissions import Permissions
 
 TIMEOUT_SECONDS = 10.0
 
@@ -23,11 +25,22 @@ class RabbitMQAdminError(Exception):
     """The management API could not do what was asked; the text is for the operator."""
 
 
+class RabbitMQUnreachable(RabbitMQAdminError):
+    """The management API did not answer at all (not started yet, or the wrong address)."""
+
+
 class RabbitMQAdmin:
     def __init__(self, url: str, user: str, password: str) -> None:
         self._url = url.rstrip("/")
         token = base64.b64encode(f"{user}:{password}".encode()).decode()
         self._headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
+
+    async def put_vhost(self, vhost: str) -> None:
+        """Create the virtual host unless it exists."""
+        await self._call("PUT", f"/api/vhosts/{_segment(vhost)}")
+
+    async def user_exists(self, name: str) -> bool:
+        return await self._call("GET", f"/api/users/{_segment(name)}", missing_ok=True) is not None
 
     async def put_user(self, name: str, password: str) -> None:
         """Create the user, or give an existing one a new password; no management tags."""
@@ -48,10 +61,12 @@ class RabbitMQAdmin:
         """End every open connection of the user (logged in with a password just replaced)."""
         await self._call("DELETE", f"/api/connections/username/{_segment(user)}")
 
-    async def _call(self, method: str, path: str, body: Any = None) -> None:
-        await asyncio.to_thread(self._call_blocking, method, path, body)
+    async def _call(
+        self, method: str, path: str, body: Any = None, *, missing_ok: bool = False
+    ) -> Any:
+        return await asyncio.to_thread(self._call_blocking, method, path, body, missing_ok)
 
-    def _call_blocking(self, method: str, path: str, body: Any) -> None:
+    def _call_blocking(self, method: str, path: str, body: Any, missing_ok: bool) -> Any:
         request = Request(
             self._url + path,
             method=method,
@@ -59,22 +74,23 @@ class RabbitMQAdmin:
             headers=self._headers,
         )
         try:
-            with urlopen(request, timeout=TIMEOUT_SECONDS):
-                pass
+            with urlopen(request, timeout=TIMEOUT_SECONDS) as response:
+                payload = response.read()
         except HTTPError as error:
+            if missing_ok and error.code == 404:
+                return None
             hint = (
-                "; RABBITMQ_MANAGEMENT_USER must be an administrator"
-                if error.code in (401, 403)
-                else ""
+                "; the management user must be an administrator" if error.code in (401, 403) else ""
             )
             raise RabbitMQAdminError(
                 f"RabbitMQ's management API answered {error.code} {error.reason} to "
                 f"{method} {path}{hint}"
             ) from None
         except (URLError, OSError) as error:
-            raise RabbitMQAdminError(
+            raise RabbitMQUnreachable(
                 f"RabbitMQ's management API at {self._url} cannot be reached: {error}"
             ) from None
+        return json.loads(payload) if payload else {}
 
 
 def _segment(name: str) -> str:

@@ -1,0 +1,200 @@
+"""`rekisteri rabbitmq provision`: the RabbitMQ users of the services, the web shop and staff.
+
+The one command that does not talk to the services: it makes the users they log in with, so it
+goes to RabbitMQ's management HTTP API with an administrator's credentials instead. Each user
+gets exactly the rights `shared.permissions` defines, in the register's own virtual host.
+
+Running it again changes no password unless told to: a password given in the environment
+(`RABBITMQ_PASSWORD_<PARTY>`) is set as given; a user that exists and has none given keeps its
+own; a user that does not exist gets a generated one; `--rotate PARTY` generates a new one and
+closes the party's open connections. Generated passwords are printed once, to standard output,
+as `.env` lines; nothing else is printed there, and they are stored nowhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import click
+
+from shared.permissions import Party, password_variable, provisioned_parties
+from shared.rabbitmq_admin import RabbitMQAdmin, RabbitMQAdminError, RabbitMQUnreachable
+
+DEFAULT_VHOST = "register"
+
+
+@dataclass(frozen=True)
+class Provisioned:
+    party: Party
+    user: str
+    password: str | None
+    """Set when it was generated here: the caller shows it once."""
+    done: str
+
+
+@click.group()
+def rabbitmq() -> None:
+    """The register's RabbitMQ users and their rights (needs the management API)."""
+
+
+@rabbitmq.command("provision")
+@click.option(
+    "--vhost",
+    envvar="RABBITMQ_VHOST",
+    default=DEFAULT_VHOST,
+    show_default=True,
+    help="The register's virtual host; created if missing. [env: RABBITMQ_VHOST]",
+)
+@click.option(
+    "--staff",
+    multiple=True,
+    metavar="NAME",
+    help="A staff member to give a user (staff-NAME) of their own; repeat for several.",
+)
+@click.option(
+    "--rotate",
+    multiple=True,
+    metavar="PARTY",
+    help="Give PARTY (orders, webshop, staff-NAME ...) a new generated password and close its "
+    "connections; repeat for several.",
+)
+@click.option(
+    "--user-prefix",
+    envvar="RABBITMQ_USER_PREFIX",
+    default="",
+    help="Put before every user name, for registers that share one broker. "
+    "[env: RABBITMQ_USER_PREFIX]",
+)
+@click.option(
+    "--management-url",
+    envvar="RABBITMQ_MANAGEMENT_URL",
+    default="http://localhost:15672",
+    show_default=True,
+    help="[env: RABBITMQ_MANAGEMENT_URL]",
+)
+@click.option(
+    "--management-user",
+    envvar="RABBITMQ_MANAGEMENT_USER",
+    default="guest",
+    show_default=True,
+    help="An administrator. [env: RABBITMQ_MANAGEMENT_USER]",
+)
+@click.option(
+    "--management-password",
+    envvar="RABBITMQ_MANAGEMENT_PASSWORD",
+    default="guest",
+    show_default=False,
+    help="Its password; give it in the environment. [env: RABBITMQ_MANAGEMENT_PASSWORD]",
+)
+@click.option(
+    "--wait",
+    default=0.0,
+    type=click.FloatRange(min=0),
+    help="Seconds to wait for the management API to answer (it starts after the broker).",
+)
+def provision(
+    vhost: str,
+    staff: tuple[str, ...],
+    rotate: tuple[str, ...],
+    user_prefix: str,
+    management_url: str,
+    management_user: str,
+    management_password: str,
+    wait: float,
+) -> None:
+    """Create or update every party's user with the rights of shared/permissions.py.
+
+    Passwords come from RABBITMQ_PASSWORD_<PARTY> (RABBITMQ_PASSWORD_ORDERS,
+    RABBITMQ_PASSWORD_STAFF_ANNA ...); a new user without one gets a generated password, printed
+    once on standard output as a line for .env.
+    """
+    try:
+        parties = provisioned_parties(dict.fromkeys(staff))
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--staff") from None
+    names = {party.name for party in parties}
+    for party in rotate:
+        if party not in names:
+            raise click.BadParameter(
+                f"{party} is none of the parties provisioned here ({', '.join(sorted(names))})",
+                param_hint="--rotate",
+            )
+    passwords = {
+        party.name: os.environ[password_variable(party.name)]
+        for party in parties
+        if os.environ.get(password_variable(party.name))
+    }
+    if clash := sorted(set(rotate) & set(passwords)):
+        raise click.UsageError(
+            f"--rotate {clash[0]} would replace the password set in "
+            f"{password_variable(clash[0])}: change that variable instead"
+        )
+    admin = RabbitMQAdmin(management_url, management_user, management_password)
+    try:
+        results = asyncio.run(
+            _provision(admin, vhost, user_prefix, parties, passwords, set(rotate), wait)
+        )
+    except RabbitMQAdminError as error:
+        raise click.ClickException(str(error)) from None
+    for result in results:
+        click.echo(f"{result.user}: {result.done}", err=True)
+    generated = [result for result in results if result.password is not None]
+    if generated:
+        click.echo(
+            "Generated passwords follow, shown only this once: put them in .env or a secret "
+            "store now.",
+            err=True,
+        )
+    for result in generated:
+        click.echo(f"{password_variable(result.party.name)}={result.password}")
+
+
+async def _provision(
+    admin: RabbitMQAdmin,
+    vhost: str,
+    user_prefix: str,
+    parties: Sequence[Party],
+    passwords: Mapping[str, str],
+    rotate: set[str],
+    wait: float,
+) -> list[Provisioned]:
+    await _create_vhost(admin, vhost, wait)
+    results = []
+    for party in parties:
+        user = user_prefix + party.name
+        generated = None
+        if party.name in rotate:
+            generated = secrets.token_urlsafe(32)
+            await admin.put_user(user, generated)
+            done = "new password (rotated)"
+        elif party.name in passwords:
+            await admin.put_user(user, passwords[party.name])
+            done = f"password from {password_variable(party.name)}"
+        elif not await admin.user_exists(user):
+            generated = secrets.token_urlsafe(32)
+            await admin.put_user(user, generated)
+            done = "created with a generated password"
+        else:
+            done = "exists; password kept"
+        await admin.set_permissions(vhost, user, party.permissions)
+        if party.name in rotate:
+            await admin.close_connections(user)
+        results.append(Provisioned(party, user, generated, f"{done}; {party.kind} rights set"))
+    return results
+
+
+async def _create_vhost(admin: RabbitMQAdmin, vhost: str, wait: float) -> None:
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            await admin.put_vhost(vhost)
+            return
+        except RabbitMQUnreachable:
+            if time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(1)

@@ -1,0 +1,323 @@
+"""Every party's rights on the broker, defined once: who may configure, write and read what.
+
+RabbitMQ gives a user, per virtual host, three regular expressions over resource names. What
+needs which right (checked against the real broker in tests/e2e/test_permissions.py):
+
+- declaring an exchange or a queue, even one that exists: configure on it; creating an exchange
+  with an alternate exchange also needs read on it and write on the alternate exchange, and
+  creating a queue with a dead-letter exchange read on the queue and write on that exchange;
+- binding a queue to an exchange: write on the queue, read on the exchange;
+- publishing: write on the exchange. The default exchange is checked as `amq.default`, and it
+  carries both the replies to direct reply-to addresses and messages sent to a queue by name;
+- consuming, `basic.get` and purging: read on the queue;
+- a passive declare, and consuming from direct reply-to: no right at all.
+
+The parties are the services (their rights follow from `SERVICE_ROLES`: what each consumes,
+publishes and declares for others, plus what every service does: declare the shared exchanges
+and its dead-letter queues at start, dead-letter, answer commands), the web shop, each staff
+member and each provider. `rekisteri rabbitmq provision` gives the services, the web shop and
+staff their users; the disclosure service gives each provider its own. docs/security.md's
+table is generated from `parties()` (`make security-doc`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from faststream.rabbit import RabbitExchange, RabbitQueue
+
+from shared import topology
+from shared.topology import Subscription
+
+DEFAULT_EXCHANGE = "amq.default"
+"""The name RabbitMQ checks a publish to the default exchange (`""`) against."""
+PROVIDER_ID = "<provider_id>"
+"""Stands for any provider id in the resource names of the table."""
+_PLACEHOLDERS = {PROVIDER_ID: "[a-z0-9][a-z0-9-]*"}
+STAFF_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+STAFF_PREFIX = "staff-"
+WEBSHOP = "webshop"
+
+Kind = Literal["service", "web shop", "staff", "provider"]
+
+
+@dataclass(frozen=True)
+class Permissions:
+    """A RabbitMQ user's rights in one virtual host: regular expressions over resource names."""
+
+    configure: str
+    write: str
+    read: str
+
+
+@dataclass(frozen=True)
+class ServiceRole:
+    """What a service does on the broker beyond what every service does.
+
+    `consumes`: its queues, each bound to its exchange (the runtime commands' queue, which every
+    service has, comes on top): adding a queue to a service is adding it here, and
+    tests/unit/test_permissions.py fails until the routers and this table agree.
+    `publishes`: exchanges it publishes to (it declares them too), besides dead-letter and the
+    replies to commands. `provides`: queues it declares and binds for others to consume.
+    """
+
+    consumes: tuple[Subscription, ...]
+    publishes: tuple[RabbitExchange, ...] = ()
+    provides: tuple[Subscription, ...] = ()
+    note: str = ""
+
+
+SERVICE_ROLES: dict[str, ServiceRole] = {
+    "orders": ServiceRole(
+        consumes=(
+            topology.order_placed_subscription("orders"),
+            topology.erase_subject_subscription("orders"),
+            topology.ops_subscription("orders"),
+        ),
+        publishes=(topology.register_events_exchange(),),
+        note=(
+            f"Answers for `{topology.UNROUTABLE_QUEUE}`: reads it, and replays its messages to "
+            f"`{topology.WEBSHOP_EXCHANGE}`. Reports its part of an erasure on "
+            f"`{topology.REGISTER_EVENTS_EXCHANGE}`."
+        ),
+    ),
+    "consent": ServiceRole(
+        consumes=(
+            topology.order_placed_subscription("consent"),
+            topology.webshop_subscription("consent", topology.CONSENT_UPDATED),
+            topology.webshop_subscription("consent", topology.MARKETING_OBJECTION),
+            topology.erase_subject_subscription("consent"),
+            topology.ops_subscription("consent"),
+            topology.ops_stream_subscription("consent"),
+        ),
+        publishes=(topology.register_events_exchange(),),
+        note="Publishes `consent.changed` and its erasure reports on the internal exchange.",
+    ),
+    "disclosure": ServiceRole(
+        consumes=(
+            topology.order_placed_subscription("disclosure"),
+            topology.erase_subject_subscription("disclosure"),
+            topology.ops_subscription("disclosure"),
+        ),
+        publishes=(topology.disclosures_exchange(), topology.register_events_exchange()),
+        provides=(
+            Subscription(
+                topology.provider_queue_name(PROVIDER_ID),
+                topology.disclosures_exchange(),
+                PROVIDER_ID,
+            ),
+        ),
+        note=(
+            "Sends each provider its disclosures and erasure notices and declares the provider "
+            "queues; RabbitMQ asks for read on a queue it creates with a dead-letter exchange, "
+            "so it may read them too."
+        ),
+    ),
+    "erasure": ServiceRole(
+        consumes=(
+            topology.erasure_requested_subscription(),
+            topology.erasure_reported_subscription(),
+            topology.ops_subscription("erasure"),
+        ),
+        publishes=(topology.register_events_exchange(),),
+        note="Asks each service to erase a person (`erase.subject.<service>`) and collects reports.",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Party:
+    """One identity on the broker and the resources it may configure, write and read."""
+
+    name: str
+    """Its RabbitMQ user, after the deployment's user prefix (providers: their own prefix)."""
+    kind: Kind
+    reason: str
+    configure: frozenset[str] = frozenset()
+    write: frozenset[str] = frozenset()
+    read: frozenset[str] = frozenset()
+
+    @property
+    def permissions(self) -> Permissions:
+        return Permissions(_regex(self.configure), _regex(self.write), _regex(self.read))
+
+
+def _pattern(name: str) -> str:
+    parts = re.split(f"({'|'.join(map(re.escape, _PLACEHOLDERS))})", name)
+    return "".join(_PLACEHOLDERS.get(part) or re.escape(part) for part in parts)
+
+
+def _regex(names: Iterable[str]) -> str:
+    """Exactly these names (`^$`, which matches no resource, for none)."""
+    patterns = sorted(_pattern(name) for name in names)
+    if not patterns:
+        return "^$"
+    return f"^{patterns[0]}$" if len(patterns) == 1 else f"^({'|'.join(patterns)})$"
+
+
+class _Rights:
+    """Collects the rights the broker checks for each operation (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.configure: set[str] = set()
+        self.write: set[str] = set()
+        self.read: set[str] = set()
+
+    def declare_exchange(self, exchange: RabbitExchange) -> None:
+        self.configure.add(exchange.name)
+        alternate = (exchange.arguments or {}).get("alternate-exchange")
+        if alternate:
+            self.read.add(exchange.name)
+            self.write.add(alternate)
+
+    def declare_queue(self, queue: RabbitQueue) -> None:
+        self.configure.add(queue.name)
+        dead_letters = (queue.arguments or {}).get("x-dead-letter-exchange")
+        if dead_letters:
+            self.read.add(queue.name)
+            self.write.add(dead_letters)
+
+    def subscribe(self, subscription: Subscription) -> None:
+        """Declare the exchange and the queue, and bind them, as FastStream does at start."""
+        self.declare_exchange(subscription.exchange)
+        self.declare_queue(subscription.queue)
+        self.bind(subscription.queue_name, subscription.exchange.name)
+
+    def bind(self, queue: str, exchange: str) -> None:
+        self.write.add(queue)
+        self.read.add(exchange)
+
+    def party(self, name: str, kind: Kind, reason: str) -> Party:
+        return Party(
+            name,
+            kind,
+            reason,
+            frozenset(self.configure),
+            frozenset(self.write),
+            frozenset(self.read),
+        )
+
+
+def _dead_lettering(subscription: Subscription) -> bool:
+    arguments = subscription.queue.arguments or {}
+    return arguments.get("x-dead-letter-exchange") == topology.DEAD_LETTER_EXCHANGE
+
+
+def service_subscriptions(service: str) -> tuple[Subscription, ...]:
+    """Every queue the service consumes: its own, and the runtime commands' queue."""
+    return (*SERVICE_ROLES[service].consumes, topology.runtime_subscription(service))
+
+
+def service_party(service: str) -> Party:
+    role = SERVICE_ROLES[service]
+    rights = _Rights()
+    consumed = service_subscriptions(service)
+    for subscription in (*consumed, *role.provides):
+        rights.subscribe(subscription)
+    rights.read.update(subscription.queue_name for subscription in consumed)
+    # shared/runtime.py: the dead-letter queue of every dead-lettering queue, and the web shop's
+    # unroutable catch-all, are declared by every service at start.
+    rights.declare_exchange(topology.dead_letter_exchange())
+    for subscription in (*consumed, *role.provides):
+        if _dead_lettering(subscription):
+            dead_letter_queue = topology.dead_letter_queue(subscription.queue_name)
+            rights.declare_queue(dead_letter_queue)
+            rights.bind(dead_letter_queue.name, topology.DEAD_LETTER_EXCHANGE)
+    unroutable = topology.webshop_unroutable_exchange()
+    rights.declare_exchange(unroutable)
+    rights.declare_queue(topology.unroutable_queue())
+    rights.bind(topology.UNROUTABLE_QUEUE, unroutable.name)
+    # shared/messaging.py dead-letters what it cannot handle; shared/dead_letters.py lists,
+    # purges and replays its own dead letters (replay: to the source queue by name).
+    for subscription in filter(_dead_lettering, consumed):
+        rights.write.add(topology.DEAD_LETTER_EXCHANGE)
+        rights.read.add(topology.dead_letter_queue(subscription.queue_name).name)
+    if service == topology.UNROUTABLE_QUEUE_OWNER:
+        rights.read.add(topology.UNROUTABLE_QUEUE)
+        rights.write.add(topology.WEBSHOP_EXCHANGE)
+    # Replies to `rekisteri` go to its direct reply-to address through the default exchange.
+    rights.write.add(DEFAULT_EXCHANGE)
+    for exchange in role.publishes:
+        rights.declare_exchange(exchange)
+        rights.write.add(exchange.name)
+    dead_lettering = any(map(_dead_lettering, consumed))
+    reasons = [
+        "Declares, binds and consumes its queues at start, and the exchanges they are bound to.",
+        "Dead-letters what it cannot handle; lists, replays and purges its own dead letters."
+        if dead_lettering
+        else "",
+        "Declares the dead-letter exchange and the web shop's unroutable catch-all, as every "
+        "service does, so that no start order matters.",
+        f"Answers commands through `{DEFAULT_EXCHANGE}` (direct reply-to).",
+        role.note,
+    ]
+    return rights.party(service, "service", " ".join(filter(None, reasons)))
+
+
+def webshop_party() -> Party:
+    return Party(
+        WEBSHOP,
+        "web shop",
+        f"Publishes its events to `{topology.WEBSHOP_EXCHANGE}`; the register declares it, and "
+        "the web shop declares, binds and reads nothing.",
+        write=frozenset({topology.WEBSHOP_EXCHANGE}),
+    )
+
+
+def staff_user(name: str) -> str:
+    if not STAFF_NAME.match(name):
+        raise ValueError(
+            f"a staff name is 1-32 lower-case letters, digits and dashes, starting with a "
+            f"letter: {name!r}"
+        )
+    return STAFF_PREFIX + name
+
+
+def staff_party(name: str) -> Party:
+    return _staff_party(staff_user(name))
+
+
+def _staff_party(user: str) -> Party:
+    return Party(
+        user,
+        "staff",
+        f"Sends `rekisteri` commands to `{topology.OPS_EXCHANGE}` under its own user id; the "
+        "replies come back over direct reply-to, which needs no right. Reads no queue.",
+        write=frozenset({topology.OPS_EXCHANGE}),
+    )
+
+
+def provider_party(provider_id: str) -> Party:
+    return Party(
+        provider_id,
+        "provider",
+        "Reads its own queue; declares, binds, publishes and reads nothing else.",
+        read=frozenset({topology.provider_queue_name(provider_id)}),
+    )
+
+
+def provisioned_parties(staff: Iterable[str] = ()) -> list[Party]:
+    """The parties `rekisteri rabbitmq provision` makes users for."""
+    return [
+        *(service_party(service) for service in topology.SERVICES),
+        webshop_party(),
+        *(staff_party(name) for name in staff),
+    ]
+
+
+def parties() -> list[Party]:
+    """The whole table, with placeholders for staff members and providers."""
+    return [
+        *(service_party(service) for service in topology.SERVICES),
+        webshop_party(),
+        _staff_party(STAFF_PREFIX + "<name>"),
+        provider_party(PROVIDER_ID),
+    ]
+
+
+def password_variable(party: str) -> str:
+    """Where `rekisteri rabbitmq provision` reads a party's password: RABBITMQ_PASSWORD_ORDERS."""
+    return "RABBITMQ_PASSWORD_" + re.sub(r"[^A-Z0-9]", "_", party.upper())

@@ -1,0 +1,112 @@
+"""The permission table (shared/permissions.py): what it grants, and that it covers every queue
+the services consume. The broker's side of the story is in tests/e2e/test_permissions.py."""
+
+from __future__ import annotations
+
+import importlib
+import re
+
+from faststream.rabbit import RabbitBroker
+
+from shared import topology
+from shared.permissions import (
+    SERVICE_ROLES,
+    parties,
+    provider_party,
+    service_party,
+    service_subscriptions,
+    staff_party,
+    webshop_party,
+)
+from shared.runtime import runtime_router
+from shared.settings import ServiceSettings
+
+
+def matches(pattern: str, name: str) -> bool:
+    """As RabbitMQ matches a permission: the regular expression anywhere in the name."""
+    return re.search(pattern, name) is not None
+
+
+def consumed_by_the_code(service: str) -> set[tuple[str, str, str]]:
+    """(queue, exchange, routing key) of every subscriber the service's process has."""
+    settings_module = importlib.import_module(f"services.{service}.settings")
+    handlers = importlib.import_module(f"services.{service}.handlers")
+    settings_class = getattr(settings_module, f"{service.capitalize()}Settings")
+    assert issubclass(settings_class, ServiceSettings)
+    settings = settings_class()
+    subscribers = [
+        *handlers.build_router(None, settings).subscribers,
+        *runtime_router(settings, RabbitBroker()).subscribers,
+    ]
+    return {(s.queue.name, s.exchange.name, s.queue.routing_key) for s in subscribers}
+
+
+def test_the_table_names_every_queue_each_service_consumes() -> None:
+    assert set(SERVICE_ROLES) == set(topology.SERVICES)
+    for service in topology.SERVICES:
+        in_table = {
+            (s.queue_name, s.exchange.name, s.routing_key) for s in service_subscriptions(service)
+        }
+        assert in_table == consumed_by_the_code(service), (
+            f"the {service} service's queues and SERVICE_ROLES['{service}'] in "
+            "shared/permissions.py differ: add the queue to the table"
+        )
+
+
+def test_a_service_reads_and_binds_its_own_queues_and_no_other_services() -> None:
+    for service in topology.SERVICES:
+        rights = service_party(service).permissions
+        for other in topology.SERVICES:
+            for subscription in service_subscriptions(other):
+                queue = subscription.queue_name
+                dead_letters = topology.dead_letter_queue(queue).name
+                for pattern in (rights.read, rights.write, rights.configure):
+                    assert matches(pattern, queue) == (other == service), (service, queue)
+                    if other != service:
+                        assert not matches(pattern, dead_letters), (service, dead_letters)
+
+
+def test_only_the_disclosure_service_may_send_to_providers_and_no_service_sends_commands() -> None:
+    for service in topology.SERVICES:
+        rights = service_party(service).permissions
+        assert matches(rights.write, topology.DISCLOSURES_EXCHANGE) == (service == "disclosure")
+        assert matches(rights.configure, "disclosures.spa-oy") == (service == "disclosure")
+        assert not matches(rights.write, topology.OPS_EXCHANGE), service
+        # Every service answers commands through the default exchange (direct reply-to).
+        assert matches(rights.write, "amq.default"), service
+
+
+def test_the_web_shop_publishes_to_its_exchange_only() -> None:
+    rights = webshop_party().permissions
+    assert (rights.configure, rights.read) == ("^$", "^$")
+    assert matches(rights.write, "webshop")
+    for name in ("webshop.unroutable", "ops", "disclosures", "amq.default", "dead-letter"):
+        assert not matches(rights.write, name), name
+
+
+def test_staff_send_commands_and_read_nothing() -> None:
+    rights = staff_party("anna").permissions
+    assert (rights.configure, rights.write, rights.read) == ("^$", "^ops$", "^$")
+    assert staff_party("anna").name == "staff-anna"
+
+
+def test_a_provider_may_read_its_own_queue_and_nothing_else() -> None:
+    rights = provider_party("spa-oy").permissions
+    assert rights.read == r"^disclosures\.spa\-oy$"
+    for other in (
+        "disclosures.spa-oy2",
+        "disclosures.spa-o",
+        "disclosuresXspa-oy",
+        "dead-letter.disclosures.spa-oy",
+        "disclosures",
+        "webshop",
+    ):
+        assert not matches(rights.read, other), other
+    assert (rights.configure, rights.write) == ("^$", "^$")
+
+
+def test_every_pattern_is_anchored_so_it_grants_whole_names_only() -> None:
+    for party in parties():
+        for pattern in vars(party.permissions).values():
+            assert pattern.startswith("^") and pattern.endswith("$"), (party.name, pattern)
+    assert not matches(service_party("orders").permissions.read, "xorders.order-placed")

@@ -232,7 +232,9 @@ def service_party(service: str) -> Party:
     rights.bind(topology.UNROUTABLE_QUEUE, unroutable.name)
     # shared/messaging.py dead-letters what it cannot handle; shared/dead_letters.py lists,
     # purges and replays its own dead letters (replay: to the source queue by name).
-    for subscription in filter(_dead_lettering, consumed):
+    # An erasure also takes the person's messages out of the dead letters of the queues it
+    # provides for others (the disclosure service: the providers' queues).
+    for subscription in filter(_dead_lettering, (*consumed, *role.provides)):
         rights.write.add(topology.DEAD_LETTER_EXCHANGE)
         rights.read.add(topology.dead_letter_queue(subscription.queue_name).name)
     if service == topology.UNROUTABLE_QUEUE_OWNER:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -69,3 +70,23 @@ class Broker:
         for user in await self.management("GET", "/api/users") or []:
             if user["name"].startswith(prefix):
                 await self.management("DELETE", f"/api/users/{quote(user['name'], safe='')}")
+
+    async def wait_until_drained(
+        self, vhost_url: str, queues: list[str], within: float = 90
+    ) -> None:
+        """Until no message is ready or unacknowledged in any of the queues (the management
+        API's figures lag by its statistics interval, a few seconds)."""
+        vhost = quote(urlsplit(vhost_url).path[1:], safe="")
+        deadline = time.monotonic() + within
+        while True:
+            counts = {
+                name: (
+                    await self.management("GET", f"/api/queues/{vhost}/{quote(name, safe='')}")
+                ).get("messages", 1)
+                for name in queues
+            }
+            if not any(counts.values()):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"queues not drained after {within:g} s: {counts}")
+            await asyncio.sleep(0.5)

@@ -11,6 +11,7 @@ import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
 from tests.e2e.harness import QueueReader, Register, WebShop, open_database, rekisteri
+from tests.e2e.rabbitmq import Broker
 from tests.factories import item, order_placed
 
 BURST = 150
@@ -52,7 +53,7 @@ async def _collect(
 
 
 async def _burst_with(
-    interrupt: Any, register: Register, vhost_url: str, webshop_url: str
+    interrupt: Any, register: Register, vhost_url: str, webshop_url: str, rabbitmq: Broker
 ) -> dict[str, list[AbstractIncomingMessage]]:
     orders = [
         order_placed(items=[item("spa-oy", "p-1"), item("kart-oy", "p-2")]) for _ in range(BURST)
@@ -63,6 +64,10 @@ async def _burst_with(
             if number == BURST // 3:
                 await asyncio.to_thread(interrupt)
         received = {p: await _collect(reader, p, BURST) for p in PROVIDERS}
+    # Disclosure does not wait for orders or consent: let them finish their share first.
+    await rabbitmq.wait_until_drained(
+        vhost_url, [f"{service}.order-placed" for service in ("orders", "consent", "disclosure")]
+    )
     assert register.stop() == {name: 0 for name in register.services}
     async with QueueReader(vhost_url) as reader:
         for provider in PROVIDERS:
@@ -104,7 +109,12 @@ def _by_order(messages: list[AbstractIncomingMessage]) -> dict[str, set[str]]:
 @pytest.mark.service_errors_expected
 @pytest.mark.parametrize("victim", ["orders", "consent", "disclosure"])
 async def test_kill_9_mid_burst_then_restart_loses_nothing_and_repeats_only_same_ids(
-    victim: str, register: Register, vhost_url: str, staff_url: str, webshop_url: str
+    victim: str,
+    register: Register,
+    vhost_url: str,
+    staff_url: str,
+    webshop_url: str,
+    rabbitmq: Broker,
 ) -> None:
     await _register_providers(staff_url)
 
@@ -112,7 +122,7 @@ async def test_kill_9_mid_burst_then_restart_loses_nothing_and_repeats_only_same
         assert register.kill(victim) == -9
         register.start([victim])
 
-    received = await _burst_with(kill_and_restart, register, vhost_url, webshop_url)
+    received = await _burst_with(kill_and_restart, register, vhost_url, webshop_url, rabbitmq)
     for provider, messages in received.items():
         by_order = _by_order(messages)
         assert len(by_order) == BURST
@@ -121,7 +131,7 @@ async def test_kill_9_mid_burst_then_restart_loses_nothing_and_repeats_only_same
 
 
 async def test_sigterm_mid_burst_finishes_in_flight_work_and_repeats_nothing(
-    register: Register, vhost_url: str, staff_url: str, webshop_url: str
+    register: Register, vhost_url: str, staff_url: str, webshop_url: str, rabbitmq: Broker
 ) -> None:
     await _register_providers(staff_url)
 
@@ -129,6 +139,6 @@ async def test_sigterm_mid_burst_finishes_in_flight_work_and_repeats_nothing(
         assert register.stop(["disclosure"]) == {"disclosure": 0}
         register.start(["disclosure"])
 
-    received = await _burst_with(stop_and_restart, register, vhost_url, webshop_url)
+    received = await _burst_with(stop_and_restart, register, vhost_url, webshop_url, rabbitmq)
     for provider, messages in received.items():
         assert len(messages) == BURST, f"{provider} got {len(messages) - BURST} disclosures twice"

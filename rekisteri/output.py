@@ -39,25 +39,22 @@ def call(context: click.Context, service: str, command: BaseModel) -> Any:
 def call_each(
     context: click.Context, services: Sequence[str], command: BaseModel
 ) -> dict[str, Any | OpsError]:
-    """Send `command` to every service at once; each gets its result or why it failed."""
-    settings = context.find_root().obj
+    """Send `command` to every service at once; each gets its result or why it failed.
 
-    async def exchange() -> dict[str, Any | OpsError]:
-        async with OpsClient(settings["rabbitmq_url"], settings["timeout"]) as client:
+    Only a broker that cannot be reached at all ends the tool.
+    """
 
-            async def ask(service: str) -> Any | OpsError:
-                try:
-                    return await client.request(service, command)
-                except OpsError as error:
-                    return error
+    async def ask_all(client: OpsClient) -> dict[str, Any | OpsError]:
+        async def ask(service: str) -> Any | OpsError:
+            try:
+                return await client.request(service, command)
+            except OpsError as error:
+                return error
 
-            answers = await asyncio.gather(*(ask(service) for service in services))
+        answers = await asyncio.gather(*(ask(service) for service in services))
         return dict(zip(services, answers, strict=True))
 
-    try:
-        return asyncio.run(exchange())
-    except OpsError as error:  # the broker itself could not be reached
-        raise click.ClickException(str(error)) from None
+    return with_client(context, ask_all)
 
 
 def ask_every_service(context: click.Context, command: BaseModel) -> tuple[list[Any], list[str]]:

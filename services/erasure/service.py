@@ -116,12 +116,11 @@ class ErasureService:
 
     async def _start(self, request: ErasureRequest) -> None:
         """Clear the service's own dead letters of the person, then ask every participant."""
-        own_dead_letters = await self._dead_letters.remove_subject(request.subject)
+        removed = await self._dead_letters.remove_subject(request.subject)
+        await self._store.cleared_dead_letters(request.request_id, removed, self._clock())
         await self._ask(request, request.pending)
         now = self._clock()
-        await self._store.started(
-            request.request_id, own_dead_letters, next_check(request, 1, now, self._timing), now
-        )
+        await self._store.started(request.request_id, next_check(request, 1, now, self._timing))
 
     async def _ask(self, request: ErasureRequest, services: list[str]) -> None:
         assert request.reason is not None

@@ -60,17 +60,22 @@ class ErasureStore:
         cursor = self._requests.find({"next_attempt_at": {"$lte": now}})
         return [_request(document) async for document in cursor]
 
-    async def started(
-        self, request_id: str, own_dead_letters: int, next_attempt_at: datetime, now: datetime
-    ) -> None:
+    async def cleared_dead_letters(self, request_id: str, removed: int, now: datetime) -> None:
+        """The erasure service's own part is done; the request starts now. Recorded before the
+        participants are asked, whose reports may complete the request at once; added up, as
+        a repeated start after a crash finds only what is left."""
+        await self._requests.update_one(
+            {"_id": request_id},
+            {"$inc": {"own_dead_letters": removed}, "$min": {"started_at": now}},
+        )
+
+    async def started(self, request_id: str, next_attempt_at: datetime) -> None:
         """The participants have been asked for the first time."""
         await self._requests.update_one(
             {"_id": request_id, "status": "received"},
             {
                 "$set": {
                     "status": "in_progress",
-                    "own_dead_letters": own_dead_letters,
-                    "started_at": now,
                     "attempts": 1,
                     "next_attempt_at": next_attempt_at,
                 }

@@ -71,6 +71,8 @@ def test_only_the_disclosure_service_may_send_to_providers_and_no_service_sends_
         rights = service_party(service).permissions
         assert matches(rights.write, topology.DISCLOSURES_EXCHANGE) == (service == "disclosure")
         assert matches(rights.configure, "disclosures.spa-oy") == (service == "disclosure")
+        # Erasing a person takes their messages out of the providers' dead-letter queues too.
+        assert matches(rights.read, "dead-letter.disclosures.spa-oy") == (service == "disclosure")
         assert not matches(rights.write, topology.OPS_EXCHANGE), service
         # Every service answers commands through the default exchange (direct reply-to).
         assert matches(rights.write, "amq.default"), service

@@ -61,7 +61,7 @@ def history_length(count: int) -> Callable[[dict[str, Any]], bool]:
 
 
 async def test_an_objection_takes_a_buyer_out_of_every_audience_until_withdrawn(
-    register: Register, vhost_url: str, tmp_path: Path
+    register: Register, vhost_url: str, staff_url: str, webshop_url: str, tmp_path: Path
 ) -> None:
     async with QueueReader(vhost_url) as internal:
         # Another of the register's services, listening for consent changes.
@@ -75,40 +75,40 @@ async def test_an_objection_takes_a_buyer_out_of_every_audience_until_withdrawn(
     first_order = order_placed(
         buyer=full_person("Aino", "Virtanen", AINO), newsletter=True, marketing=False
     )
-    async with WebShop(vhost_url) as shop:
+    async with WebShop(webshop_url) as shop:
         await shop.publish("order.placed", first_order)
         await shop.publish(
             "order.placed",
             order_placed(buyer=person("Eino", "Korhonen", EINO), newsletter=False, marketing=True),
         )
-        consent_of(vhost_url, AINO, lambda r: r["in_audience"] == ["newsletter"])
-        consent_of(vhost_url, EINO, lambda r: r["in_audience"] == ["marketing"])
-        assert emails(audience(vhost_url, "marketing")) == {EINO}
+        consent_of(staff_url, AINO, lambda r: r["in_audience"] == ["newsletter"])
+        consent_of(staff_url, EINO, lambda r: r["in_audience"] == ["marketing"])
+        assert emails(audience(staff_url, "marketing")) == {EINO}
 
         await shop.publish("consent.updated", consent_updated(AINO, marketing=True))
-        consent_of(vhost_url, AINO, lambda r: r["in_audience"] == ["newsletter", "marketing"])
-        rows = audience(vhost_url, "marketing")
+        consent_of(staff_url, AINO, lambda r: r["in_audience"] == ["newsletter", "marketing"])
+        rows = audience(staff_url, "marketing")
         assert emails(rows) == {AINO, EINO}
         assert {"email": AINO, "first_name": "Aino", "last_name": "Virtanen"} in rows
 
         objection = marketing_objection(AINO)
         await shop.publish("marketing.objection", objection)
         await shop.publish("marketing.objection", objection)  # the web shop retried
-        consent_of(vhost_url, AINO, lambda r: r["objection"] is not None)
-        assert emails(audience(vhost_url, "marketing")) == {EINO}
-        assert emails(audience(vhost_url, "newsletter")) == set()
+        consent_of(staff_url, AINO, lambda r: r["objection"] is not None)
+        assert emails(audience(staff_url, "marketing")) == {EINO}
+        assert emails(audience(staff_url, "newsletter")) == set()
 
         # A later checkout with both boxes ticked does not lift the objection.
         await shop.publish(
             "order.placed",
             order_placed(buyer=person("Aino", "Laine", AINO), newsletter=True, marketing=True),
         )
-        report = consent_of(vhost_url, AINO, history_length(6))
+        report = consent_of(staff_url, AINO, history_length(6))
         assert report["in_audience"] == [] and report["contact"]["last_name"] == "Laine"
-        assert emails(audience(vhost_url, "newsletter")) == set()
+        assert emails(audience(staff_url, "newsletter")) == set()
 
         await shop.publish("marketing.objection", marketing_objection(AINO, objected=False))
-        consent_of(vhost_url, AINO, lambda r: r["in_audience"] == ["newsletter", "marketing"])
+        consent_of(staff_url, AINO, lambda r: r["in_audience"] == ["newsletter", "marketing"])
 
         # A change that names no permission is refused, kept for staff with the reason.
         await shop.publish("consent.updated", consent_updated(AINO))
@@ -118,7 +118,7 @@ async def test_an_objection_takes_a_buyer_out_of_every_audience_until_withdrawn(
         assert "names no permission" in reason and AINO not in reason
 
     output = tmp_path / "marketing.csv"
-    audience(vhost_url, "marketing", "--output", str(output))
+    audience(staff_url, "marketing", "--output", str(output))
     with output.open(newline="", encoding="utf-8") as exported:
         assert next(csv.reader(exported)) == ["email", "first_name", "last_name"]
         assert {
@@ -126,7 +126,7 @@ async def test_an_objection_takes_a_buyer_out_of_every_audience_until_withdrawn(
         } == {AINO, EINO}
     assert output.stat().st_mode & 0o077 == 0, "personal data readable by others"
 
-    shown = rekisteri(vhost_url, "consent", "show", "--email", AINO)
+    shown = rekisteri(staff_url, "consent", "show", "--email", AINO)
     assert shown.returncode == 0, shown.stderr
     assert "Aino Laine" in shown.stdout
     assert "objects → withdrawn" in shown.stdout and "not granted → granted" in shown.stdout
@@ -190,30 +190,30 @@ def export_on_a_terminal(url: str, output: Path) -> str:
 
 
 async def test_a_long_export_shows_progress_on_a_terminal_and_only_there(
-    register: Register, vhost_url: str, tmp_path: Path
+    register: Register, staff_url: str, webshop_url: str, tmp_path: Path
 ) -> None:
     # More than one page of the export (500 people a page). Only the consent service is needed:
     # the others' queues keep the orders meanwhile.
     register.stop(["orders", "disclosure", "erasure"])
     buyers = [f"buyer.{number}@example.fi" for number in range(520)]
-    async with WebShop(vhost_url) as shop:
+    async with WebShop(webshop_url) as shop:
         for email in buyers:
             await shop.publish(
                 "order.placed", order_placed(buyer=person("Aino", "Virtanen", email))
             )
     deadline = time.monotonic() + 2 * WAIT
-    while len(rows := audience(vhost_url, "newsletter")) < len(buyers):
+    while len(rows := audience(staff_url, "newsletter")) < len(buyers):
         assert time.monotonic() < deadline, f"only {len(rows)} of {len(buyers)} exported"
     assert emails(rows) == set(buyers)
 
-    shown = export_on_a_terminal(vhost_url, tmp_path / "newsletter.csv")
+    shown = export_on_a_terminal(staff_url, tmp_path / "newsletter.csv")
     assert "exporting newsletter" in shown and "100%" in shown
-    quiet = rekisteri(vhost_url, "marketing", "audience", "--purpose", "newsletter")
+    quiet = rekisteri(staff_url, "marketing", "audience", "--purpose", "newsletter")
     assert quiet.stderr.strip() == "520 people may be contacted for newsletter; written"
 
 
 async def test_an_export_that_breaks_off_fails_and_leaves_no_file(
-    register: Register, vhost_url: str, tmp_path: Path
+    register: Register, vhost_url: str, staff_url: str, tmp_path: Path
 ) -> None:
     """A stand-in for the consent service answers the first page and then falls silent."""
     register.stop(["consent"])
@@ -229,7 +229,7 @@ async def test_an_export_that_breaks_off_fails_and_leaves_no_file(
             *(sys.executable, "-m", "rekisteri", "--timeout", "2", "marketing", "audience"),
             *("--purpose", "marketing", "--output", str(output)),
             cwd=REPOSITORY,
-            env={**os.environ, "RABBITMQ_URL": vhost_url},
+            env={**os.environ, "RABBITMQ_URL": staff_url},
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
         )

@@ -56,20 +56,20 @@ def quick_erasure_timing(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-def run(vhost_url: str, *arguments: str) -> str:
-    done = rekisteri(vhost_url, *arguments)
+def run(staff_url: str, *arguments: str) -> str:
+    done = rekisteri(staff_url, *arguments)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
 
-def report_of(vhost_url: str, email: str) -> dict[str, Any]:
-    document = json.loads(run(vhost_url, "report", "--email", email))
+def report_of(staff_url: str, email: str) -> dict[str, Any]:
+    document = json.loads(run(staff_url, "report", "--email", email))
     assert isinstance(document, dict)
     return document
 
 
-def status_of(vhost_url: str, request_id: str) -> dict[str, Any]:
-    answer = json.loads(run(vhost_url, "erasure", "status", request_id, "--json"))
+def status_of(staff_url: str, request_id: str) -> dict[str, Any]:
+    answer = json.loads(run(staff_url, "erasure", "status", request_id, "--json"))
     assert isinstance(answer, dict)
     return answer
 
@@ -97,10 +97,10 @@ async def everything_stored(register: Register) -> str:
 
 
 async def test_an_erased_person_is_gone_everywhere_but_the_ledger_and_never_comes_back(
-    register: Register, vhost_url: str
+    register: Register, vhost_url: str, staff_url: str, webshop_url: str
 ) -> None:
     for provider in PROVIDERS:
-        run(vhost_url, "providers", "add", provider, "--name", provider, "--country", "FI")
+        run(staff_url, "providers", "add", provider, "--name", provider, "--country", "FI")
     placed = datetime.now(UTC) - timedelta(minutes=5)
     own = order_placed(
         buyer=aino(),
@@ -123,7 +123,7 @@ async def test_an_erased_person_is_gone_everywhere_but_the_ledger_and_never_come
     broken["currency"] = "euro"
     someone_broken = order_placed()
     someone_broken["currency"] = "euro"
-    async with WebShop(vhost_url) as shop, QueueReader(vhost_url) as providers:
+    async with WebShop(webshop_url) as shop, QueueReader(vhost_url) as providers:
         for order in (own, gift, broken, someone_broken):
             await shop.publish("order.placed", order)
         await shop.publish("marketing.objection", objection)
@@ -131,7 +131,7 @@ async def test_an_erased_person_is_gone_everywhere_but_the_ledger_and_never_come
         assert len(await providers.receive("disclosures.kart-oy", 2)) == 2
 
     before = await eventually(
-        lambda: report_of(vhost_url, AINO),
+        lambda: report_of(staff_url, AINO),
         lambda r: r["services"]["consent"]["objection"] is not None,
     )
     assert before["services"]["orders"]["profiles"]["buyer"]["data"]["email"] == AINO
@@ -141,12 +141,12 @@ async def test_an_erased_person_is_gone_everywhere_but_the_ledger_and_never_come
     }
     assert len(before["services"]["disclosure"]["sent"]) == 3
     await eventually(
-        lambda: json.loads(run(vhost_url, "dlq", "list", "--json")),
+        lambda: json.loads(run(staff_url, "dlq", "list", "--json")),
         lambda rows: len(rows) == 6,
     )
 
     done = rekisteri(
-        vhost_url, "erasure", "request", "--email", AINO, "--reason", "subject-request", "--wait"
+        staff_url, "erasure", "request", "--email", AINO, "--reason", "subject-request", "--wait"
     )
     assert done.returncode == 0, done.stderr
     receipt = json.loads(done.stdout[done.stdout.index("{") :])
@@ -172,7 +172,7 @@ async def test_an_erased_person_is_gone_everywhere_but_the_ledger_and_never_come
             request_id = receipt["request_id"]
             assert notice.message_id == str(erasure_notice_id_for(request_id, provider))
 
-    after = report_of(vhost_url, AINO)
+    after = report_of(staff_url, AINO)
     orders_now = after["services"]["orders"]
     assert (orders_now["profiles"], orders_now["orders"]) == ({}, [])
     assert sorted(o["order_id"] for o in orders_now["retained"]) == sorted(
@@ -183,9 +183,9 @@ async def test_an_erased_person_is_gone_everywhere_but_the_ledger_and_never_come
     assert after["services"]["disclosure"]["sent"] == []
     assert len(after["services"]["disclosure"]["retained"]) == 3
     assert AINO_VALUES["last_name"].lower() not in json.dumps(after).lower()
-    rows = json.loads(run(vhost_url, "dlq", "list", "--json"))
+    rows = json.loads(run(staff_url, "dlq", "list", "--json"))
     assert len(rows) == 3 and all(row["message_id"] != broken["event_id"] for row in rows)
-    audience = run(vhost_url, "marketing", "audience", "--purpose", "newsletter")
+    audience = run(staff_url, "marketing", "audience", "--purpose", "newsletter")
     assert AINO not in audience
 
     assert register.stop() == dict.fromkeys(SERVICES, 0)
@@ -207,7 +207,7 @@ async def test_an_erased_person_is_gone_everywhere_but_the_ledger_and_never_come
     )
     marker = order_placed(items=[item("spa-oy", "p-marker")])
     new = order_placed(buyer=aino(), items=[item("spa-oy", "p-new")], marketing=True)
-    async with WebShop(vhost_url) as shop, QueueReader(vhost_url) as providers:
+    async with WebShop(webshop_url) as shop, QueueReader(vhost_url) as providers:
         await shop.publish("order.placed", own)
         await shop.publish("consent.updated", late)
         await shop.publish("order.placed", marker)
@@ -217,52 +217,52 @@ async def test_an_erased_person_is_gone_everywhere_but_the_ledger_and_never_come
         [again] = await providers.receive("disclosures.spa-oy", 1)
         assert json.loads(again.body)["buyer"]["email"] == AINO
     afterwards = await eventually(
-        lambda: report_of(vhost_url, AINO),
+        lambda: report_of(staff_url, AINO),
         lambda r: r["services"]["consent"]["history"] != [],
     )
     assert [o["order_id"] for o in afterwards["services"]["orders"]["orders"]] == [new["order_id"]]
     assert afterwards["services"]["orders"]["retained"] == after["services"]["orders"]["retained"]
     # She objected before the erasure: her new checkbox does not put her back on a list.
     assert afterwards["services"]["consent"]["may_contact"] == []
-    assert AINO not in run(vhost_url, "marketing", "audience", "--purpose", "marketing")
+    assert AINO not in run(staff_url, "marketing", "audience", "--purpose", "marketing")
 
 
 async def test_an_erasure_waiting_for_a_stopped_service_is_stuck_then_completes(
-    register: Register, vhost_url: str
+    register: Register, staff_url: str, webshop_url: str
 ) -> None:
     register.stop(["erasure"])
     register.extra_env["ERASURE_STUCK_AFTER"] = "PT2S"
     register.start(["erasure"])
-    async with WebShop(vhost_url) as shop:
+    async with WebShop(webshop_url) as shop:
         await shop.publish("order.placed", order_placed(buyer=aino()))
     await eventually(
-        lambda: report_of(vhost_url, AINO), lambda r: r["services"]["orders"]["orders"] != []
+        lambda: report_of(staff_url, AINO), lambda r: r["services"]["orders"]["orders"] != []
     )
     register.stop(["consent"])
 
-    requested = run(vhost_url, "erasure", "request", "--email", AINO, "--reason", "misuse")
+    requested = run(staff_url, "erasure", "request", "--email", AINO, "--reason", "misuse")
     request_id = requested.split()[2].rstrip(":")
     stuck = await eventually(
-        lambda: status_of(vhost_url, request_id), lambda s: s["status"] == "stuck"
+        lambda: status_of(staff_url, request_id), lambda s: s["status"] == "stuck"
     )
     assert stuck["missing"] == ["consent"] and "receipt" not in stuck
     assert stuck["stuck_since"] is not None
-    assert "stuck (waiting for consent)" in run(vhost_url, "erasure", "list", "--open")
+    assert "stuck (waiting for consent)" in run(staff_url, "erasure", "list", "--open")
 
     register.start(["consent"])
     done = await eventually(
-        lambda: status_of(vhost_url, request_id), lambda s: s["status"] == "completed"
+        lambda: status_of(staff_url, request_id), lambda s: s["status"] == "completed"
     )
     assert done["receipt"]["reason"] == "misuse"
     assert set(done["receipt"]["services"]) == {"orders", "consent", "disclosure", "erasure"}
-    assert run(vhost_url, "erasure", "list", "--open").strip() == "(none)"
+    assert run(staff_url, "erasure", "list", "--open").strip() == "(none)"
 
 
 async def test_duplicate_requests_are_one_erasure_and_an_unknown_person_completes_with_nothing(
-    register: Register, vhost_url: str
+    register: Register, vhost_url: str, staff_url: str, webshop_url: str
 ) -> None:
-    run(vhost_url, "providers", "add", "spa-oy", "--name", "Spa", "--country", "FI")
-    async with WebShop(vhost_url) as shop, QueueReader(vhost_url) as providers:
+    run(staff_url, "providers", "add", "spa-oy", "--name", "Spa", "--country", "FI")
+    async with WebShop(webshop_url) as shop, QueueReader(vhost_url) as providers:
         await shop.publish("order.placed", order_placed(buyer=aino(), items=[item("spa-oy")]))
         await providers.receive("disclosures.spa-oy", 1)
         form = erasure_requested(email=AINO)
@@ -270,7 +270,7 @@ async def test_duplicate_requests_are_one_erasure_and_an_unknown_person_complete
             await shop.publish("erasure.requested", form)
         await shop.publish("erasure.requested", {**form, "event_id": str(uuid.uuid4())})
         done = await eventually(
-            lambda: status_of(vhost_url, form["request_id"]),
+            lambda: status_of(staff_url, form["request_id"]),
             lambda s: s["status"] == "completed",
         )
         assert done["requested_by"] == "webshop" and done["receipt"]["providers_notified"] == [
@@ -281,7 +281,7 @@ async def test_duplicate_requests_are_one_erasure_and_an_unknown_person_complete
 
         # Staff ask again: a new request, which finds nothing left and tells no provider again.
         again = rekisteri(
-            vhost_url,
+            staff_url,
             "erasure",
             "request",
             "--email",
@@ -295,7 +295,7 @@ async def test_duplicate_requests_are_one_erasure_and_an_unknown_person_complete
         assert receipt["providers_notified"] == []
 
     nobody = rekisteri(
-        vhost_url,
+        staff_url,
         "erasure",
         "request",
         "--email",
@@ -311,9 +311,9 @@ async def test_duplicate_requests_are_one_erasure_and_an_unknown_person_complete
     )
     assert receipt["providers_notified"] == []
 
-    requests = json.loads(run(vhost_url, "erasure", "list", "--json"))
+    requests = json.loads(run(staff_url, "erasure", "list", "--json"))
     assert [r["type"] for r in requests] == ["erasure", "erasure", "erasure"]
-    report = report_of(vhost_url, AINO)
+    report = report_of(staff_url, AINO)
     kinds = [(r["type"], r["source"]) for r in report["services"]["erasure"]["requests"]]
     assert kinds == [("erasure", "webshop"), ("erasure", "ops"), ("access", "ops")]
 

@@ -13,12 +13,15 @@ from services.disclosure.app import assemble as assemble_disclosure
 from services.disclosure.settings import DisclosureSettings
 from shared import topology
 from shared.audit import AUDIT_LOG
+from shared.contracts.consent import ExportAudience, ShowConsent
 from shared.contracts.disclosure_ops import ListDisclosures
 from shared.contracts.ops import OpsReply
 from shared.contracts.providers import AddProvider, ChangeProviderStatus
 from shared.contracts.runtime import ListAuditEntries
 from shared.database import Database
 from shared.identity import SubjectHasher
+from tests.factories import order_placed
+from tests.unit.test_consent_service import REPLIES, consent_service
 from tests.unit.test_services import in_memory, running
 
 
@@ -136,3 +139,39 @@ async def test_an_answer_whose_audit_entry_cannot_be_written_is_withheld() -> No
         withheld = await send(broker, add, routing_key="disclosure")
         assert not withheld.ok and withheld.result is None
         assert "could not write its audit log" in (withheld.error or "")
+
+
+async def test_an_export_is_audited_with_how_many_people_it_held_before_any_is_sent() -> None:
+    async with consent_service() as consent:
+        buyers = [order_placed(newsletter=False, marketing=True) for _ in range(3)]
+        for order in buyers:
+            await consent.deliver(topology.ORDER_PLACED, order)
+        pages = await consent.stream(ExportAudience(purpose="marketing"))
+        assert pages[0].total == 3
+        email = buyers[0]["buyer"]["email"]
+        assert (await consent.command(ShowConsent(email=email))).ok
+
+        exported, shown = await entries(consent.database)
+        assert (exported["command"], exported["outcome"], exported["actor"]) == (
+            "marketing.audience",
+            "ok",
+            "ops-anna",
+        )
+        assert (exported["targets"], exported["count"]) == ({"purpose": "marketing"}, 3)
+        assert shown["subject"] == SubjectHasher("unit-test-key")(email)
+        assert email not in json.dumps([exported, shown], default=str)
+
+
+async def test_an_export_without_a_user_id_is_refused_and_audited_before_any_row() -> None:
+    async with consent_service() as consent:
+        await consent.deliver(topology.ORDER_PLACED, order_placed(marketing=True))
+        await consent.broker.publish(
+            ExportAudience(purpose="marketing").model_dump_json().encode(),
+            exchange=topology.ops_exchange(),
+            routing_key=topology.ops_stream_routing_key("consent"),
+            reply_to=REPLIES,
+        )
+        [page] = consent.pages
+        assert page.final and page.rows == [] and "no AMQP user_id" in (page.error or "")
+        [entry] = await entries(consent.database)
+        assert (entry["actor"], entry["outcome"]) == (None, "refused")

@@ -99,6 +99,17 @@ def percentiles(values: Sequence[float]) -> dict[str, float]:
     return {"p50": cuts[49] * 1000, "p95": cuts[94] * 1000, "p99": cuts[98] * 1000}
 
 
+def local_broker_pid() -> int | None:
+    """RabbitMQ's Erlang VM, when it runs on this machine: its CPU is part of the cost too."""
+    for status in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if status.read_text().strip() == "beam.smp":
+                return int(status.parent.name)
+        except OSError:
+            continue
+    return None
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
@@ -194,6 +205,8 @@ class Traffic:
 
 async def measure(url: str, pids: dict[str, int], orders: int, say: Callable[[str], None]) -> Run:
     run = Run()
+    if (broker := local_broker_pid()) is not None:
+        pids = {**pids, "RabbitMQ (whole node)": broker}
     async with Traffic(url).running() as traffic:
         await traffic.send(make_orders(WARM_UP_ORDERS))
         before = {name: cpu_seconds(pid) for name, pid in pids.items()}

@@ -166,6 +166,7 @@ class _OneThread:
 
 
 _ONE_THREAD = _OneThread()
+_EXACT_ID_TYPES = frozenset({str, int, ObjectId})
 
 
 def _key(value: Any) -> str:
@@ -656,7 +657,19 @@ class EmbeddedCollection:
         # Every mongomock_ng query (find, update, delete, count) selects documents here.
         self._sync._iter_documents = self._matching_documents
 
-    find_one = _read("find_one")
+    _find_one = _read("find_one")
+
+    async def find_one(self, filter: Any = None, *args: Any, **kwargs: Any) -> Document | None:
+        """mongomock_ng's find_one; by an exact `_id` alone (most reads), a dictionary lookup
+        returning what mongomock_ng's cursor would (tests/unit/test_embedded_store.py)."""
+        if not args and not kwargs and type(filter) is dict and len(filter) == 1:
+            document_id = filter.get("_id")
+            if type(document_id) in _EXACT_ID_TYPES:
+                self._observe("find_one", filter)
+                stored = self._sync._store._documents.get(document_id)
+                return None if stored is None else _make_aware(stored)
+        return await self._find_one(filter, *args, **kwargs)
+
     count_documents = _read("count_documents")
     estimated_document_count = _read("estimated_document_count", filter_at=None)
     distinct = _read("distinct", filter_at=1)

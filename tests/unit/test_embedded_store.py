@@ -514,3 +514,25 @@ async def test_datetimes_are_stored_to_the_millisecond_and_read_back_in_utc() ->
     assert stored == {"_id": "a", "when": in_utc, "log": [{"at": in_utc}], "later": in_utc}
     assert stored is not None and stored["when"].tzinfo is not None
     await client.close()
+
+
+async def test_find_one_by_id_answers_as_the_generic_query_does() -> None:
+    client = await EmbeddedClient.open(None)
+    people = client["db"]["people"]
+    placed = datetime.datetime(2026, 11, 30, 14, 5, 6, 789123, tzinfo=_HELSINKI)
+    documents: list[dict[str, Any]] = [
+        {"_id": "a", "when": placed, "nested": {"list": [placed, {"x": b"1"}]}, "n": None},
+        {"_id": 7, "tuple": (1, 2), "money": Decimal128("9.99")},
+        {"_id": ObjectId("5f1d7a3e9c1e4b2a3c4d5e6f"), "flag": True},
+    ]
+    await people.insert_many(documents)
+    for document in documents:
+        by_id = {"_id": document["_id"]}
+        fast = await people.find_one(by_id)
+        generic = await people.find_one({"$and": [by_id]})  # the same query, not an exact _id
+        assert fast == generic and repr(fast) == repr(generic)
+        assert fast is not None and fast is not people._sync._store._documents[document["_id"]]
+        fast["changed"] = True  # a caller's change to what it got does not reach the store
+        assert "changed" not in (await people.find_one(by_id) or {})
+    assert await people.find_one({"_id": "missing"}) is None
+    await client.close()

@@ -110,26 +110,33 @@ _generic_to_pymongo = mongomock_ng.codec_options.CodecOptions.to_pymongo
 
 
 def _patch_datetimes(value: Any) -> Any:
-    """mongomock_ng's datetime normalisation, with a fast path for plain dicts, lists and scalars."""
+    """mongomock_ng's datetime normalisation, with a fast path for plain dicts, lists and scalars
+    (a scalar inside is passed over without a call)."""
     kind = type(value)
+    if kind is dict:
+        return {
+            key: item if type(item) in _SCALARS else _patch_datetimes(item)
+            for key, item in value.items()
+        }
+    if kind is list:
+        return [item if type(item) in _SCALARS else _patch_datetimes(item) for item in value]
     if kind in _SCALARS:
         return value
-    if kind is dict:
-        return {key: _patch_datetimes(item) for key, item in value.items()}
-    if kind is list:
-        return [_patch_datetimes(item) for item in value]
     return _generic_patch_datetimes(value)  # recurses through the helper, i.e. back here
 
 
 def _make_aware(value: Any) -> Any:
     """mongomock_ng's tz_aware conversion of a result, with the same fast path."""
     kind = type(value)
+    if kind is dict:
+        return {
+            key: item if type(item) in _SCALARS else _make_aware(item)
+            for key, item in value.items()
+        }
+    if kind is list:
+        return [item if type(item) in _SCALARS else _make_aware(item) for item in value]
     if kind in _SCALARS:
         return value
-    if kind is dict:
-        return {key: _make_aware(item) for key, item in value.items()}
-    if kind is list:
-        return [_make_aware(item) for item in value]
     return _generic_make_aware(value)
 
 

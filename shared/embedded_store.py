@@ -173,7 +173,8 @@ class _OneThread:
 
 
 _ONE_THREAD = _OneThread()
-_EXACT_ID_TYPES = frozenset({str, int, ObjectId})
+_EXACT_IDS = frozenset({str, int, ObjectId})
+_UNANSWERED = object()
 
 
 def _key(value: Any) -> str:
@@ -670,6 +671,7 @@ class EmbeddedCollection:
         self._client = database.client
         self._sync = database._sync[name]
         self._sync._store._rwlock = _ONE_THREAD
+        self._sync.find_one = self._sync_find_one
         self._namespace = {"db": database.name, "coll": name}
         self._index = database.client._equality_indexes.setdefault(
             (database.name, name), _EqualityIndex()
@@ -681,15 +683,30 @@ class EmbeddedCollection:
     _find_one = _read("find_one")
 
     async def find_one(self, filter: Any = None, *args: Any, **kwargs: Any) -> Document | None:
-        """mongomock_ng's find_one; by an exact `_id` alone (most reads), a dictionary lookup
-        returning what mongomock_ng's cursor would (tests/unit/test_embedded_store.py)."""
-        if not args and not kwargs and type(filter) is dict and len(filter) == 1:
-            document_id = filter.get("_id")
-            if type(document_id) in _EXACT_ID_TYPES:
-                self._observe("find_one", filter)
-                stored = self._sync._store._documents.get(document_id)
-                return None if stored is None else _make_aware(stored)
+        """mongomock_ng's find_one; with an exact `_id` in the filter (most reads), a dictionary
+        lookup returning what mongomock_ng's cursor would (tests/unit/test_embedded_store.py)."""
+        if not args and not kwargs and (found := self._by_exact_id(filter)) is not _UNANSWERED:
+            self._observe("find_one", filter)
+            return found
         return await self._find_one(filter, *args, **kwargs)
+
+    def _sync_find_one(self, filter: Any = None, *args: Any, **kwargs: Any) -> Document | None:
+        """mongomock_ng's own find_one, which its find_one_and_* call twice, with the same lookup."""
+        plain = all(a is None for a in args) and all(v is None for v in kwargs.values())
+        if plain and (found := self._by_exact_id(filter)) is not _UNANSWERED:
+            return found
+        return type(self._sync).find_one(self._sync, filter, *args, **kwargs)
+
+    def _by_exact_id(self, filter: Any) -> Any:
+        """The one document a filter with an exact `_id` can match, None, or _UNANSWERED."""
+        if type(filter) is not dict or type(document_id := filter.get("_id")) not in _EXACT_IDS:
+            return _UNANSWERED
+        stored = self._sync._store._documents.get(document_id)
+        if stored is None or (
+            len(filter) > 1 and not filter_applies(_patch_datetimes(filter), stored)
+        ):
+            return None
+        return _make_aware(stored)
 
     count_documents = _read("count_documents")
     estimated_document_count = _read("estimated_document_count", filter_at=None)

@@ -535,4 +535,20 @@ async def test_find_one_by_id_answers_as_the_generic_query_does() -> None:
         fast["changed"] = True  # a caller's change to what it got does not reach the store
         assert "changed" not in (await people.find_one(by_id) or {})
     assert await people.find_one({"_id": "missing"}) is None
+    later = datetime.datetime(2027, 1, 1, tzinfo=UTC)
+    for condition in ({"when": {"$lt": later}}, {"when": {"$gt": later}}, {"n": None}):
+        with_id = {"_id": "a", **condition}
+        assert await people.find_one(with_id) == await people.find_one({"$and": [with_id]})
+    assert await people.find_one({"_id": "a", "when": {"$gt": later}}) is None
+    # find_one_and_update reads through mongomock_ng's own find_one, twice
+    after = await people.find_one_and_update(
+        {"_id": "a", "when": {"$lt": later}},
+        {"$set": {"n": 1}},
+        return_document=ReturnDocument.AFTER,
+    )
+    assert after == {**(await people.find_one({"$and": [{"_id": "a"}]}) or {}), "n": 1}
+    assert (
+        await people.find_one_and_update({"_id": "a", "when": {"$gt": later}}, {"$set": {"n": 2}})
+        is None
+    )
     await client.close()

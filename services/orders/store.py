@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.errors import DuplicateKeyError
 
 from services.orders.domain import ROLES, Order, Profile, Role, retention
 from shared.database import Database, conditional_upsert
@@ -42,10 +43,11 @@ class OrdersStore:
         """Store the order unless its id is known; True when it was new."""
         document = order.model_dump(exclude_none=True)
         document["_id"] = document.pop("order_id")
-        result = await self._orders.update_one(
-            {"_id": document["_id"]}, {"$setOnInsert": document}, upsert=True
-        )
-        return result.upserted_id is not None
+        try:
+            await self._orders.insert_one(document)
+        except DuplicateKeyError:
+            return False
+        return True
 
     async def update_profile(self, profile: Profile) -> bool:
         """Take the profile's data unless the stored one is from the same or a later event."""

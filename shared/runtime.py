@@ -149,7 +149,9 @@ def runtime_router(settings: ServiceSettings, broker: RabbitBroker) -> RabbitRou
     return router
 
 
-def health_routes(broker: RabbitBroker, database: DatabaseConnection) -> list[tuple[str, Any]]:
+def health_routes(
+    broker: RabbitBroker, database: DatabaseConnection, consuming: asyncio.Event
+) -> list[tuple[str, Any]]:
     @get(include_in_schema=False)
     async def health(scope: Any) -> AsgiResponse:
         return AsgiResponse(b'{"status":"alive"}', 200, {"content-type": "application/json"})
@@ -159,8 +161,15 @@ def health_routes(broker: RabbitBroker, database: DatabaseConnection) -> list[tu
         broker_ok, database_ok = await asyncio.gather(
             broker.ping(READY_TIMEOUT_SECONDS), database.ping()
         )
-        status = 200 if broker_ok and database_ok else 503
-        body = f'{{"broker":{str(broker_ok).lower()},"database":{str(database_ok).lower()}}}'
+        # The ASGI server reports start-up complete before FastStream has declared and started
+        # the subscribers: until then a message published to the web shop's exchange would not
+        # yet be routed to this service's queue.
+        consuming_ok = consuming.is_set()
+        status = 200 if broker_ok and database_ok and consuming_ok else 503
+        body = (
+            f'{{"broker":{str(broker_ok).lower()},"database":{str(database_ok).lower()},'
+            f'"consuming":{str(consuming_ok).lower()}}}'
+        )
         return AsgiResponse(body.encode(), status, {"content-type": "application/json"})
 
     @get(include_in_schema=False)
@@ -196,14 +205,20 @@ async def serve(settings: SettingsT, assemble: Assemble[SettingsT]) -> None:
                 if (stop := await hook()) is not None:
                     stops.append(stop)
 
+        consuming = asyncio.Event()
+
+        async def mark_consuming() -> None:
+            consuming.set()
+
         async def stop_background_work() -> None:
             for stop in reversed(stops):
                 await stop()
 
         app = AsgiFastStream(
             broker,
-            asgi_routes=health_routes(broker, database),
+            asgi_routes=health_routes(broker, database, consuming),
             on_startup=[declare_before_consuming],
+            after_startup=[mark_consuming],
             on_shutdown=[stop_background_work],
             logger=logging.getLogger(f"{settings.service_name}.app"),
         )

@@ -35,6 +35,7 @@ SAFE_FIELDS = frozenset(
         "store",
         "port",
         "status",
+        "announced",
     }
 )
 

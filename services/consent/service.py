@@ -96,11 +96,16 @@ class ConsentService:
         new = await self._store.append_facts(subject, facts)
         recorded = await self._facts_with_suppression(subject)
         person = await self._store.save_state(subject, project(recorded), facts_seen=len(recorded))
+        announced = await self._announce(person, cause)
         log.info(
             "consent facts recorded",
-            extra={"event_id": str(cause.event_id), "subject": subject, "count": new},
+            extra={
+                "event_id": str(cause.event_id),
+                "subject": subject,
+                "count": new,
+                "announced": announced,
+            },
         )
-        await self._announce(person, cause)
 
     async def _facts_with_suppression(self, subject: str) -> list[AnyFact]:
         """The person's facts; for an erased person who had objected, the standing objection
@@ -109,11 +114,14 @@ class ConsentService:
         since = await self._store.suppressed_since(subject)
         return facts if since is None else [suppression(since), *facts]
 
-    async def _announce(self, person: Person | None, cause: WebshopEvent) -> None:
-        # What is stored now, which may be a concurrent writer's newer projection: announcing
-        # it is right either way, and the writer that stored it finds nothing left to announce.
+    async def _announce(self, person: Person | None, cause: WebshopEvent) -> bool:
+        """Publish `consent.changed` if the stored state is not the one last announced.
+
+        What is stored now may be a concurrent writer's newer projection: announcing it is
+        right either way, and the writer that stored it finds nothing left to announce.
+        """
         if person is None or not person.changed:
-            return
+            return False
         summary = person.state.summary()
         await self._events.changed(
             ConsentChanged(
@@ -125,10 +133,7 @@ class ConsentService:
             )
         )
         await self._store.mark_announced(person.subject, summary, person.version)
-        log.info(
-            "consent change published",
-            extra={"event_id": str(cause.event_id), "subject": person.subject},
-        )
+        return True
 
     async def show(self, email: str, actor: str) -> dict[str, Any]:
         """A person's current permissions and objection, and their whole consent history."""

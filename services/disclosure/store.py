@@ -106,23 +106,30 @@ class DisclosureStore:
         now: datetime,
         released_by: str | None = None,
     ) -> None:
-        """Log the disclosure as sent, dropping the held copy of the data if there was one."""
+        """Log the disclosure as sent, dropping the held copy of the data if there was one.
+
+        Most disclosures are sent at once: their line is new, one insert. A released one, or a
+        repeat after a crash, finds its line there and updates it.
+        """
         released = {} if released_by is None else {"released_by": released_by}
-        await self._disclosures.update_one(
-            {"_id": str(disclosure.disclosure_id)},
-            {
-                "$set": {
-                    **_log_entry(disclosure, subjects),
-                    **released,
-                    "status": SENT,
-                    "fields": fields,
-                    "sent_at": now,
+        sent = {
+            **_log_entry(disclosure, subjects),
+            **released,
+            "status": SENT,
+            "fields": fields,
+            "sent_at": now,
+        }
+        disclosure_id = str(disclosure.disclosure_id)
+        try:
+            await self._disclosures.insert_one({"_id": disclosure_id, **sent, "recorded_at": now})
+        except DuplicateKeyError:
+            await self._disclosures.update_one(
+                {"_id": disclosure_id},
+                {
+                    "$set": sent,
+                    "$unset": {"pending": "", "hold_reason": "", "claimed_at": ""},
                 },
-                "$setOnInsert": {"recorded_at": now},
-                "$unset": {"pending": "", "hold_reason": "", "claimed_at": ""},
-            },
-            upsert=True,
-        )
+            )
 
     async def record_held(
         self, disclosure: Disclosure, subjects: list[str], reason: str, now: datetime

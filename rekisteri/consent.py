@@ -127,6 +127,16 @@ def audience(context: click.Context, purpose: str, output: Path | None) -> None:
     click.echo(f"{written} people may be contacted for {purpose}; written{where}", err=True)
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: str) -> str:
+    """A cell a spreadsheet will not run: names come from the web shop's customers, and one
+    starting with `=` (`=HYPERLINK(...)`) would be a formula when the file is opened. Such a
+    value gets a leading `'`, as OWASP advises against CSV injection."""
+    return f"'{value}" if value.startswith(FORMULA_STARTS) else value
+
+
 async def _export(client: OpsClient, command: ExportAudience, file: TextIO) -> int:
     """Write each page as it arrives: memory stays flat however large the audience."""
     writer = csv.writer(file)
@@ -142,7 +152,9 @@ async def _export(client: OpsClient, command: ExportAudience, file: TextIO) -> i
                             length=page.total, label=f"exporting {command.purpose}", file=sys.stderr
                         )
                     )
-            writer.writerows([row[column] for column in CSV_COLUMNS] for row in page.rows)
+            writer.writerows(
+                [spreadsheet_safe(row[column]) for column in CSV_COLUMNS] for row in page.rows
+            )
             written += len(page.rows)
             if progress is not None:
                 progress.update(len(page.rows))

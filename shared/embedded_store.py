@@ -23,6 +23,14 @@ flusher task writes and fsyncs the whole buffer in a worker thread, while new wr
 the next round. Reads never wait for disk; like MongoDB's default "local" read concern, a reader
 may see a write whose writer is still waiting for its fsync.
 
+Speed. mongomock_ng spends most of its time on generic care the register does not need, so
+three of its helpers are swapped, at import, for equivalents that return the very same values
+(tests/unit/test_embedded_store.py compares them): the walk that truncates datetimes to
+milliseconds and the one that makes them timezone-aware go straight past plain scalars, and the
+conversion of its codec options to PyMongo's, redone for every value it checks, is cached. Each
+collection's reader-writer lock, which guards against threads, is replaced by a no-op: after
+opening, only the event loop's thread touches the store.
+
 Opening (`await EmbeddedClient.open(directory)`, which runs the synchronous constructor in a
 thread) loads `snapshot.jsonl`, replays the journal, writes a fresh snapshot atomically and starts
 an empty journal, so start-up time stays bounded. Replaying images is idempotent, so a crash
@@ -59,6 +67,8 @@ from typing import Any, Self
 import bson
 import bson.errors
 import mongomock_ng
+import mongomock_ng.codec_options
+import mongomock_ng.helpers
 from bson import ObjectId, json_util
 from bson.codec_options import CodecOptions
 from bson.tz_util import utc
@@ -89,6 +99,81 @@ log = logging.getLogger(__name__)
 
 class EmbeddedStoreError(RuntimeError):
     """The store directory cannot be opened: locked by another client, or corrupt."""
+
+
+# --- speed (see the module docstring) ---------------------------------------------------------
+
+_SCALARS = frozenset({str, int, float, bool, type(None), bytes, ObjectId, bson.Int64})
+_generic_patch_datetimes = mongomock_ng.helpers.patch_datetime_awareness_in_document
+_generic_make_aware = mongomock_ng.helpers.make_datetime_timezone_aware_in_document
+_generic_to_pymongo = mongomock_ng.codec_options.CodecOptions.to_pymongo
+
+
+def _patch_datetimes(value: Any) -> Any:
+    """mongomock_ng's datetime normalisation, with a fast path for plain dicts, lists and scalars
+    (a scalar inside is passed over without a call)."""
+    kind = type(value)
+    if kind is dict:
+        return {
+            key: item if type(item) in _SCALARS else _patch_datetimes(item)
+            for key, item in value.items()
+        }
+    if kind is list:
+        return [item if type(item) in _SCALARS else _patch_datetimes(item) for item in value]
+    if kind in _SCALARS:
+        return value
+    return _generic_patch_datetimes(value)  # recurses through the helper, i.e. back here
+
+
+def _make_aware(value: Any) -> Any:
+    """mongomock_ng's tz_aware conversion of a result, with the same fast path."""
+    kind = type(value)
+    if kind is dict:
+        return {
+            key: item if type(item) in _SCALARS else _make_aware(item)
+            for key, item in value.items()
+        }
+    if kind is list:
+        return [item if type(item) in _SCALARS else _make_aware(item) for item in value]
+    if kind in _SCALARS:
+        return value
+    return _generic_make_aware(value)
+
+
+_converted_options: dict[int, tuple[Any, Any]] = {}
+
+
+def _to_pymongo(options: Any) -> Any:
+    """The conversion, remembered per options object (each collection keeps its own; holding
+    the object keeps its id from being reused)."""
+    entry = _converted_options.get(id(options))
+    if entry is None or entry[0] is not options:
+        if len(_converted_options) > 64:  # never seen: mongomock_ng keeps its options objects
+            _converted_options.clear()
+        entry = _converted_options[id(options)] = (options, _generic_to_pymongo(options))
+    return entry[1]
+
+
+mongomock_ng.helpers.patch_datetime_awareness_in_document = _patch_datetimes
+mongomock_ng.helpers.make_datetime_timezone_aware_in_document = _make_aware
+mongomock_ng.codec_options.CodecOptions.to_pymongo = _to_pymongo
+
+
+class _OneThread:
+    """Stands in for a collection's reader-writer lock: only the event loop's thread reads or
+    writes the store once it is open, so there is nothing to lock against."""
+
+    _held = contextlib.nullcontext()
+
+    def reader(self) -> contextlib.nullcontext[None]:
+        return self._held
+
+    def writer(self) -> contextlib.nullcontext[None]:
+        return self._held
+
+
+_ONE_THREAD = _OneThread()
+_EXACT_ID_TYPES = frozenset({str, int, ObjectId})
 
 
 def _key(value: Any) -> str:
@@ -457,6 +542,15 @@ class EmbeddedDatabase:
         await self[name_or_collection].drop(**kwargs)
 
 
+def _results(cursor: mongomock_ng.collection.Cursor) -> list[Document]:
+    """Every document a mongomock_ng cursor yields, computed once and read as a list.
+
+    Its own iteration re-slices the whole result list for every document it returns, which
+    makes reading n documents O(n^2): minutes for a snapshot of 100,000 documents.
+    """
+    return cursor._compute_results(with_limit_and_skip=True)
+
+
 class EmbeddedCommandCursor:
     """What AsyncCommandCursor offers (from `aggregate`), over results mongomock_ng produced."""
 
@@ -516,6 +610,7 @@ class EmbeddedCursor(EmbeddedCommandCursor):
         if not self._started:
             self._started = True
             self._on_start(self._sort)
+            self._results = iter(_results(self._query))
 
     def sort(self, key_or_list: Any, direction: int | str | None = None) -> Self:
         self._chain()
@@ -545,6 +640,10 @@ class EmbeddedCursor(EmbeddedCommandCursor):
         self._start()
         return await super().to_list(length)
 
+    async def close(self) -> None:
+        self._started = True  # a closed cursor stays empty
+        await super().close()
+
 
 def _read(name: str, filter_at: int | None = 0) -> Callable[..., Coroutine[Any, Any, Any]]:
     """A collection method that only reads: mongomock_ng's, made awaitable.
@@ -570,6 +669,7 @@ class EmbeddedCollection:
         self.name = name
         self._client = database.client
         self._sync = database._sync[name]
+        self._sync._store._rwlock = _ONE_THREAD
         self._namespace = {"db": database.name, "coll": name}
         self._index = database.client._equality_indexes.setdefault(
             (database.name, name), _EqualityIndex()
@@ -578,7 +678,19 @@ class EmbeddedCollection:
         # Every mongomock_ng query (find, update, delete, count) selects documents here.
         self._sync._iter_documents = self._matching_documents
 
-    find_one = _read("find_one")
+    _find_one = _read("find_one")
+
+    async def find_one(self, filter: Any = None, *args: Any, **kwargs: Any) -> Document | None:
+        """mongomock_ng's find_one; by an exact `_id` alone (most reads), a dictionary lookup
+        returning what mongomock_ng's cursor would (tests/unit/test_embedded_store.py)."""
+        if not args and not kwargs and type(filter) is dict and len(filter) == 1:
+            document_id = filter.get("_id")
+            if type(document_id) in _EXACT_ID_TYPES:
+                self._observe("find_one", filter)
+                stored = self._sync._store._documents.get(document_id)
+                return None if stored is None else _make_aware(stored)
+        return await self._find_one(filter, *args, **kwargs)
+
     count_documents = _read("count_documents")
     estimated_document_count = _read("estimated_document_count", filter_at=None)
     distinct = _read("distinct", filter_at=1)
@@ -791,7 +903,7 @@ class EmbeddedCollection:
             self._index.update(key, store[key] if key in store else None)  # noqa: SIM401
 
     def _images_of_all(self) -> Iterator[Record]:
-        for document in self._sync.find():
+        for document in _results(self._sync.find()):
             yield {"op": "put", **self._namespace, "doc": document}
         yield from self._index_records(n for n in self._sync.index_information() if n != "_id_")
 
@@ -812,14 +924,15 @@ class EmbeddedCollection:
         """The _ids of the documents a write with this filter may change."""
         document_id = filter.get("_id") if isinstance(filter, Mapping) else None
         if isinstance(document_id, str | int | ObjectId):
-            # An exact _id can only match itself; spare the scan of the whole collection.
-            return [document_id] if document_id in self._sync._store else []
+            # An exact _id can only match itself, or be the one an upsert inserts: no scan, and
+            # no looking for the upserted document either (a `del` for a miss is harmless).
+            return [document_id]
         matches = self._sync.find(filter, {"_id": 1}, sort=sort, limit=0 if many else 1)
-        return [d["_id"] for d in matches]
+        return [d["_id"] for d in _results(matches)]
 
     def _last_id(self) -> list[Any]:
         last = self._sync.find({}, {"_id": 1}, sort=[("$natural", -1)], limit=1)
-        return [d["_id"] for d in last]
+        return [d["_id"] for d in _results(last)]
 
     @contextlib.asynccontextmanager
     async def _journaled(

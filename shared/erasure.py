@@ -199,6 +199,20 @@ class Participation:
         # then finds it done, instead of sending the providers' notices a second time.
         self._one_at_a_time = asyncio.Lock()
 
+    @classmethod
+    def of(
+        cls,
+        service: str,
+        records: ErasureRecords,
+        inspector: QueueInspector,
+        hasher: SubjectHasher,
+        broker: RabbitBroker,
+        extra_dead_letter_queues: Callable[[], Awaitable[list[str]]] | None = None,
+    ) -> Participation:
+        """A service's participation, wired as every service wires it."""
+        dead_letters = SubjectDeadLetters(inspector, hasher, extra_dead_letter_queues)
+        return cls(service, records, dead_letters, ErasureReporter(broker))
+
     async def erase(self, command: EraseSubject, participant: Participant) -> ErasureReported:
         async with self._one_at_a_time:
             return await self._erase(command, participant)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -179,6 +180,9 @@ async def serve(settings: SettingsT, assemble: Assemble[SettingsT]) -> None:
         await open_audit_log(settings, database.database, broker)
         hooks = await assemble(settings, database, broker)
         broker.include_router(runtime_router(settings, broker))
+        # Modules, models and (embedded store) the data loaded so far live as long as the
+        # process: out of the cyclic collector's way, they are never scanned again.
+        gc.freeze()
 
         stops: list[Stop] = []
 
@@ -225,6 +229,13 @@ async def serve(settings: SettingsT, assemble: Assemble[SettingsT]) -> None:
         await database.close()
 
 
+# Each message allocates a few thousand short-lived objects, nearly all freed by reference
+# counting; at CPython's default (700) the collector ran several times per message, scanning
+# the young and, more and more often, the long-lived ones (12% of a consent service's CPU).
+GC_THRESHOLDS = (10_000, 10, 10)
+
+
 def run(settings: SettingsT, assemble: Assemble[SettingsT]) -> None:
     """Entry point of `python -m services.<name>`."""
+    gc.set_threshold(*GC_THRESHOLDS)
     asyncio.run(serve(settings, assemble))

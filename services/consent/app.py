@@ -9,7 +9,7 @@ from services.consent.publisher import ConsentEvents
 from services.consent.service import SERVICE, ConsentService
 from services.consent.store import ConsentStore
 from shared.database import DatabaseConnection
-from shared.erasure import ErasureReporter, Participation, SubjectDeadLetters
+from shared.erasure import Participation
 from shared.identity import SubjectHasher
 from shared.runtime import StartupHooks, queue_inspector
 from shared.settings import ServiceSettings
@@ -21,11 +21,8 @@ async def assemble(
     store = ConsentStore(database.database)
     await store.create_indexes()
     hasher = SubjectHasher(settings.identity_hash_key.get_secret_value())
-    participation = Participation(
-        SERVICE,
-        store.erasures,
-        SubjectDeadLetters(queue_inspector(settings, broker), hasher),
-        ErasureReporter(broker),
+    participation = Participation.of(
+        SERVICE, store.erasures, queue_inspector(settings, broker), hasher, broker
     )
     service = ConsentService(store, hasher, ConsentEvents(broker), participation)
     broker.include_router(build_router(service, settings))

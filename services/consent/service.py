@@ -9,6 +9,7 @@ from typing import Any
 from services.consent.domain import (
     AnyFact,
     ConsentState,
+    Person,
     fact_from_objection,
     facts_from_checkout,
     facts_from_update,
@@ -94,12 +95,12 @@ class ConsentService:
         """
         new = await self._store.append_facts(subject, facts)
         recorded = await self._facts_with_suppression(subject)
-        await self._store.save_state(subject, project(recorded), facts_seen=len(recorded))
+        person = await self._store.save_state(subject, project(recorded), facts_seen=len(recorded))
         log.info(
             "consent facts recorded",
             extra={"event_id": str(cause.event_id), "subject": subject, "count": new},
         )
-        await self._announce(subject, cause)
+        await self._announce(person, cause)
 
     async def _facts_with_suppression(self, subject: str) -> list[AnyFact]:
         """The person's facts; for an erased person who had objected, the standing objection
@@ -108,26 +109,25 @@ class ConsentService:
         since = await self._store.suppressed_since(subject)
         return facts if since is None else [suppression(since), *facts]
 
-    async def _announce(self, subject: str, cause: WebshopEvent) -> None:
+    async def _announce(self, person: Person | None, cause: WebshopEvent) -> None:
         # What is stored now, which may be a concurrent writer's newer projection: announcing
         # it is right either way, and the writer that stored it finds nothing left to announce.
-        person = await self._store.person(subject)
         if person is None or not person.changed:
             return
         summary = person.state.summary()
         await self._events.changed(
             ConsentChanged(
                 **summary.model_dump(),
-                subject=subject,
+                subject=person.subject,
                 version=person.version,
                 event_id=cause.event_id,
                 occurred_at=cause.occurred_at,
             )
         )
-        await self._store.mark_announced(subject, summary, person.version)
+        await self._store.mark_announced(person.subject, summary, person.version)
         log.info(
             "consent change published",
-            extra={"event_id": str(cause.event_id), "subject": subject},
+            extra={"event_id": str(cause.event_id), "subject": person.subject},
         )
 
     async def show(self, email: str, actor: str) -> dict[str, Any]:

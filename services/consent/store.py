@@ -21,13 +21,15 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, IndexModel, ReturnDocument
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.consent.domain import FACT, AnyFact, ConsentState, Person
 from shared.contracts.consent import ConsentSummary, Contact, Purpose
 from shared.database import Database, conditional_upsert
 from shared.erasure import ErasureRecords, aware
 
+DUPLICATE_KEY = 11000
 ADDRESSABLE = "addressable"
 """True while the register may address the person: an order gave their name, no erasure since."""
 
@@ -50,16 +52,30 @@ class ConsentStore:
     # --- history -------------------------------------------------------------------------------
 
     async def append_facts(self, subject: str, facts: list[AnyFact]) -> int:
-        """Record facts not seen before; returns how many were new. History is never changed."""
+        """Record facts not seen before; returns how many were new. History is never changed.
+
+        One unordered insert: a fact already recorded (a redelivered event) fails on its `_id`
+        alone, and the others go in all the same.
+        """
+        if not facts:
+            return 0
         recorded_at = datetime.now(UTC)
-        new = 0
-        for fact in facts:
-            document = {**fact.model_dump(), "subject": subject, "recorded_at": recorded_at}
-            result = await self._history.update_one(
-                {"_id": fact.fact_id}, {"$setOnInsert": document}, upsert=True
-            )
-            new += result.upserted_id is not None
-        return new
+        documents = [
+            {
+                "_id": fact.fact_id,
+                **fact.model_dump(),
+                "subject": subject,
+                "recorded_at": recorded_at,
+            }
+            for fact in facts
+        ]
+        try:
+            result = await self._history.insert_many(documents, ordered=False)
+        except BulkWriteError as error:
+            if any(e["code"] != DUPLICATE_KEY for e in error.details["writeErrors"]):
+                raise
+            return int(error.details["nInserted"])
+        return len(result.inserted_ids)
 
     async def facts_of(self, subject: str) -> list[AnyFact]:
         cursor = self._history.find({"subject": subject}).sort("occurred_at", ASCENDING)
@@ -67,24 +83,36 @@ class ConsentStore:
 
     # --- people --------------------------------------------------------------------------------
 
-    async def save_state(self, subject: str, state: ConsentState, facts_seen: int) -> None:
-        """Store a projection unless one built from at least as many facts is stored.
+    async def save_state(self, subject: str, state: ConsentState, facts_seen: int) -> Person | None:
+        """Store a projection unless one built from at least as many facts is stored; returns
+        the person as stored afterwards, whichever projection won (None: erased meanwhile).
 
         History only grows, so a projection built from more facts includes every fact of one
         built from fewer: this keeps concurrent writers from rolling the state back.
         """
-        await conditional_upsert(
-            self._people,
-            subject,
-            {"$or": [{"facts_seen": {"$lt": facts_seen}}, {"facts_seen": {"$exists": False}}]},
-            {
-                "$set": {
-                    **state.model_dump(),
-                    "may_contact": state.may_contact,
-                    "facts_seen": facts_seen,
-                }
-            },
-        )
+        try:
+            document = await self._people.find_one_and_update(
+                {
+                    "_id": subject,
+                    "$or": [
+                        {"facts_seen": {"$lt": facts_seen}},
+                        {"facts_seen": {"$exists": False}},
+                    ],
+                },
+                {
+                    "$set": {
+                        **state.model_dump(),
+                        "may_contact": state.may_contact,
+                        "facts_seen": facts_seen,
+                    }
+                },
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:
+            # Stored from at least as many facts already: the upsert's insert hit its `_id`.
+            document = await self._people.find_one({"_id": subject})
+        return None if document is None else _person(subject, document)
 
     async def save_contact(
         self, subject: str, contact: Contact, as_of: datetime, event_id: str
@@ -112,21 +140,7 @@ class ConsentStore:
 
     async def person(self, subject: str) -> Person | None:
         document = await self._people.find_one({"_id": subject})
-        if document is None:
-            return None
-        contact = document.get("contact")
-        return Person(
-            subject=subject,
-            state=ConsentState.model_validate(
-                {
-                    "permissions": document.get("permissions", {}),
-                    "objection": document.get("objection"),
-                }
-            ),
-            version=document.get("facts_seen", 0),
-            announced=ConsentSummary.model_validate(document.get("announced", {})),
-            contact=None if contact is None else Contact.model_validate(contact),
-        )
+        return None if document is None else _person(subject, document)
 
     async def mark_announced(self, subject: str, summary: ConsentSummary, version: int) -> None:
         """Remember what was published, unless a newer projection has been stored meanwhile."""
@@ -186,3 +200,16 @@ class ConsentStore:
     async def suppressed_since(self, subject: str) -> datetime | None:
         document = await self._suppressions.find_one({"_id": subject})
         return None if document is None else aware(document["since"])
+
+
+def _person(subject: str, document: dict[str, Any]) -> Person:
+    contact = document.get("contact")
+    return Person(
+        subject=subject,
+        state=ConsentState.model_validate(
+            {"permissions": document.get("permissions", {}), "objection": document.get("objection")}
+        ),
+        version=document.get("facts_seen", 0),
+        announced=ConsentSummary.model_validate(document.get("announced", {})),
+        contact=None if contact is None else Contact.model_validate(contact),
+    )

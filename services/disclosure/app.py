@@ -11,7 +11,7 @@ from services.disclosure.service import DisclosureService, ProviderLogins
 from services.disclosure.settings import DisclosureSettings
 from services.disclosure.store import DisclosureStore
 from shared.database import DatabaseConnection
-from shared.erasure import ErasureReporter, Participation, SubjectDeadLetters
+from shared.erasure import Participation
 from shared.identity import SubjectHasher
 from shared.rabbitmq_admin import RabbitMQAdmin
 from shared.runtime import StartupHooks, queue_inspector
@@ -34,11 +34,13 @@ async def assemble(
     async def provider_dead_letter_queues() -> list[str]:
         return queues.dead_letter_queues(p.provider_id for p in await store.providers())
 
-    participation = Participation(
+    participation = Participation.of(
         "disclosure",
         store.erasures,
-        SubjectDeadLetters(queue_inspector(settings, broker), hasher, provider_dead_letter_queues),
-        ErasureReporter(broker),
+        queue_inspector(settings, broker),
+        hasher,
+        broker,
+        provider_dead_letter_queues,
     )
     service = DisclosureService(store, queues, hasher, logins, participation)
     broker.include_router(build_router(service, settings))

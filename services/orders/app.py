@@ -8,7 +8,7 @@ from services.orders.handlers import build_router
 from services.orders.service import SERVICE, OrdersService
 from services.orders.store import OrdersStore
 from shared.database import DatabaseConnection
-from shared.erasure import ErasureReporter, Participation, SubjectDeadLetters
+from shared.erasure import Participation
 from shared.identity import SubjectHasher
 from shared.runtime import StartupHooks, queue_inspector
 from shared.settings import ServiceSettings
@@ -20,11 +20,8 @@ async def assemble(
     store = OrdersStore(database.database)
     await store.create_indexes()
     hasher = SubjectHasher(settings.identity_hash_key.get_secret_value())
-    participation = Participation(
-        SERVICE,
-        store.erasures,
-        SubjectDeadLetters(queue_inspector(settings, broker), hasher),
-        ErasureReporter(broker),
+    participation = Participation.of(
+        SERVICE, store.erasures, queue_inspector(settings, broker), hasher, broker
     )
     broker.include_router(build_router(OrdersService(store, hasher, participation), settings))
     return []

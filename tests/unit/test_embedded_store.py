@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import collections
+import copy
 import datetime
 import decimal
 import errno
@@ -14,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from bson import Decimal128, Int64, ObjectId
+from bson import SON, Decimal128, Int64, ObjectId
 from bson.errors import InvalidDocument
 from pymongo import (
     ASCENDING,
@@ -35,6 +37,7 @@ from pymongo.errors import (
     WriteConcernError,
 )
 
+from shared import embedded_store
 from shared.embedded_store import EmbeddedClient, EmbeddedCollection, EmbeddedStoreError
 
 UTC = datetime.UTC
@@ -463,3 +466,73 @@ def test_queries_on_an_indexed_field_answer_as_a_scan_does(
 
     with_index, scanned = asyncio.run(scenario())
     assert with_index == scanned
+
+
+# --- the speed shims return exactly what mongomock_ng's own helpers return ----------------------
+
+_HELSINKI = datetime.timezone(datetime.timedelta(hours=2))
+_SAMPLES: list[Any] = [
+    "text",
+    7,
+    Int64(2**40),
+    1.5,
+    True,
+    None,
+    b"bytes",
+    ObjectId("5f1d7a3e9c1e4b2a3c4d5e6f"),
+    datetime.datetime(2026, 11, 30, 12, 0, 0, 123456),
+    datetime.datetime(2026, 11, 30, 12, 0, 0, 987654, tzinfo=_HELSINKI),
+    {"when": datetime.datetime(2026, 1, 1, 0, 0, 0, 999, tzinfo=UTC), "n": {"deep": [1, "x"]}},
+    [{"at": datetime.datetime(2026, 5, 5, 5, 5, 5, 555555)}, ("tuple", 2)],
+    collections.OrderedDict(a=datetime.datetime(2026, 2, 2, tzinfo=_HELSINKI), b=[None]),
+    SON([("z", 1), ("a", {"b": datetime.datetime(2026, 3, 3, 3, 3, 3, 333)})]),
+    Decimal128("1.10"),
+]
+
+
+@pytest.mark.parametrize("value", _SAMPLES, ids=lambda value: type(value).__name__)
+def test_datetime_shims_return_what_the_generic_helpers_return(value: Any) -> None:
+    for fast, generic in (
+        (embedded_store._patch_datetimes, embedded_store._generic_patch_datetimes),
+        (embedded_store._make_aware, embedded_store._generic_make_aware),
+    ):
+        expected = generic(copy.deepcopy(value))
+        got = fast(copy.deepcopy(value))
+        assert got == expected
+        assert type(got) is type(expected)
+        assert repr(got) == repr(expected)  # types and tzinfo all the way down
+
+
+async def test_datetimes_are_stored_to_the_millisecond_and_read_back_in_utc() -> None:
+    client = await EmbeddedClient.open(None)
+    people = client["db"]["people"]
+    placed = datetime.datetime(2026, 11, 30, 14, 5, 6, 789123, tzinfo=_HELSINKI)
+    await people.insert_one({"_id": "a", "when": placed, "log": [{"at": placed}]})
+    await people.update_one({"_id": "a"}, {"$set": {"later": placed}})
+    stored = await people.find_one({"_id": "a"})
+    in_utc = datetime.datetime(2026, 11, 30, 12, 5, 6, 789000, tzinfo=UTC)
+    assert stored == {"_id": "a", "when": in_utc, "log": [{"at": in_utc}], "later": in_utc}
+    assert stored is not None and stored["when"].tzinfo is not None
+    await client.close()
+
+
+async def test_find_one_by_id_answers_as_the_generic_query_does() -> None:
+    client = await EmbeddedClient.open(None)
+    people = client["db"]["people"]
+    placed = datetime.datetime(2026, 11, 30, 14, 5, 6, 789123, tzinfo=_HELSINKI)
+    documents: list[dict[str, Any]] = [
+        {"_id": "a", "when": placed, "nested": {"list": [placed, {"x": b"1"}]}, "n": None},
+        {"_id": 7, "tuple": (1, 2), "money": Decimal128("9.99")},
+        {"_id": ObjectId("5f1d7a3e9c1e4b2a3c4d5e6f"), "flag": True},
+    ]
+    await people.insert_many(documents)
+    for document in documents:
+        by_id = {"_id": document["_id"]}
+        fast = await people.find_one(by_id)
+        generic = await people.find_one({"$and": [by_id]})  # the same query, not an exact _id
+        assert fast == generic and repr(fast) == repr(generic)
+        assert fast is not None and fast is not people._sync._store._documents[document["_id"]]
+        fast["changed"] = True  # a caller's change to what it got does not reach the store
+        assert "changed" not in (await people.find_one(by_id) or {})
+    assert await people.find_one({"_id": "missing"}) is None
+    await client.close()

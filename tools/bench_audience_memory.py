@@ -126,8 +126,8 @@ async def measure(
     )
     try:
         await fill(register, people, say, services=[SERVICE])
-        await start(register, url, [SERVICE])
         try:
+            await start(register, url, [SERVICE])
             consent = register.services[SERVICE].process
             assert consent is not None
             before = status_kib(consent.pid, "VmRSS")
@@ -147,6 +147,8 @@ async def measure(
     rows = count_rows(output)
     if rows != people:
         raise AssertionError(f"export incomplete: {rows} rows for {people} people")
+    # Said at once, so that a failure at the next size does not lose this one.
+    say(f"  {rows:,} rows; rekisteri peak RSS {peak:.1f} MiB; {seconds:.1f} s")
     return Export(people, rows, peak, growth, seconds)
 
 

@@ -47,6 +47,7 @@ from shared.contracts.webshop import OrderPlaced
 from shared.database import DatabaseConnection, connect_database
 from shared.identity import SubjectHasher
 from shared.settings import ServiceSettings
+from tests.e2e import harness
 from tests.e2e.harness import Register
 from tests.e2e.rabbitmq import Broker
 
@@ -62,6 +63,8 @@ SETTINGS: dict[str, type[ServiceSettings]] = {
     "disclosure": DisclosureSettings,
 }
 
+START_TIMEOUT = 900.0
+"""Seconds a service may take to load its data and answer /ready."""
 CONSUMING_TIMEOUT = 60.0
 """Seconds from the services' readiness until they consume every queue the benchmarks use."""
 
@@ -208,7 +211,20 @@ def consumed_queues(services: Sequence[str]) -> list[str]:
 async def start(register: Register, url: str, services: Sequence[str] = topology.SERVICES) -> None:
     """Start the services and wait until they consume: a service answers /ready before its
     consumers are bound, and a command sent in between is returned as unroutable."""
-    await asyncio.to_thread(register.start, services)
+    # A large embedded store takes longer to load than the minute the tests allow a service.
+    ready_timeout, harness.READY_TIMEOUT = harness.READY_TIMEOUT, START_TIMEOUT
+    try:
+        await asyncio.to_thread(register.start, services)
+    except AssertionError as error:
+        # The harness shows the log's tail; a process killed by a signal leaves none.
+        codes = {
+            name: service.process.poll()
+            for name, service in register.services.items()
+            if service.process is not None
+        }
+        raise RuntimeError(f"a service did not start; exit codes {codes}") from error
+    finally:
+        harness.READY_TIMEOUT = ready_timeout
     deadline = time.monotonic() + CONSUMING_TIMEOUT
     async with await aio_pika.connect(url) as connection:
         for name in consumed_queues(services):

@@ -60,6 +60,7 @@ from tools.bench_register import (
 )
 
 DEFAULT_PEOPLE = (10_000, 1_000_000)
+OPERATIONS = ("access report", "erasure", "audience export")
 ANSWER_TIMEOUT = 120.0
 """Seconds to wait for a reply or an export page: generous, a large register is slow to start."""
 NEEDS_MONGODB = """\
@@ -192,8 +193,8 @@ async def bench_size(
     )
     try:
         await fill(register, people, say)
-        await start(register, url)
         try:
+            await start(register, url)
             await measure(url, size, repeats, scratch, say)
         finally:
             await asyncio.to_thread(register.stop)
@@ -201,10 +202,9 @@ async def bench_size(
     finally:
         await broker.delete_vhost(vhost)
         await drop(register, topology.SERVICES)
+    # Said at once, so that a failure at the next size does not lose this one.
+    say("  median ms: " + ", ".join(f"{op} {size.median_ms(op):.1f}" for op in OPERATIONS))
     return size
-
-
-OPERATIONS = ("access report", "erasure", "audience export")
 
 
 def table(small: Size, large: Size) -> str:

@@ -14,7 +14,7 @@ PIP_FLAGS := --quiet --disable-pip-version-check
 PYTEST_ARGS ?=
 SERVICES ?=
 
-.PHONY: install dev test lint asyncapi security-doc bench clean
+.PHONY: install dev test lint asyncapi security-doc bench bench-scale bench-audience-memory clean
 
 # Creates .venv only if it is missing; an existing one is reused as it is.
 $(INSTALLED): pyproject.toml
@@ -42,6 +42,15 @@ security-doc: $(INSTALLED)
 BENCH_ARGS ?=
 bench: $(INSTALLED)
 	$(BIN)/python -m tools.bench $(BENCH_ARGS)
+
+# `make bench --scale` is not something make accepts: `make bench BENCH_ARGS=--scale`, or these.
+# Cost against register size, 10k and 1M people (needs MONGODB_URL): BENCH_ARGS="--people 500,5000"
+bench-scale: $(INSTALLED)
+	$(BIN)/python -m tools.bench --scale $(BENCH_ARGS)
+
+# Peak memory of `rekisteri marketing audience` at 10k and 100k people: BENCH_ARGS="--json m.json"
+bench-audience-memory: $(INSTALLED)
+	$(BIN)/python -m tools.bench --audience-memory $(BENCH_ARGS)
 
 # Written to a temporary file first so that a failure leaves the committed document intact.
 asyncapi: $(INSTALLED)

@@ -39,6 +39,7 @@ from shared.database import describe_store
 from shared.settings import ServiceSettings
 from tests.e2e.harness import REPOSITORY, Register, rekisteri
 from tests.e2e.rabbitmq import Broker
+from tools import bench_audience_memory, bench_scale
 
 PROVIDERS = ("bench-spa", "bench-karting")
 WARM_UP_ORDERS = 300
@@ -331,7 +332,21 @@ def table(baseline: Run, project: Run) -> str:
 
 
 async def main(arguments: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="make bench", description=__doc__.split("\n\n")[0])
+    # `--scale` and `--audience-memory` are benchmarks of their own, with their own options.
+    chooser = argparse.ArgumentParser(add_help=False)
+    chooser.add_argument("--scale", action="store_true")
+    chooser.add_argument("--audience-memory", action="store_true")
+    chosen, arguments = chooser.parse_known_args(arguments)
+    if chosen.scale:
+        return await bench_scale.main(arguments)
+    if chosen.audience_memory:
+        return await bench_audience_memory.main(arguments)
+    parser = argparse.ArgumentParser(
+        prog="make bench",
+        description=__doc__.split("\n\n")[0],
+        epilog="--scale: cost against register size (tools/bench_scale.py; --scale --help). "
+        "--audience-memory: the audience export's peak memory (tools/bench_audience_memory.py).",
+    )
     parser.add_argument(
         "--orders", type=int, default=20_000, help="orders at full load (default 20,000)"
     )

@@ -894,12 +894,19 @@ class EmbeddedCollection:
         if "_id" in filter and (ids := _equality_values(filter["_id"])) is not None:
             return {_store_key(value) for value in ids}
         leading = {info["key"][0][0] for info in self._sync._store.indexes.values()}
+        narrowest: set[Any] | None = None
+        # Every equality on a leading field narrows; the fewest candidates win, as a planner
+        # would pick the selective index (`subjects`) over one every document matches (`status`).
         for name, condition in filter.items():
             if name in leading and (values := _equality_values(condition)) is not None:
                 postings = self._postings(name)
-                return set().union(
+                keys = set().union(
                     *(postings.get(v, set()) for v in values if isinstance(v, Hashable))
                 )
+                if narrowest is None or len(keys) < len(narrowest):
+                    narrowest = keys
+        if narrowest is not None:
+            return narrowest
         if isinstance(branches := filter.get("$or"), list) and branches:
             per_branch = [
                 self._candidate_keys(b) if isinstance(b, Mapping) else None for b in branches

@@ -552,3 +552,19 @@ async def test_find_one_by_id_answers_as_the_generic_query_does() -> None:
         is None
     )
     await client.close()
+
+
+async def test_a_query_is_narrowed_by_its_most_selective_indexed_equality() -> None:
+    client = await EmbeddedClient.open(None)
+    log = client["db"]["disclosures"]
+    await log.create_index([("status", ASCENDING)])
+    await log.create_index([("subjects", ASCENDING)])
+    await log.insert_many(
+        [{"_id": n, "status": "sent", "subjects": [f"s{n}", "shared"]} for n in range(50)]
+    )
+    query = {"status": "sent", "subjects": "s7"}
+    assert await log.find(query).to_list() == [
+        {"_id": 7, "status": "sent", "subjects": ["s7", "shared"]}
+    ]
+    assert log._candidate_keys(query) == {7}  # not all 50 documents with status "sent"
+    await client.close()

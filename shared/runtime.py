@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import uvicorn
+import uvloop
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.rabbit import RabbitBroker, RabbitRouter
 from pydantic import TypeAdapter
@@ -253,4 +254,5 @@ GC_THRESHOLDS = (10_000, 10, 10)
 def run(settings: SettingsT, assemble: Assemble[SettingsT]) -> None:
     """Entry point of `python -m services.<name>`."""
     gc.set_threshold(*GC_THRESHOLDS)
-    asyncio.run(serve(settings, assemble))
+    # libuv's event loop: the services spend much of their time in socket I/O and callbacks.
+    uvloop.run(serve(settings, assemble))

@@ -14,6 +14,7 @@ import sys
 
 import aio_pika
 import orjson
+import uvloop
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage
 
 from shared import topology
@@ -56,4 +57,4 @@ async def _forward(disclosures: AbstractExchange, message: AbstractIncomingMessa
 
 
 if __name__ == "__main__":
-    asyncio.run(consume(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+    uvloop.run(consume(sys.argv[1], sys.argv[2], int(sys.argv[3])))  # the services' event loop

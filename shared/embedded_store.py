@@ -29,7 +29,10 @@ three of its helpers are swapped, at import, for equivalents that return the ver
 milliseconds and the one that makes them timezone-aware go straight past plain scalars, and the
 conversion of its codec options to PyMongo's, redone for every value it checks, is cached. Each
 collection's reader-writer lock, which guards against threads, is replaced by a no-op: after
-opening, only the event loop's thread touches the store.
+opening, only the event loop's thread touches the store. A `find_one` whose filter has an exact
+`_id` (mongomock_ng's own, inside `find_one_and_*`, too) looks the document up instead of
+running a query, and a cursor's results are read as one list (mongomock_ng's own iteration
+re-slices the list for every document).
 
 Opening (`await EmbeddedClient.open(directory)`, which runs the synchronous constructor in a
 thread) loads `snapshot.jsonl`, replays the journal, writes a fresh snapshot atomically and starts

@@ -40,8 +40,8 @@ from shared.settings import ServiceSettings
 from tests.e2e.harness import REPOSITORY, Register, rekisteri
 from tests.e2e.rabbitmq import Broker
 from tools import bench_audience_memory, bench_scale
+from tools.bench_orders import PROVIDERS, web_shop_order
 
-PROVIDERS = ("bench-spa", "bench-karting")
 WARM_UP_ORDERS = 300
 HALF_RATE_ORDERS = 3000
 PUBLISH_WINDOW = 500
@@ -59,40 +59,20 @@ class Run:
 
 def make_orders(count: int) -> list[bytes]:
     """Orders as the web shop sends them, each for one of the providers in turn."""
-    now = time.time()
-    orders = []
-    for number in range(count):
-        order = {
-            "event_id": str(uuid.uuid4()),
-            "occurred_at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(now - 1)),
-            "order_id": f"B-{uuid.uuid4().hex[:12]}",
-            "buyer": {
-                "first_name": "Aino",
-                "last_name": "Virtanen",
-                "email": f"buyer-{number}@example.fi",
-                "phone": "+358 40 123 4567",
-                "address": {
-                    "street": "Kauppakatu 1",
-                    "postal_code": "40100",
-                    "city": "Jyväskylä",
-                    "country": "FI",
-                },
-            },
-            "recipient": {"first_name": "Eino", "last_name": "Korhonen"},
-            "items": [
-                {
-                    "product_id": "p-1",
-                    "title": "Experience",
-                    "provider_id": PROVIDERS[number % len(PROVIDERS)],
-                    "quantity": 1,
-                    "unit_price_cents": 4900,
-                }
-            ],
-            "currency": "EUR",
-            "consents": {"newsletter": number % 2 == 0, "marketing": False, "text_version": "v1"},
-        }
-        orders.append(orjson.dumps(order))
-    return orders
+    occurred_at = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() - 1))
+    return [
+        orjson.dumps(
+            web_shop_order(
+                number,
+                event_id=str(uuid.uuid4()),
+                order_id=f"B-{uuid.uuid4().hex[:12]}",
+                email=f"buyer-{number}@example.fi",
+                occurred_at=occurred_at,
+                newsletter=number % 2 == 0,
+            )
+        )
+        for number in range(count)
+    ]
 
 
 def percentiles(values: Sequence[float]) -> dict[str, float]:

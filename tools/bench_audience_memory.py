@@ -31,15 +31,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from shared import topology
-from tests.e2e.harness import REPOSITORY, Register
+from tests.e2e.harness import REPOSITORY
 from tests.e2e.rabbitmq import Broker
-from tools.bench_register import broker_from_environment, check_logs, drop, fill, sizes, start
+from tools.bench_register import broker_from_environment, running_register, sizes
 
 DEFAULT_PEOPLE = (10_000, 100_000)
 SERVICE = "consent"
@@ -122,32 +120,18 @@ async def measure(
     broker: Broker, mongodb_url: str | None, people: int, scratch: Path, say: Say
 ) -> Export:
     say(f"{people:,} people:")
-    vhost = await broker.create_vhost()
-    url = broker.url_for(vhost)
-    register = Register(
-        dict.fromkeys(topology.SERVICES, url),
-        scratch / "data",
-        mongodb_url,
-        database_prefix=f"memory_{uuid.uuid4().hex[:6]}_",
-    )
-    try:
-        await fill(register, people, say, services=[SERVICE])
-        try:
-            await start(register, url, [SERVICE])
-            consent = register.services[SERVICE].process
-            assert consent is not None
-            before = status_kib(consent.pid, "VmRSS")
-            resettable = reset_peak(consent.pid)
-            output, log = scratch / "audience.csv", scratch / "rekisteri.log"
-            say("  exporting")
-            code, peak, seconds = await asyncio.to_thread(run_export, url, output, log)
-            growth = (status_kib(consent.pid, "VmHWM") - before) / KIB if resettable else None
-        finally:
-            await asyncio.to_thread(register.stop)
-        check_logs(register)
-    finally:
-        await broker.delete_vhost(vhost)
-        await drop(register, [SERVICE])
+    async with running_register(broker, mongodb_url, people, scratch, say, [SERVICE]) as (
+        url,
+        register,
+    ):
+        consent = register.services[SERVICE].process
+        assert consent is not None
+        before = status_kib(consent.pid, "VmRSS")
+        resettable = reset_peak(consent.pid)
+        output, log = scratch / "audience.csv", scratch / "rekisteri.log"
+        say("  exporting")
+        code, peak, seconds = await asyncio.to_thread(run_export, url, output, log)
+        growth = (status_kib(consent.pid, "VmHWM") - before) / KIB if resettable else None
     if code != 0:
         raise RuntimeError(f"the export failed ({code}): {log.read_text()[-2000:]}")
     rows = count_rows(output)

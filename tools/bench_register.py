@@ -21,13 +21,13 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 
-import aio_pika
 import orjson
-from aiormq.exceptions import ChannelNotFoundEntity
 
 from services.consent.publisher import ConsentEvents
 from services.consent.service import ConsentService
@@ -50,8 +50,8 @@ from shared.settings import ServiceSettings
 from tests.e2e import harness
 from tests.e2e.harness import Register
 from tests.e2e.rabbitmq import Broker
+from tools.bench_orders import PROVIDERS, web_shop_order
 
-PROVIDERS = ("bench-spa", "bench-karting")
 HOLDERS = ("orders", "consent", "disclosure")
 """The services that hold people's data; the erasure service starts empty."""
 CONCURRENCY = 64
@@ -65,8 +65,6 @@ SETTINGS: dict[str, type[ServiceSettings]] = {
 
 START_TIMEOUT = 900.0
 """Seconds a service may take to load its data and answer /ready."""
-CONSUMING_TIMEOUT = 60.0
-"""Seconds from the services' readiness until they consume every queue the benchmarks use."""
 
 Say = Callable[[str], None]
 
@@ -77,35 +75,14 @@ def email(number: int) -> str:
 
 def order_placed(number: int, occurred_at: str) -> OrderPlaced:
     """Person `number`'s order, validated from JSON as the services' handlers validate it."""
-    order = {
-        "event_id": str(uuid.uuid4()),
-        "occurred_at": occurred_at,
-        "order_id": f"S-{number:08d}",
-        "buyer": {
-            "first_name": "Aino",
-            "last_name": "Virtanen",
-            "email": email(number),
-            "phone": "+358 40 123 4567",
-            "address": {
-                "street": "Kauppakatu 1",
-                "postal_code": "40100",
-                "city": "Jyväskylä",
-                "country": "FI",
-            },
-        },
-        "recipient": {"first_name": "Eino", "last_name": "Korhonen"},
-        "items": [
-            {
-                "product_id": "p-1",
-                "title": "Experience",
-                "provider_id": PROVIDERS[number % len(PROVIDERS)],
-                "quantity": 1,
-                "unit_price_cents": 4900,
-            }
-        ],
-        "currency": "EUR",
-        "consents": {"newsletter": True, "marketing": False, "text_version": "v1"},
-    }
+    order = web_shop_order(
+        number,
+        event_id=str(uuid.uuid4()),
+        order_id=f"S-{number:08d}",
+        email=email(number),
+        occurred_at=occurred_at,
+        newsletter=True,
+    )
     return OrderPlaced.model_validate_json(orjson.dumps(order))
 
 
@@ -193,24 +170,8 @@ async def fill(
             await connection.close()
 
 
-def consumed_queues(services: Sequence[str]) -> list[str]:
-    """The queues the benchmarks' commands and the erasure's events go through."""
-    names = [topology.ops_subscription(service).queue_name for service in services]
-    if "consent" in services:
-        names.append(topology.ops_stream_subscription("consent").queue_name)
-    if "erasure" in services:
-        names.append(topology.erasure_reported_subscription().queue_name)
-        names += [
-            topology.erase_subject_subscription(service).queue_name
-            for service in topology.ERASURE_PARTICIPANTS
-            if service in services
-        ]
-    return names
-
-
-async def start(register: Register, url: str, services: Sequence[str] = topology.SERVICES) -> None:
-    """Start the services and wait until they consume: a service answers /ready before its
-    consumers are bound, and a command sent in between is returned as unroutable."""
+async def start(register: Register, services: Sequence[str] = topology.SERVICES) -> None:
+    """Start the services; each answers /ready only once it consumes its queues."""
     # A large embedded store takes longer to load than the minute the tests allow a service.
     ready_timeout, harness.READY_TIMEOUT = harness.READY_TIMEOUT, START_TIMEOUT
     try:
@@ -225,25 +186,39 @@ async def start(register: Register, url: str, services: Sequence[str] = topology
         raise RuntimeError(f"a service did not start; exit codes {codes}") from error
     finally:
         harness.READY_TIMEOUT = ready_timeout
-    deadline = time.monotonic() + CONSUMING_TIMEOUT
-    async with await aio_pika.connect(url) as connection:
-        for name in consumed_queues(services):
-            while not await _has_consumer(connection, name):
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"no consumer on {name} after {CONSUMING_TIMEOUT:g} s")
-                # Nothing announces a consumer; the broker is asked again shortly.
-                await asyncio.sleep(0.05)
 
 
-async def _has_consumer(connection: aio_pika.abc.AbstractConnection, queue: str) -> bool:
-    # A channel of its own: a queue not declared yet closes the channel that asked.
-    channel = await connection.channel()
+@asynccontextmanager
+async def running_register(
+    broker: Broker,
+    mongodb_url: str | None,
+    people: int,
+    scratch: Path,
+    say: Say,
+    services: Sequence[str] = topology.SERVICES,
+) -> AsyncIterator[tuple[str, Register]]:
+    """A fresh vhost with `services` running on a register of `people` people: yields the
+    vhost's URL and the register; afterwards stops it, fails on any error a service logged,
+    and drops vhost and databases."""
+    vhost = await broker.create_vhost()
+    url = broker.url_for(vhost)
+    register = Register(
+        dict.fromkeys(topology.SERVICES, url),
+        scratch / "data",
+        mongodb_url,
+        database_prefix=f"bench_{uuid.uuid4().hex[:6]}_",
+    )
     try:
-        declared = await channel.declare_queue(queue, passive=True)
-    except ChannelNotFoundEntity:
-        return False
-    await channel.close()
-    return bool(declared.declaration_result.consumer_count)
+        await fill(register, people, say, [s for s in HOLDERS if s in services])
+        try:
+            await start(register, services)
+            yield url, register
+        finally:
+            await asyncio.to_thread(register.stop)
+        check_logs(register)
+    finally:
+        await broker.delete_vhost(vhost)
+        await drop(register, services)
 
 
 async def drop(register: Register, services: Sequence[str]) -> None:

@@ -33,7 +33,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -47,17 +46,8 @@ from rekisteri.consent import _export
 from shared import topology
 from shared.contracts.consent import ExportAudience
 from shared.contracts.erasure import ReportSubject, RequestErasure, ShowErasureRequest
-from tests.e2e.harness import Register
 from tests.e2e.rabbitmq import Broker
-from tools.bench_register import (
-    broker_from_environment,
-    check_logs,
-    drop,
-    email,
-    fill,
-    sizes,
-    start,
-)
+from tools.bench_register import broker_from_environment, email, running_register, sizes
 
 DEFAULT_PEOPLE = (10_000, 1_000_000)
 OPERATIONS = ("access report", "erasure", "audience export")
@@ -186,25 +176,8 @@ async def bench_size(
 ) -> Size:
     say(f"{people:,} people:")
     size = Size(people)
-    vhost = await broker.create_vhost()
-    url = broker.url_for(vhost)
-    register = Register(
-        dict.fromkeys(topology.SERVICES, url),
-        scratch / "data",
-        mongodb_url,
-        database_prefix=f"scale_{uuid.uuid4().hex[:6]}_",
-    )
-    try:
-        await fill(register, people, say)
-        try:
-            await start(register, url)
-            await measure(url, size, repeats, scratch, say)
-        finally:
-            await asyncio.to_thread(register.stop)
-        check_logs(register)
-    finally:
-        await broker.delete_vhost(vhost)
-        await drop(register, topology.SERVICES)
+    async with running_register(broker, mongodb_url, people, scratch, say) as (url, _):
+        await measure(url, size, repeats, scratch, say)
     # Said at once, so that a failure at the next size does not lose this one.
     say("  median ms: " + ", ".join(f"{op} {size.median_ms(op):.1f}" for op in OPERATIONS))
     return size

@@ -112,35 +112,30 @@ _generic_make_aware = mongomock_ng.helpers.make_datetime_timezone_aware_in_docum
 _generic_to_pymongo = mongomock_ng.codec_options.CodecOptions.to_pymongo
 
 
-def _patch_datetimes(value: Any) -> Any:
-    """mongomock_ng's datetime normalisation, with a fast path for plain dicts, lists and scalars
-    (a scalar inside is passed over without a call)."""
-    kind = type(value)
-    if kind is dict:
-        return {
-            key: item if type(item) in _SCALARS else _patch_datetimes(item)
-            for key, item in value.items()
-        }
-    if kind is list:
-        return [item if type(item) in _SCALARS else _patch_datetimes(item) for item in value]
-    if kind in _SCALARS:
-        return value
-    return _generic_patch_datetimes(value)  # recurses through the helper, i.e. back here
+def _past_scalars(generic: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`generic`, one of mongomock_ng's document walks, with a fast path for plain dicts, lists
+    and scalars (a scalar inside is passed over without a call); anything else goes to
+    `generic`, which recurses through its helper's name, i.e. back here."""
+
+    def walk(value: Any) -> Any:
+        kind = type(value)
+        if kind is dict:
+            return {
+                key: item if type(item) in _SCALARS else walk(item) for key, item in value.items()
+            }
+        if kind is list:
+            return [item if type(item) in _SCALARS else walk(item) for item in value]
+        if kind in _SCALARS:
+            return value
+        return generic(value)
+
+    return walk
 
 
-def _make_aware(value: Any) -> Any:
-    """mongomock_ng's tz_aware conversion of a result, with the same fast path."""
-    kind = type(value)
-    if kind is dict:
-        return {
-            key: item if type(item) in _SCALARS else _make_aware(item)
-            for key, item in value.items()
-        }
-    if kind is list:
-        return [item if type(item) in _SCALARS else _make_aware(item) for item in value]
-    if kind in _SCALARS:
-        return value
-    return _generic_make_aware(value)
+# Truncates datetimes to milliseconds and drops their timezone (what is stored).
+_patch_datetimes = _past_scalars(_generic_patch_datetimes)
+# Makes stored datetimes timezone-aware (what a tz_aware client reads).
+_make_aware = _past_scalars(_generic_make_aware)
 
 
 _converted_options: dict[int, tuple[Any, Any]] = {}

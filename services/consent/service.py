@@ -22,7 +22,7 @@ from services.consent.store import ConsentStore
 from shared.contracts.consent import ConsentChanged, Contact, Purpose
 from shared.contracts.erasure import EraseSubject, ErasureReported, Retained
 from shared.contracts.webshop import ConsentUpdated, MarketingObjection, OrderPlaced
-from shared.erasure import Participation, Plan, ignore_buried
+from shared.erasure import Participation, Plan, Tombstone, ignore_buried
 from shared.identity import SubjectHasher
 from shared.messaging import Stream
 
@@ -56,7 +56,8 @@ class ConsentService:
         """The buyer's checkbox answers become facts, and their name the export's contact."""
         buyer = event.buyer
         subject = self._hasher(buyer.email)
-        if await self._buried(subject, event):
+        tombstone = await self._store.erasures.tombstone(subject)
+        if self._buried(tombstone, event):
             return
         await self._store.save_contact(
             subject,
@@ -64,37 +65,44 @@ class ConsentService:
             as_of=event.occurred_at,
             event_id=str(event.event_id),
         )
-        await self._record(subject, facts_from_checkout(event), event)
+        await self._record(subject, facts_from_checkout(event), event, tombstone)
 
     async def record_update(self, event: ConsentUpdated) -> None:
         subject = self._hasher(event.email)
-        if not await self._buried(subject, event):
-            await self._record(subject, facts_from_update(event), event)
+        tombstone = await self._store.erasures.tombstone(subject)
+        if not self._buried(tombstone, event):
+            await self._record(subject, facts_from_update(event), event, tombstone)
 
     async def record_objection(self, event: MarketingObjection) -> None:
         """Recorded for anyone, known or not: an objection must block a person's first order too."""
         subject = self._hasher(event.email)
-        if not await self._buried(subject, event):
-            await self._record(subject, [fact_from_objection(event)], event)
-
-    async def _buried(self, subject: str, event: WebshopEvent) -> bool:
-        """Whether the event predates the person's erasure, so it must change nothing."""
         tombstone = await self._store.erasures.tombstone(subject)
+        if not self._buried(tombstone, event):
+            await self._record(subject, [fact_from_objection(event)], event, tombstone)
+
+    @staticmethod
+    def _buried(tombstone: Tombstone | None, event: WebshopEvent) -> bool:
+        """Whether the event predates the person's erasure, so it must change nothing."""
         if tombstone is None or not tombstone.buries(event.occurred_at):
             return False
-        ignore_buried(
-            SERVICE, "a consent event", {"event_id": str(event.event_id), "subject": subject}
-        )
+        ids = {"event_id": str(event.event_id), "subject": tombstone.subject}
+        ignore_buried(SERVICE, "a consent event", ids)
         return True
 
-    async def _record(self, subject: str, facts: list[AnyFact], cause: WebshopEvent) -> None:
+    async def _record(
+        self,
+        subject: str,
+        facts: list[AnyFact],
+        cause: WebshopEvent,
+        tombstone: Tombstone | None,
+    ) -> None:
         """Append the facts, project the person's state again and announce it if it changed.
 
         Every step is idempotent, so a redelivered event after a crash anywhere in between
         completes what the first delivery left undone, the announcement included.
         """
         new = await self._store.append_facts(subject, facts)
-        recorded = await self._facts_with_suppression(subject)
+        recorded = await self._facts_with_suppression(subject, erased=tombstone is not None)
         person = await self._store.save_state(subject, project(recorded), facts_seen=len(recorded))
         announced = await self._announce(person, cause)
         log.info(
@@ -107,11 +115,15 @@ class ConsentService:
             },
         )
 
-    async def _facts_with_suppression(self, subject: str) -> list[AnyFact]:
+    async def _facts_with_suppression(self, subject: str, erased: bool) -> list[AnyFact]:
         """The person's facts; for an erased person who had objected, the standing objection
-        their suppression entry stands for comes first."""
+        their suppression entry stands for comes first.
+
+        Only an erasure leaves a suppression entry, after the tombstone it never removes: a
+        person never erased has none to read.
+        """
         facts = await self._store.facts_of(subject)
-        since = await self._store.suppressed_since(subject)
+        since = await self._store.suppressed_since(subject) if erased else None
         return facts if since is None else [suppression(since), *facts]
 
     async def _announce(self, person: Person | None, cause: WebshopEvent) -> bool:

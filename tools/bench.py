@@ -4,7 +4,8 @@ Both systems get the same work in a fresh virtual host each: the web shop publis
 (persistent, confirmed, a window of confirms in flight) to `webshop`, and providers consume
 their `disclosures.<id>` queues. The register runs as its four service processes; the
 baseline is the same topology (exchanges, quorum queues and their arguments, three consumers
-of `order.placed`, one forwarding to the providers' queues, prefetch, persistence, confirms)
+of `order.placed`, one forwarding to the providers' queues and one announcing on
+`register.events` as the consent service does, prefetch, persistence, confirms)
 with plain aio-pika consumers that only acknowledge and forward (tools/bench_baseline.py).
 
 Reported per system: throughput from the first publish to the last disclosure received;
@@ -214,6 +215,7 @@ async def declare_baseline_topology(url: str) -> None:
             subscription = topology.order_placed_subscription(role)
             queue = await _declare_queue(channel, subscription.queue)
             await queue.bind(webshop, routing_key=topology.ORDER_PLACED)
+        await _declare_exchange(channel, topology.register_events_exchange())
         disclosures = await _declare_exchange(channel, topology.disclosures_exchange())
         for provider in PROVIDERS:
             queue = await _declare_queue(channel, topology.provider_queue(provider))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -83,19 +83,39 @@ async def connect_database(settings: ServiceSettings) -> DatabaseConnection:
     return DatabaseConnection(database, description, embedded)
 
 
+# Conditional upserts: apply an update to the document if it meets a condition, or create the
+# document if it is missing. When it exists but fails the condition, the upsert's insert
+# collides with its `_id`: that DuplicateKeyError means "what is stored wins".
+
+
 async def conditional_upsert(
     collection: AsyncCollection[dict[str, Any]],
     document_id: Any,
     condition: dict[str, Any],
     update: dict[str, Any],
 ) -> bool:
-    """Apply `update` to the document if it meets `condition`, or create it if it is missing.
-
-    When the document exists but fails the condition, the upsert's insert collides with its
-    `_id`: that DuplicateKeyError means "what is stored wins", so it returns False.
-    """
+    """The conditional upsert; True when it changed or created the document."""
     try:
         result = await collection.update_one({"_id": document_id, **condition}, update, upsert=True)
     except DuplicateKeyError:
         return False
     return result.modified_count > 0 or result.upserted_id is not None
+
+
+async def conditional_upsert_returning(
+    collection: AsyncCollection[dict[str, Any]],
+    document_id: Any,
+    condition: dict[str, Any],
+    update: dict[str, Any],
+) -> dict[str, Any] | None:
+    """The conditional upsert; the document as stored afterwards, whichever write won (None:
+    deleted meanwhile)."""
+    try:
+        return await collection.find_one_and_update(
+            {"_id": document_id, **condition},
+            update,
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+    except DuplicateKeyError:
+        return await collection.find_one({"_id": document_id})

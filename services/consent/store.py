@@ -21,12 +21,12 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel, ReturnDocument
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo import ASCENDING, IndexModel
+from pymongo.errors import BulkWriteError
 
 from services.consent.domain import FACT, AnyFact, ConsentState, Person
 from shared.contracts.consent import ConsentSummary, Contact, Purpose
-from shared.database import Database, conditional_upsert
+from shared.database import Database, conditional_upsert, conditional_upsert_returning
 from shared.erasure import ErasureRecords, aware
 
 DUPLICATE_KEY = 11000
@@ -90,28 +90,18 @@ class ConsentStore:
         History only grows, so a projection built from more facts includes every fact of one
         built from fewer: this keeps concurrent writers from rolling the state back.
         """
-        try:
-            document = await self._people.find_one_and_update(
-                {
-                    "_id": subject,
-                    "$or": [
-                        {"facts_seen": {"$lt": facts_seen}},
-                        {"facts_seen": {"$exists": False}},
-                    ],
-                },
-                {
-                    "$set": {
-                        **state.model_dump(),
-                        "may_contact": state.may_contact,
-                        "facts_seen": facts_seen,
-                    }
-                },
-                upsert=True,
-                return_document=ReturnDocument.AFTER,
-            )
-        except DuplicateKeyError:
-            # Stored from at least as many facts already: the upsert's insert hit its `_id`.
-            document = await self._people.find_one({"_id": subject})
+        document = await conditional_upsert_returning(
+            self._people,
+            subject,
+            {"$or": [{"facts_seen": {"$lt": facts_seen}}, {"facts_seen": {"$exists": False}}]},
+            {
+                "$set": {
+                    **state.model_dump(),
+                    "may_contact": state.may_contact,
+                    "facts_seen": facts_seen,
+                }
+            },
+        )
         return None if document is None else _person(subject, document)
 
     async def save_contact(

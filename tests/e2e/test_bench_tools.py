@@ -1,4 +1,4 @@
-"""The register-size and export-memory benchmarks work: run as a user would, at tiny sizes.
+"""The benchmarks work: run as a user would, at tiny sizes.
 
 The figures themselves are not judged here (a test machine's timings are noise); what is
 checked is what a user would notice: every operation in the table, exports complete, the JSON
@@ -39,6 +39,27 @@ def bench(
         timeout=180,
         check=False,
     )
+
+
+def test_throughput_bench_compares_the_register_with_its_baseline(
+    rabbitmq: Broker, mongodb_url: str | None, tmp_path: Path
+) -> None:
+    figures = tmp_path / "bench.json"
+    done = bench(rabbitmq, mongodb_url, "--orders=100", f"--json={figures}")
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert next(line for line in done.stdout.splitlines() if line.startswith("throughput"))
+    written = json.loads(figures.read_text())
+    assert written["orders"] == 100
+    assert written["ratio"] == written["register"]["throughput"] / written["baseline"]["throughput"]
+    for system, consumers in (
+        ("baseline", {"orders", "consent", "disclosure"}),
+        ("register", {"orders", "consent", "disclosure", "erasure"}),
+    ):
+        run = written[system]
+        assert consumers <= set(run["cpu_seconds_per_1000"]), system
+        for latencies in (run["latency_full_ms"], run["latency_half_ms"]):
+            assert 0 < latencies["p50"] <= latencies["p95"] <= latencies["p99"], system
 
 
 def test_scale_bench_measures_every_operation_at_both_sizes(

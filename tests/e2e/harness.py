@@ -80,27 +80,45 @@ class Logins:
     """Staff name → URL."""
 
 
+def run_provision(
+    rabbitmq: Broker,
+    vhost_url: str,
+    user_prefix: str,
+    *arguments: str,
+    passwords: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """`rekisteri rabbitmq provision` for the vhost of `vhost_url`, as its administrator, with
+    the given passwords in the environment."""
+    admin_user, admin_password = rabbitmq.admin_credentials
+    return rekisteri(
+        vhost_url,
+        "rabbitmq",
+        "provision",
+        "--vhost",
+        urlsplit(vhost_url).path[1:],
+        "--user-prefix",
+        user_prefix,
+        *arguments,
+        env={
+            "RABBITMQ_MANAGEMENT_URL": rabbitmq.management_url,
+            "RABBITMQ_MANAGEMENT_USER": admin_user,
+            "RABBITMQ_MANAGEMENT_PASSWORD": admin_password,
+            **(passwords or {}),
+        },
+    )
+
+
 def provision(rabbitmq: Broker, vhost_url: str, user_prefix: str, staff: Iterable[str]) -> Logins:
     """Every party's user in the vhost, by the real `rekisteri rabbitmq provision`."""
     vhost = urlsplit(vhost_url).path[1:]
     parties = provisioned_parties(staff)
     passwords = {party.name: secrets.token_urlsafe(16) for party in parties}
-    admin_user, admin_password = rabbitmq.admin_credentials
-    done = rekisteri(
+    done = run_provision(
+        rabbitmq,
         vhost_url,
-        "rabbitmq",
-        "provision",
-        "--vhost",
-        vhost,
-        "--user-prefix",
         user_prefix,
         *(f"--staff={name}" for name in staff),
-        env={
-            "RABBITMQ_MANAGEMENT_URL": rabbitmq.management_url,
-            "RABBITMQ_MANAGEMENT_USER": admin_user,
-            "RABBITMQ_MANAGEMENT_PASSWORD": admin_password,
-            **{password_variable(name): password for name, password in passwords.items()},
-        },
+        passwords={password_variable(name): password for name, password in passwords.items()},
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout == "", "every password was given: none is generated"

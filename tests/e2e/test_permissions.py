@@ -31,6 +31,7 @@ from tests.e2e.harness import (
     publish_to,
     refused,
     rekisteri,
+    run_provision,
 )
 from tests.e2e.rabbitmq import Broker
 
@@ -168,26 +169,10 @@ async def test_provisioning_again_keeps_passwords_and_rotates_only_when_asked(
     rabbitmq: Broker, vhost_url: str, user_prefix: str
 ) -> None:
     vhost = urlsplit(vhost_url).path[1:]
-    admin_user, admin_password = rabbitmq.admin_credentials
-    admin = {
-        "RABBITMQ_MANAGEMENT_URL": rabbitmq.management_url,
-        "RABBITMQ_MANAGEMENT_USER": admin_user,
-        "RABBITMQ_MANAGEMENT_PASSWORD": admin_password,
-    }
 
     def provision(*arguments: str, **passwords: str) -> dict[str, str]:
-        done = rekisteri(
-            vhost_url,
-            "rabbitmq",
-            "provision",
-            "--vhost",
-            vhost,
-            "--user-prefix",
-            user_prefix,
-            "--staff",
-            "anna",
-            *arguments,
-            env={**admin, **passwords},
+        done = run_provision(
+            rabbitmq, vhost_url, user_prefix, "--staff", "anna", *arguments, passwords=passwords
         )
         assert done.returncode == 0, done.stderr
         # Standard output is exactly the generated passwords, as lines for .env.
@@ -222,17 +207,13 @@ async def test_provisioning_again_keeps_passwords_and_rotates_only_when_asked(
         async with connected(url):
             pass
 
-    clash = rekisteri(
+    clash = run_provision(
+        rabbitmq,
         vhost_url,
-        "rabbitmq",
-        "provision",
-        "--vhost",
-        vhost,
-        "--user-prefix",
         user_prefix,
         "--rotate",
         "orders",
-        env={**admin, "RABBITMQ_PASSWORD_ORDERS": orders_password},
+        passwords={"RABBITMQ_PASSWORD_ORDERS": orders_password},
     )
     assert clash.returncode == 2 and "RABBITMQ_PASSWORD_ORDERS" in clash.stderr
 

@@ -77,8 +77,29 @@ class ConsentService:
         """Recorded for anyone, known or not: an objection must block a person's first order too."""
         subject = self._hasher(event.email)
         tombstone = await self._store.erasures.tombstone(subject)
-        if not self._buried(tombstone, event):
+        if tombstone is not None and tombstone.buries(event.occurred_at) and event.objected:
+            await self._keep_late_objection(subject, event, tombstone)
+        elif not self._buried(tombstone, event):
             await self._record(subject, [fact_from_objection(event)], event, tombstone)
+
+    async def _keep_late_objection(
+        self, subject: str, event: MarketingObjection, tombstone: Tombstone
+    ) -> None:
+        """An objection made before the person's erasure but delivered after it still stands
+        (Art. 21(3)): it becomes the suppression entry the erasure would have kept, standing
+        from the erasure on, unless one is kept already. A person back since the erasure is
+        projected again at once.
+
+        The erased history cannot tell whether the person withdrew this objection before the
+        erasure: it errs on the side of the objection.
+        """
+        if await self._store.suppress_unless_suppressed(subject, since=tombstone.erased_at):
+            log.info(
+                "an objection from before an erasure kept as a suppression",
+                extra={"event_id": str(event.event_id), "subject": subject},
+            )
+        if await self._store.person(subject) is not None:
+            await self._record(subject, [], event, tombstone)
 
     @staticmethod
     def _buried(tombstone: Tombstone | None, event: WebshopEvent) -> bool:

@@ -184,6 +184,13 @@ class ConsentStore:
             {"_id": subject}, {"$set": {"since": since}}, upsert=True
         )
 
+    async def suppress_unless_suppressed(self, subject: str, since: datetime) -> bool:
+        """Suppress the person from `since` if no suppression is kept; True when it was new."""
+        result = await self._suppressions.update_one(
+            {"_id": subject}, {"$setOnInsert": {"since": since}}, upsert=True
+        )
+        return result.upserted_id is not None
+
     async def lift_suppression(self, subject: str) -> None:
         await self._suppressions.delete_one({"_id": subject})
 

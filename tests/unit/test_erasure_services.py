@@ -362,6 +362,62 @@ async def test_consent_forgets_a_person_but_an_objection_stays_a_suppression(
     assert await service.database["suppressions"].count_documents({}) == 0
 
 
+async def test_an_objection_made_before_an_erasure_but_delivered_after_it_still_stands(
+    consent: tuple[Consent, list[dict[str, Any]]],
+) -> None:
+    service, reports = consent
+    past = datetime.now(UTC) - timedelta(minutes=10)
+    first = order_placed(buyer=person("A", "V", AINO), occurred_at=past, newsletter=True)
+    await service.deliver(topology.ORDER_PLACED, first)
+    await send_erase(service.broker, "consent", erase(HASH(AINO)))
+    assert reports[-1]["kept"] == [], "the erasure knew of no objection"
+
+    # She orders again, ticking the box, and is on the list again...
+    await asyncio.sleep(0.01)
+    again = order_placed(
+        buyer=person("A", "V", AINO), occurred_at=datetime.now(UTC), newsletter=True
+    )
+    await service.deliver(topology.ORDER_PLACED, again)
+    assert await audience(service, "newsletter") == [AINO]
+
+    # ...until the objection she made before the erasure arrives: off every list at once.
+    late = marketing_objection(AINO, occurred_at=past + timedelta(minutes=1))
+    await service.deliver(topology.MARKETING_OBJECTION, late)
+    assert await audience(service, "newsletter") == []
+    assert await service.database["suppressions"].count_documents({}) == 1
+    shown = await ask(service.broker, "consent", ReportSubject(email=AINO))
+    assert shown["objection"]["source"] == "suppression" and shown["may_contact"] == []
+
+    # Delivered again, or followed by a late withdrawal from before the erasure: no change.
+    await service.deliver(topology.MARKETING_OBJECTION, late)
+    late_withdrawal = marketing_objection(
+        AINO, objected=False, occurred_at=past + timedelta(minutes=2)
+    )
+    await service.deliver(topology.MARKETING_OBJECTION, late_withdrawal)
+    assert await audience(service, "newsletter") == []
+
+    # Her own withdrawal after the erasure lifts it.
+    withdrawn = marketing_objection(AINO, objected=False, occurred_at=datetime.now(UTC))
+    await service.deliver(topology.MARKETING_OBJECTION, withdrawn)
+    assert await audience(service, "newsletter") == [AINO]
+
+
+async def test_a_late_objection_of_a_person_not_back_since_the_erasure_keeps_only_the_suppression(
+    consent: tuple[Consent, list[dict[str, Any]]],
+) -> None:
+    service, _ = consent
+    past = datetime.now(UTC) - timedelta(minutes=10)
+    first = order_placed(buyer=person("A", "V", AINO), occurred_at=past, newsletter=True)
+    await service.deliver(topology.ORDER_PLACED, first)
+    await send_erase(service.broker, "consent", erase(HASH(AINO)))
+
+    late = marketing_objection(AINO, occurred_at=past + timedelta(minutes=1))
+    await service.deliver(topology.MARKETING_OBJECTION, late)
+
+    assert await service.person(AINO) is None and await service.history(AINO) == []
+    assert await service.database["suppressions"].count_documents({}) == 1
+
+
 # --- the erasure service -----------------------------------------------------------------------
 
 

@@ -4,8 +4,9 @@ One process per role, as the services run: `orders` only acknowledges; `consent`
 each order to `register.events` as `consent.changed` (persistent, confirmed, dropped while
 nobody is bound), the hop the consent service makes for a person whose consent changed;
 `disclosure` forwards each order to its providers' queues (persistent, confirmed). Each
-acknowledges after forwarding. Same exchanges, queues, queue arguments, prefetch, persistence and confirms as
-the register; none of its work. `python -m tools.bench_baseline ROLE AMQP_URL PREFETCH`.
+acknowledges after forwarding. Same exchanges, queues, queue arguments, prefetch, persistence
+and confirms as the register; none of its work.
+`python -m tools.bench_baseline ROLE AMQP_URL PREFETCH`.
 """
 
 from __future__ import annotations

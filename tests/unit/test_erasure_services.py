@@ -362,14 +362,21 @@ async def test_consent_forgets_a_person_but_an_objection_stays_a_suppression(
     assert await service.database["suppressions"].count_documents({}) == 0
 
 
-async def test_an_objection_made_before_an_erasure_but_delivered_after_it_still_stands(
-    consent: tuple[Consent, list[dict[str, Any]]],
-) -> None:
-    service, reports = consent
+async def objection_delayed_past_an_erasure(service: Consent) -> dict[str, Any]:
+    """Aino orders with the newsletter box ticked and objects a minute later, and is erased
+    before that objection is delivered: returns the objection, still to deliver."""
     past = datetime.now(UTC) - timedelta(minutes=10)
     first = order_placed(buyer=person("A", "V", AINO), occurred_at=past, newsletter=True)
     await service.deliver(topology.ORDER_PLACED, first)
     await send_erase(service.broker, "consent", erase(HASH(AINO)))
+    return marketing_objection(AINO, occurred_at=past + timedelta(minutes=1))
+
+
+async def test_an_objection_made_before_an_erasure_but_delivered_after_it_still_stands(
+    consent: tuple[Consent, list[dict[str, Any]]],
+) -> None:
+    service, reports = consent
+    late = await objection_delayed_past_an_erasure(service)
     assert reports[-1]["kept"] == [], "the erasure knew of no objection"
 
     # She orders again, ticking the box, and is on the list again...
@@ -381,7 +388,6 @@ async def test_an_objection_made_before_an_erasure_but_delivered_after_it_still_
     assert await audience(service, "newsletter") == [AINO]
 
     # ...until the objection she made before the erasure arrives: off every list at once.
-    late = marketing_objection(AINO, occurred_at=past + timedelta(minutes=1))
     await service.deliver(topology.MARKETING_OBJECTION, late)
     assert await audience(service, "newsletter") == []
     assert await service.database["suppressions"].count_documents({}) == 1
@@ -390,9 +396,7 @@ async def test_an_objection_made_before_an_erasure_but_delivered_after_it_still_
 
     # Delivered again, or followed by a late withdrawal from before the erasure: no change.
     await service.deliver(topology.MARKETING_OBJECTION, late)
-    late_withdrawal = marketing_objection(
-        AINO, objected=False, occurred_at=past + timedelta(minutes=2)
-    )
+    late_withdrawal = {**late, "event_id": str(uuid.uuid4()), "objected": False}
     await service.deliver(topology.MARKETING_OBJECTION, late_withdrawal)
     assert await audience(service, "newsletter") == []
 
@@ -406,12 +410,8 @@ async def test_a_late_objection_of_a_person_not_back_since_the_erasure_keeps_onl
     consent: tuple[Consent, list[dict[str, Any]]],
 ) -> None:
     service, _ = consent
-    past = datetime.now(UTC) - timedelta(minutes=10)
-    first = order_placed(buyer=person("A", "V", AINO), occurred_at=past, newsletter=True)
-    await service.deliver(topology.ORDER_PLACED, first)
-    await send_erase(service.broker, "consent", erase(HASH(AINO)))
+    late = await objection_delayed_past_an_erasure(service)
 
-    late = marketing_objection(AINO, occurred_at=past + timedelta(minutes=1))
     await service.deliver(topology.MARKETING_OBJECTION, late)
 
     assert await service.person(AINO) is None and await service.history(AINO) == []

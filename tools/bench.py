@@ -188,17 +188,10 @@ class Traffic:
     async def settle(self, queue_names: Sequence[str], pids: Sequence[int]) -> None:
         """Until the queues are empty and the consuming processes have used no CPU for a
         moment: every message taken has then been handled."""
-        # A plain connection: a robust one answers a repeated declaration from its cache.
-        connection = await aio_pika.connect(self._url)
-        async with connection, asyncio.timeout(600):
-            channel = await connection.channel()
-            for name in queue_names:
-                # Polled: RabbitMQ tells a queue's depth only when asked.
-                while True:
-                    queue = await channel.declare_queue(name, passive=True)
-                    if not queue.declaration_result.message_count:
-                        break
-                    await asyncio.sleep(0.05)
+        await until_each_queue(
+            self._url, queue_names, lambda result: not result.message_count, "not empty", 600
+        )
+        async with asyncio.timeout(600):
             used = sum(cpu_seconds(pid) for pid in pids)
             while True:
                 await asyncio.sleep(IDLE_INTERVAL)
@@ -283,20 +276,32 @@ async def bench_baseline(url: str, orders: int, prefetch: int, say: Callable[[st
             process.wait(timeout=30)
 
 
-async def _wait_for_consumers(url: str, queues: list[str], within: float = 60) -> None:
-    """Until every queue has a consumer (a plain connection: a robust one caches declarations)."""
+async def until_each_queue(
+    url: str,
+    queue_names: Sequence[str],
+    done: Callable[[Any], bool],
+    what: str,
+    within: float,
+) -> None:
+    """Until `done(declaration result)` holds for each queue in turn, polled: RabbitMQ tells a
+    queue's depth and consumers only when asked. (A plain connection: a robust one answers a
+    repeated declaration from its cache.)"""
     connection = await aio_pika.connect(url)
     async with connection:
         channel = await connection.channel()
         deadline = time.monotonic() + within
-        for name in queues:
+        for name in queue_names:
             while True:
                 declared = await channel.declare_queue(name, passive=True)
-                if declared.declaration_result.consumer_count:
+                if done(declared.declaration_result):
                     break
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"no consumer on {name} after {within:g} s")
-                await asyncio.sleep(0.1)
+                    raise TimeoutError(f"{name}: {what} after {within:g} s")
+                await asyncio.sleep(0.05)
+
+
+async def _wait_for_consumers(url: str, queues: list[str], within: float = 60) -> None:
+    await until_each_queue(url, queues, lambda result: result.consumer_count, "no consumer", within)
 
 
 async def bench_register(url: str, orders: int, data_dir: Path, say: Callable[[str], None]) -> Run:

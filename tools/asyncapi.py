@@ -42,6 +42,7 @@ from shared.contracts import (
     erasure,
     ops,
     orders,
+    runtime,
     webshop,
 )
 from shared.settings import ServiceSettings
@@ -256,6 +257,16 @@ OPS_PAGES = Route(
 )
 
 
+OPS_SEND_NOTE = (
+    "The tool sets `reply_to` to RabbitMQ's direct reply-to and a fresh `correlation_id`, "
+    "the AMQP `user_id` to the operator's login (RabbitMQ refuses any other; the service "
+    "refuses a command without one and records every command, with it as the actor, in "
+    "its audit log before answering) and an `expiration` equal to how long it waits for the "
+    "reply, so a service that comes back later never acts on an abandoned command. The "
+    "message is not persistent."
+)
+
+
 def _ops_route(
     settings: type[ServiceSettings], module: ModuleType, command: str, *, paged: bool = False
 ) -> Route:
@@ -299,14 +310,51 @@ def _ops_route(
         delivery_mode=TRANSIENT,
         mandatory=True,
         reply=OPS_PAGES if paged else OPS_REPLY,
-        send_note=(
-            "The tool sets `reply_to` to RabbitMQ's direct reply-to and a fresh `correlation_id`, "
-            "the AMQP `user_id` to the operator's login (RabbitMQ refuses any other; the service "
-            "refuses a command without one and records every command, with it as the actor, in "
-            "its audit log before answering) and an `expiration` equal to how long it waits for the "
-            "reply, so a service that comes back later never acts on an abandoned command. The "
-            "message is not persistent."
+        send_note=OPS_SEND_NOTE,
+    )
+
+
+def _runtime_route() -> Route:
+    """The status, dead-letter and audit-log commands every service answers, one queue each."""
+    services = (OrdersSettings, ConsentSettings, DisclosureSettings, ErasureSettings)
+    example = topology.runtime_subscription(_placeholder(SERVICE))
+    return Route(
+        id="runtimeCommands",
+        title="Status, dead-letter and audit-log commands every service answers",
+        description=(
+            f"What `rekisteri status`, `rekisteri dlq` and `rekisteri audit` ask each service "
+            f"about itself: its queues, its dead letters (list, replay, purge) and its audit "
+            f"log. Each service consumes them from its own queue `{example.queue_name}` and "
+            f"answers each with an `OpsReply`."
         ),
+        address=example.routing_key,
+        exchange=example.exchange,
+        message=Message(
+            "RuntimeCommand",
+            runtime,
+            summary="A status, dead-letter or audit-log command for one service.",
+            correlated=True,
+        ),
+        senders=(REKISTERI,),
+        receivers=tuple(
+            _service(
+                s,
+                topology.runtime_subscription(s.service_name).queue,
+                "Every command gets exactly one reply, an invalid or refused one too, and is "
+                "acknowledged once the reply is sent.",
+            )
+            for s in services
+        ),
+        delivery_mode=TRANSIENT,
+        mandatory=True,
+        reply=OPS_REPLY,
+        parameters={
+            SERVICE: {
+                "description": "The service asked.",
+                "enum": [s.service_name for s in services],
+            }
+        },
+        send_note=OPS_SEND_NOTE,
     )
 
 
@@ -550,6 +598,7 @@ ROUTES: tuple[Route, ...] = (
     OPS_REPLY,
     *(_ops_route(*server, paged=True) for server in OPS_STREAMS),
     OPS_PAGES,
+    _runtime_route(),
     Route(
         id="deadLetters",
         title="Messages that could not be handled",

@@ -19,8 +19,10 @@ from typing import Any
 
 import pytest
 import yaml
+from faststream.rabbit import RabbitBroker
 
 import services
+from shared.runtime import runtime_router
 from shared.settings import ServiceSettings
 from tools import asyncapi
 
@@ -256,8 +258,9 @@ def test_validates_against_the_official_json_schema(document: dict[str, Any]) ->
 # --- agreement with the services ---------------------------------------------------------------
 
 
-def _service_routers() -> Iterator[tuple[str, Any]]:
-    """Each service's router, built with stand-ins: handlers only keep what they are given."""
+def _service_subscribers() -> Iterator[tuple[str, list[Any]]]:
+    """What each service consumes: its own router's subscribers and those of the runtime router
+    every service includes, built with stand-ins (handlers only keep what they are given)."""
     for module in pkgutil.iter_modules(services.__path__):
         settings_module = importlib.import_module(f"services.{module.name}.settings")
         handlers = importlib.import_module(f"services.{module.name}.handlers")
@@ -268,13 +271,15 @@ def _service_routers() -> Iterator[tuple[str, Any]]:
             and issubclass(value, ServiceSettings)
             and value.__module__ == settings_module.__name__
         )
-        yield settings.service_name, handlers.build_router(None, settings())
+        own = handlers.build_router(None, settings())
+        common = runtime_router(settings(), RabbitBroker())
+        yield settings.service_name, [*own.subscribers, *common.subscribers]
 
 
 def test_receive_operations_are_what_the_services_consume(document: dict[str, Any]) -> None:
-    routers = dict(_service_routers())
-    assert routers, "no service found"
-    for service, router in routers.items():
+    consumers = dict(_service_subscribers())
+    assert consumers, "no service found"
+    for service, subscribers in consumers.items():
         consumed = {
             (
                 subscriber.queue.name,
@@ -282,7 +287,7 @@ def test_receive_operations_are_what_the_services_consume(document: dict[str, An
                 subscriber.queue.routing_key,
                 json.dumps(subscriber.queue.arguments, sort_keys=True),
             )
-            for subscriber in router.subscribers
+            for subscriber in subscribers
         }
         documented = set()
         for operation in document["operations"].values():

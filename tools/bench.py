@@ -50,10 +50,9 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 BROKER = "RabbitMQ (whole node)"
 IDLE_INTERVAL, IDLE_CPU = 0.5, 1.5 / CLOCK_TICKS
 """Consumers count as idle when together they used at most one clock tick in this interval."""
-ORDER_QUEUES = [
-    topology.order_placed_subscription(role).queue_name
-    for role in ("orders", "consent", "disclosure")
-]
+ROLES = ("orders", "consent", "disclosure")
+"""The consumers of `order.placed`, in both systems."""
+ORDER_QUEUES = [topology.order_placed_subscription(role).queue_name for role in ROLES]
 
 
 @dataclass
@@ -236,7 +235,7 @@ async def declare_baseline_topology(url: str) -> None:
     async with connection:
         channel = await connection.channel()
         webshop = await _declare_exchange(channel, topology.webshop_exchange())
-        for role in ("orders", "consent", "disclosure"):
+        for role in ROLES:
             subscription = topology.order_placed_subscription(role)
             queue = await _declare_queue(channel, subscription.queue)
             await queue.bind(webshop, routing_key=topology.ORDER_PLACED)
@@ -263,7 +262,7 @@ async def bench_baseline(url: str, orders: int, prefetch: int, say: Callable[[st
         role: subprocess.Popen(  # noqa: ASYNC220 - started once, waited on at the end
             [sys.executable, "-m", "tools.bench_baseline", role, url, str(prefetch)], cwd=REPOSITORY
         )
-        for role in ("orders", "consent", "disclosure")
+        for role in ROLES
     }
     try:
         await _wait_for_consumers(

@@ -945,7 +945,7 @@ class EmbeddedCollection:
     def _candidates(self, filter: Document, *, many: bool, sort: Any) -> list[Any]:
         """The _ids of the documents a write with this filter may change."""
         document_id = filter.get("_id") if isinstance(filter, Mapping) else None
-        if isinstance(document_id, str | int | ObjectId):
+        if type(document_id) in _EXACT_IDS:
             # An exact _id can only match itself, or be the one an upsert inserts: no scan, and
             # no looking for the upserted document either (a `del` for a miss is harmless).
             return [document_id]

@@ -52,7 +52,7 @@ from tests.e2e.harness import Register
 from tests.e2e.rabbitmq import Broker
 from tools.bench_orders import PROVIDERS, web_shop_order
 
-HOLDERS = ("orders", "consent", "disclosure")
+HOLDERS = topology.ERASURE_PARTICIPANTS
 """The services that hold people's data; the erasure service starts empty."""
 CONCURRENCY = 64
 """People in flight at once: a real MongoDB answers them in parallel, and the embedded store's

@@ -87,13 +87,14 @@ class ConsentService:
     ) -> None:
         """An objection made before the person's erasure but delivered after it still stands
         (Art. 21(3)): it becomes the suppression entry the erasure would have kept, standing
-        from the erasure on, unless one is kept already. A person back since the erasure is
-        projected again at once.
+        from the erasure on (one kept by an earlier erasure is moved to this one, so that this
+        erasure, if it is still being carried out, does not lift it). A person back since the
+        erasure is projected again at once.
 
         The erased history cannot tell whether the person withdrew this objection before the
         erasure: it errs on the side of the objection.
         """
-        if await self._store.suppress_unless_suppressed(subject, since=tombstone.erased_at):
+        if await self._store.keep_suppressed_from(subject, since=tombstone.erased_at):
             log.info(
                 "an objection from before an erasure kept as a suppression",
                 extra={"event_id": str(event.event_id), "subject": subject},
@@ -209,9 +210,18 @@ class ConsentService:
         await self._participation.erase(command, self)
 
     async def plan_erasure(self, command: EraseSubject) -> Plan:
-        """Every fact and the state go; an objection that stands is kept as a suppression."""
+        """Every fact and the state go; an objection that stands is kept as a suppression.
+
+        The objection stands if the person's state says so (for someone back since an earlier
+        erasure, that state starts from the suppression it kept), or, for someone not back since
+        an earlier erasure, if that erasure kept a suppression: erasing them again withdraws
+        nothing.
+        """
         person = await self._store.person(command.subject)
-        objected = person is not None and person.state.objected
+        if person is not None:
+            objected = person.state.objected
+        else:
+            objected = await self._store.suppressed_since(command.subject) is not None
         return Plan(
             erased={
                 "consent facts": await self._store.count_facts(command.subject),
@@ -225,7 +235,9 @@ class ConsentService:
         if report.kept:
             await self._store.suppress(command.subject, command.erased_at)
         else:
-            await self._store.lift_suppression(command.subject)
+            # A suppression since this erasure is an objection from before it delivered after
+            # the plan was made (`_keep_late_objection`): it stands.
+            await self._store.lift_suppression(command.subject, before=command.erased_at)
         await self._store.erase_person(command.subject)
 
     async def audience(self, purpose: Purpose, actor: str) -> Stream:

@@ -184,15 +184,18 @@ class ConsentStore:
             {"_id": subject}, {"$set": {"since": since}}, upsert=True
         )
 
-    async def suppress_unless_suppressed(self, subject: str, since: datetime) -> bool:
-        """Suppress the person from `since` if no suppression is kept; True when it was new."""
+    async def keep_suppressed_from(self, subject: str, since: datetime) -> bool:
+        """Keep the person suppressed from `since` on at the latest: a new suppression, or one
+        standing since earlier moved to `since` (so that an erasure at `since` that is still
+        being carried out does not lift it). True if anything changed."""
         result = await self._suppressions.update_one(
-            {"_id": subject}, {"$setOnInsert": {"since": since}}, upsert=True
+            {"_id": subject}, {"$max": {"since": since}}, upsert=True
         )
-        return result.upserted_id is not None
+        return result.upserted_id is not None or result.modified_count > 0
 
-    async def lift_suppression(self, subject: str) -> None:
-        await self._suppressions.delete_one({"_id": subject})
+    async def lift_suppression(self, subject: str, before: datetime) -> None:
+        """Lift the person's suppression if it stands since before `before`."""
+        await self._suppressions.delete_one({"_id": subject, "since": {"$lt": before}})
 
     async def suppressed_since(self, subject: str) -> datetime | None:
         document = await self._suppressions.find_one({"_id": subject})

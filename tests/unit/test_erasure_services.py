@@ -15,6 +15,7 @@ import pytest
 from faststream.rabbit import RabbitBroker, RabbitQueue, TestRabbitBroker
 
 from services.consent.app import assemble as assemble_consent
+from services.consent.service import ConsentService
 from services.consent.settings import ConsentSettings
 from services.disclosure.app import assemble as assemble_disclosure
 from services.disclosure.settings import DisclosureSettings
@@ -416,6 +417,61 @@ async def test_a_late_objection_of_a_person_not_back_since_the_erasure_keeps_onl
 
     assert await service.person(AINO) is None and await service.history(AINO) == []
     assert await service.database["suppressions"].count_documents({}) == 1
+
+
+async def test_erasing_again_someone_not_back_since_keeps_their_suppression(
+    consent: tuple[Consent, list[dict[str, Any]]],
+) -> None:
+    service, reports = consent
+    past = datetime.now(UTC) - timedelta(minutes=10)
+    order = order_placed(buyer=person("A", "V", AINO), occurred_at=past, newsletter=True)
+    await service.deliver(topology.ORDER_PLACED, order)
+    objection = marketing_objection(AINO, occurred_at=past + timedelta(minutes=1))
+    await service.deliver(topology.MARKETING_OBJECTION, objection)
+    await send_erase(service.broker, "consent", erase(HASH(AINO)))
+
+    # A second request (the web shop's, or an operator's) withdraws no objection.
+    await send_erase(service.broker, "consent", erase(HASH(AINO), request_id="req-2"))
+    [kept] = reports[-1]["kept"]
+    assert kept["what"].startswith("suppression entry")
+    assert await service.database["suppressions"].count_documents({}) == 1
+
+    await asyncio.sleep(0.01)
+    again = order_placed(
+        buyer=person("A", "V", AINO), occurred_at=datetime.now(UTC), newsletter=True
+    )
+    await service.deliver(topology.ORDER_PLACED, again)
+    assert await audience(service, "newsletter") == []
+
+
+async def test_an_objection_delivered_while_her_erasure_is_carried_out_still_stands(
+    consent: tuple[Consent, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The objection, made before the erasure, arrives after the erasure's plan (which knew
+    of none) and before the plan is carried out."""
+    service, reports = consent
+    past = datetime.now(UTC) - timedelta(minutes=10)
+    order = order_placed(buyer=person("A", "V", AINO), occurred_at=past, newsletter=True)
+    await service.deliver(topology.ORDER_PLACED, order)
+    late = marketing_objection(AINO, occurred_at=past + timedelta(minutes=1))
+    plan = ConsentService.plan_erasure
+
+    async def objection_arrives_after_planning(self: ConsentService, command: Any) -> Any:
+        planned = await plan(self, command)
+        await service.deliver(topology.MARKETING_OBJECTION, late)
+        return planned
+
+    monkeypatch.setattr(ConsentService, "plan_erasure", objection_arrives_after_planning)
+    await send_erase(service.broker, "consent", erase(HASH(AINO)))
+    assert reports[-1]["kept"] == [], "the plan knew of no objection"
+    assert await service.database["suppressions"].count_documents({}) == 1
+
+    await asyncio.sleep(0.01)
+    again = order_placed(
+        buyer=person("A", "V", AINO), occurred_at=datetime.now(UTC), newsletter=True
+    )
+    await service.deliver(topology.ORDER_PLACED, again)
+    assert await audience(service, "newsletter") == []
 
 
 # --- the erasure service -----------------------------------------------------------------------

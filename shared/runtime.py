@@ -123,6 +123,35 @@ def queue_inspector(settings: ServiceSettings, broker: RabbitBroker) -> QueueIns
     )
 
 
+def every(
+    seconds: float, work: Callable[[], Awaitable[object]], *, at_start: bool = False
+) -> Callable[[], Awaitable[Stop]]:
+    """A startup hook that runs `work` every `seconds` (and, `at_start`, once at once) until
+    the service stops. A failure is logged and the work runs again at the next interval."""
+
+    async def repeat() -> None:
+        if not at_start:
+            await asyncio.sleep(seconds)
+        while True:
+            try:
+                await work()
+            except Exception:
+                log.exception("periodic work failed; it runs again at the next interval")
+            await asyncio.sleep(seconds)
+
+    async def start() -> Stop:
+        task = asyncio.create_task(repeat())
+
+        async def stop() -> None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+        return stop
+
+    return start
+
+
 def runtime_router(settings: ServiceSettings, broker: RabbitBroker) -> RabbitRouter:
     """The commands every service answers about its own queues (status, dead letters)."""
     inspector = queue_inspector(settings, broker)

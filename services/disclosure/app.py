@@ -1,5 +1,5 @@
 """Wires the disclosure service together: store, provider queues, the management API client,
-service, handlers, broker."""
+service, handlers, broker, and the daily retention sweep."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from shared.database import DatabaseConnection
 from shared.erasure import Participation
 from shared.identity import SubjectHasher
 from shared.rabbitmq_admin import RabbitMQAdmin
-from shared.runtime import StartupHooks, queue_inspector
+from shared.retention import SWEEP_INTERVAL_SECONDS
+from shared.runtime import StartupHooks, every, queue_inspector
 
 
 async def assemble(
@@ -44,4 +45,7 @@ async def assemble(
     )
     service = DisclosureService(store, queues, hasher, logins, participation)
     broker.include_router(build_router(service, settings))
-    return [service.declare_provider_queues]
+    return [
+        service.declare_provider_queues,
+        every(SWEEP_INTERVAL_SECONDS, service.delete_expired, at_start=True),
+    ]

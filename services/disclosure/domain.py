@@ -20,6 +20,7 @@ from shared.contracts.disclosures import Disclosure, disclosure_id_for
 from shared.contracts.providers import AddProvider, Provider, ProviderStatus, UpdateProvider
 from shared.contracts.webshop import OrderPlaced
 from shared.countries import EEA_RULE, is_in_eea
+from shared.retention import ledger_kept_until
 
 AMQP_DEFAULT_PORTS = {"amqp": 5672, "amqps": 5671}
 
@@ -129,10 +130,23 @@ def _field_paths(prefix: str, data: Mapping[str, Any]) -> list[str]:
     return paths
 
 
+ERASED = "erased:"
+
+
 def erased_reference(request_id: str) -> str:
     """What stands in the disclosure log for a person erased by this request: the log still
     shows what was disclosed, and the erasure service's request says why the name is gone."""
-    return f"erased:{request_id}"
+    return f"{ERASED}{request_id}"
+
+
+def unnamed_entry_kept_until(entry: dict[str, Any]) -> str | None:
+    """The last day (ISO) a log entry is kept once everyone it named is erased: that of its
+    order's ledger lines. None while it still names someone; an entry logged before orders'
+    dates were logged has no end the log can tell, and is kept."""
+    if any(not subject.startswith(ERASED) for subject in entry["subjects"]):
+        return None
+    placed_at = entry.get("placed_at")
+    return None if placed_at is None else ledger_kept_until(placed_at).isoformat()
 
 
 def provider_username(user_prefix: str, provider_id: str) -> str:

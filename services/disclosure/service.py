@@ -21,6 +21,7 @@ from services.disclosure.domain import (
     provider_changes,
     provider_username,
     register_provider,
+    unnamed_entry_kept_until,
 )
 from services.disclosure.publisher import ProviderQueues
 from services.disclosure.store import DisclosureStore
@@ -44,6 +45,7 @@ from shared.erasure import Participation, Plan, ignore_buried
 from shared.identity import SubjectHasher
 from shared.permissions import provider_party
 from shared.rabbitmq_admin import RabbitMQAdmin
+from shared.retention import expired_before
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +204,20 @@ class DisclosureService:
         await self._store.cancel_held(
             command.subject, f"cancelled: the person was erased (request {command.request_id})"
         )
-        await self._store.replace_subject(command.subject, erased_reference(command.request_id))
+        reference = erased_reference(command.request_id)
+        await self._store.replace_subject(command.subject, reference)
+        for entry in await self._store.entries_naming(reference):
+            if (until := unnamed_entry_kept_until(entry)) is not None:
+                await self._store.keep_until(entry["_id"], until)
+
+    async def delete_expired(self, now: datetime | None = None) -> int:
+        """Delete the log entries of erased people whose retention has ended."""
+        deleted = await self._store.delete_expired_entries(expired_before(now or datetime.now(UTC)))
+        if deleted:
+            log.info(
+                "disclosure log entries past their retention deleted", extra={"count": deleted}
+            )
+        return deleted
 
     # --- access -----------------------------------------------------------------------------------
 

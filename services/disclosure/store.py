@@ -9,6 +9,8 @@ so two releases can never both send it.
 When a person is erased, their held disclosures are cancelled (`cancelled`, the held copy of the
 data deleted), and in every log entry their subject hash is replaced by `erased:<request id>`:
 the log still proves to whom the data of the erased person was disclosed, without naming them.
+Once an entry names nobody, `kept_until` says the last day it is kept (that of the order's
+ledger lines, from `placed_at`); the retention sweep deletes it after that day.
 Tombstones and erasure reports: shared/erasure.py.
 """
 
@@ -58,6 +60,7 @@ class DisclosureStore:
                 IndexModel(
                     [("subjects", ASCENDING), ("status", ASCENDING), ("sent_at", DESCENDING)]
                 ),
+                IndexModel([("kept_until", ASCENDING)], sparse=True),
             ]
         )
 
@@ -233,6 +236,20 @@ class DisclosureStore:
         )
         await self._disclosures.update_many({"subjects": subject}, {"$pull": {"subjects": subject}})
 
+    async def entries_naming(self, subject: str) -> list[dict[str, Any]]:
+        """The log entries that name `subject` (a hash or an erased person's reference): who
+        else they name and when their order was placed."""
+        cursor = self._disclosures.find({"subjects": subject}, {"subjects": 1, "placed_at": 1})
+        return await cursor.to_list(None)
+
+    async def keep_until(self, disclosure_id: str, until: str) -> None:
+        await self._disclosures.update_one({"_id": disclosure_id}, {"$set": {"kept_until": until}})
+
+    async def delete_expired_entries(self, before: str) -> int:
+        """Delete the entries that name nobody and are kept to a day before `before` (ISO)."""
+        result = await self._disclosures.delete_many({"kept_until": {"$lt": before}})
+        return result.deleted_count
+
 
 def _log_entry(disclosure: Disclosure, subjects: list[str]) -> dict[str, Any]:
     return {
@@ -241,6 +258,7 @@ def _log_entry(disclosure: Disclosure, subjects: list[str]) -> dict[str, Any]:
         "message_id": str(disclosure.disclosure_id),
         "subjects": subjects,
         "product_ids": [item.product_id for item in disclosure.items],
+        "placed_at": disclosure.occurred_at,
     }
 
 

@@ -3,11 +3,6 @@ check that asks silent participants again."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-from collections.abc import Awaitable, Callable
-
 from faststream.rabbit import RabbitBroker
 
 from services.erasure.domain import Timing
@@ -19,33 +14,7 @@ from services.erasure.store import ErasureStore
 from shared.database import DatabaseConnection
 from shared.erasure import SubjectDeadLetters
 from shared.identity import SubjectHasher
-from shared.runtime import StartupHooks, Stop, queue_inspector
-
-log = logging.getLogger(__name__)
-
-
-def every(seconds: float, work: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[Stop]]:
-    """A startup hook that runs `work` every `seconds` until the service stops."""
-
-    async def repeat() -> None:
-        while True:
-            await asyncio.sleep(seconds)
-            try:
-                await work()
-            except Exception:
-                log.exception("periodic work failed; it runs again at the next interval")
-
-    async def start() -> Stop:
-        task = asyncio.create_task(repeat())
-
-        async def stop() -> None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-        return stop
-
-    return start
+from shared.runtime import StartupHooks, every, queue_inspector
 
 
 async def assemble(

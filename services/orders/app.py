@@ -1,4 +1,5 @@
-"""Wires the orders service together: store, service, handlers, broker."""
+"""Wires the orders service together: store, service, handlers, broker, and the daily
+retention sweep."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from services.orders.store import OrdersStore
 from shared.database import DatabaseConnection
 from shared.erasure import Participation
 from shared.identity import SubjectHasher
-from shared.runtime import StartupHooks, queue_inspector
+from shared.retention import SWEEP_INTERVAL_SECONDS
+from shared.runtime import StartupHooks, every, queue_inspector
 from shared.settings import ServiceSettings
 
 
@@ -23,5 +25,6 @@ async def assemble(
     participation = Participation.of(
         SERVICE, store.erasures, queue_inspector(settings, broker), hasher, broker
     )
-    broker.include_router(build_router(OrdersService(store, hasher, participation), settings))
-    return []
+    service = OrdersService(store, hasher, participation)
+    broker.include_router(build_router(service, settings))
+    return [every(SWEEP_INTERVAL_SECONDS, service.delete_expired, at_start=True)]

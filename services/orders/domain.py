@@ -6,30 +6,22 @@ data of each person is kept in a profile keyed by the subject hash, updated only
 newer than the one it was built from, so a late or repeated event never rolls it back.
 
 An erased person's data leaves the orders, but the ledger lines stay until the accounting
-retention ends: vouchers are kept six years from the end of the year in which the financial
-year ended (Finnish Accounting Act 1336/1997, chapter 2, section 10). The register takes the
-financial year to be the calendar year.
+retention ends (shared/retention.py), and then go.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from shared.contracts.webshop import OrderPlaced, Person
 from shared.identity import SubjectHasher
+from shared.retention import RETENTION_BASIS, ledger_kept_until
 
 Role = Literal["buyer", "recipient"]
 ROLES: tuple[Role, ...] = ("buyer", "recipient")
-
-RETENTION_BASIS = "Finnish Accounting Act 1336/1997 ch. 2 §10"
-RETENTION_YEARS = 6
-# Which year an order belongs to is decided in Finnish time. A year always ends in winter, in
-# Eastern European Time, so that fixed offset is exact at every year's boundary (and needs no
-# time-zone database).
-FINNISH_WINTER_TIME = timezone(timedelta(hours=2), "EET")
 
 
 class Record(BaseModel):
@@ -64,6 +56,8 @@ class Order(Record):
     """Set when a person's data was erased from the order: why its ledger lines stay, until when."""
     erasures: list[str] | None = None
     """The erasure requests that stripped personal data from the order."""
+    kept_until: str | None = None
+    """Set once the order holds nobody's data: only its ledger lines are left, kept to this day."""
 
     def subject(self, role: Role) -> str | None:
         return self.buyer_subject if role == "buyer" else self.recipient_subject
@@ -116,14 +110,8 @@ def profiles_from_order(order: Order) -> list[Profile]:
     return profiles
 
 
-def retention_until(placed_at: datetime) -> date:
-    """The last day the ledger lines of an order placed at `placed_at` must be kept."""
-    financial_year = placed_at.astimezone(FINNISH_WINTER_TIME).year
-    return date(financial_year + RETENTION_YEARS, 12, 31)
-
-
 def retention(placed_at: datetime) -> dict[str, str]:
-    return {"basis": RETENTION_BASIS, "until": retention_until(placed_at).isoformat()}
+    return {"basis": RETENTION_BASIS, "until": ledger_kept_until(placed_at).isoformat()}
 
 
 def without_people(order: Order, roles: set[Role], request_ids: list[str]) -> Order:
@@ -135,4 +123,6 @@ def without_people(order: Order, roles: set[Role], request_ids: list[str]) -> Or
     }
     for role in roles:
         changes |= {role: None, f"{role}_subject": None}
+    if all(order.person(role) is None for role in ROLES if role not in roles):
+        changes["kept_until"] = changes["retention"]["until"]
     return order.model_copy(update=changes)

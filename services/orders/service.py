@@ -8,19 +8,13 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
-from services.orders.domain import (
-    RETENTION_BASIS,
-    ROLES,
-    order_from_event,
-    profiles_from_order,
-    retention_until,
-    without_people,
-)
+from services.orders.domain import ROLES, order_from_event, profiles_from_order, without_people
 from services.orders.store import LEDGER_FIELDS, OrdersStore
 from shared.contracts.erasure import EraseSubject, ErasureReported, Retained
 from shared.contracts.webshop import OrderPlaced
 from shared.erasure import Participation, Plan, ignore_buried
 from shared.identity import SubjectHasher
+from shared.retention import RETENTION_BASIS, expired_before, ledger_kept_until
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +73,7 @@ class OrdersService:
         erased["orders stripped of personal data"] = len(orders)
         by_end: dict[str, list[str]] = defaultdict(list)
         for order in orders:
-            by_end[retention_until(order["placed_at"]).isoformat()].append(order["_id"])
+            by_end[ledger_kept_until(order["placed_at"]).isoformat()].append(order["_id"])
         kept = [
             Retained(what=LEDGER, basis=RETENTION_BASIS, until=until, order_ids=sorted(order_ids))
             for until, order_ids in sorted(by_end.items())
@@ -95,6 +89,13 @@ class OrdersService:
                     await self._store.erase_from_order(
                         order["_id"], role, subject, command.request_id, order["placed_at"]
                     )
+
+    async def delete_expired(self, now: datetime | None = None) -> int:
+        """Delete the orders kept only for their ledger lines whose retention has ended."""
+        deleted = await self._store.delete_expired_ledgers(expired_before(now or datetime.now(UTC)))
+        if deleted:
+            log.info("orders past their retention deleted", extra={"count": deleted})
+        return deleted
 
     # --- access -----------------------------------------------------------------------------------
 

@@ -3,7 +3,9 @@
 Collections: `orders` (one document per order id), `customers` (buyers) and `recipients`
 (one profile per subject hash), and the erasure records (`tombstones`, `erasure_reports`:
 shared/erasure.py). An order a person was erased from keeps its ledger lines, `retention`
-(why, until when) and `erasures` (the request ids), without that person's data or hash.
+(why, until when) and `erasures` (the request ids), without that person's data or hash. Once
+it holds nobody's data, `kept_until` says the last day it is kept; the retention sweep deletes it
+after that day.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class OrdersStore:
                 IndexModel([("buyer_subject", ASCENDING), ("placed_at", DESCENDING)]),
                 IndexModel([("recipient_subject", ASCENDING)], sparse=True),
                 IndexModel([("erasures", ASCENDING)], sparse=True),
+                IndexModel([("kept_until", ASCENDING)], sparse=True),
             ]
         )
 
@@ -94,12 +97,26 @@ class OrdersStore:
     async def erase_from_order(
         self, order_id: str, role: Role, subject: str, request_id: str, placed_at: datetime
     ) -> None:
-        """Strip the person's data and hash in `role` from the order, keeping its ledger lines."""
+        """Strip the person's data and hash in `role` from the order, keeping its ledger lines;
+        an order that then holds nobody's data is kept only to the end of their retention."""
+        kept = retention(placed_at)
         await self._orders.update_one(
             {"_id": order_id, f"{role}_subject": subject},
             {
                 "$unset": {role: "", f"{role}_subject": ""},
-                "$set": {"retention": retention(placed_at)},
+                "$set": {"retention": kept},
                 "$addToSet": {"erasures": request_id},
             },
         )
+        # A second step, after the first in every erasure, so that of two erasures of its two
+        # people at once the later one always sees the order hold nobody's data. (A recipient
+        # without an email address has no hash to be erased by: their name keeps the order.)
+        await self._orders.update_one(
+            {"_id": order_id, **dict.fromkeys(ROLES)},
+            {"$set": {"kept_until": kept["until"]}},
+        )
+
+    async def delete_expired_ledgers(self, before: str) -> int:
+        """Delete the orders that hold nobody's data, kept to a day before `before` (ISO)."""
+        result = await self._orders.delete_many({"kept_until": {"$lt": before}})
+        return result.deleted_count

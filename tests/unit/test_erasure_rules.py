@@ -7,6 +7,7 @@ import json
 from datetime import UTC, date, datetime, timedelta
 from typing import get_args
 
+from services.disclosure.domain import unnamed_entry_kept_until
 from services.erasure.domain import (
     ErasureRequest,
     Timing,
@@ -16,18 +17,14 @@ from services.erasure.domain import (
     receipt,
     view,
 )
-from services.orders.domain import (
-    order_from_event,
-    profiles_from_order,
-    retention_until,
-    without_people,
-)
+from services.orders.domain import order_from_event, profiles_from_order, without_people
 from shared.contracts.disclosures import erasure_notice_id_for
 from shared.contracts.erasure import ErasureReported, ParticipantName, Retained
 from shared.contracts.webshop import OrderPlaced
 from shared.dead_letters import mentions_subject
 from shared.erasure import Tombstone
 from shared.identity import SubjectHasher
+from shared.retention import expired_before, ledger_kept_until
 from shared.topology import ERASURE_PARTICIPANTS
 from tests.factories import order_placed
 
@@ -45,14 +42,14 @@ TIMING = Timing(
 
 
 def test_ledger_lines_are_kept_to_the_end_of_the_sixth_year_after_the_financial_year() -> None:
-    assert retention_until(datetime(2026, 11, 24, 18, 5, tzinfo=UTC)) == date(2032, 12, 31)
-    assert retention_until(datetime(2026, 1, 1, 0, 0, tzinfo=UTC)) == date(2032, 12, 31)
+    assert ledger_kept_until(datetime(2026, 11, 24, 18, 5, tzinfo=UTC)) == date(2032, 12, 31)
+    assert ledger_kept_until(datetime(2026, 1, 1, 0, 0, tzinfo=UTC)) == date(2032, 12, 31)
 
 
 def test_the_financial_year_of_an_order_is_decided_in_finnish_time() -> None:
     # 23:30 UTC on New Year's Eve is already 01:30 on New Year's Day in Helsinki.
-    assert retention_until(datetime(2026, 12, 31, 23, 30, tzinfo=UTC)) == date(2033, 12, 31)
-    assert retention_until(datetime(2026, 12, 31, 21, 59, tzinfo=UTC)) == date(2032, 12, 31)
+    assert ledger_kept_until(datetime(2026, 12, 31, 23, 30, tzinfo=UTC)) == date(2033, 12, 31)
+    assert ledger_kept_until(datetime(2026, 12, 31, 21, 59, tzinfo=UTC)) == date(2032, 12, 31)
 
 
 def test_an_order_without_its_people_keeps_its_ledger_and_says_why() -> None:
@@ -64,6 +61,22 @@ def test_an_order_without_its_people_keeps_its_ledger_and_says_why() -> None:
     assert stripped.retention is not None and stripped.retention["until"].endswith("-12-31")
     assert stripped.erasures == ["req-1"]
     assert [p.role for p in profiles_from_order(stripped)] == ["recipient"]
+    assert stripped.kept_until is None, "it still holds the recipient's data"
+    unnamed = without_people(order, {"buyer", "recipient"}, ["req-1"])
+    assert unnamed.kept_until == stripped.retention["until"]
+
+
+def test_a_sweep_deletes_what_was_kept_to_a_day_before_its_own_in_finnish_time() -> None:
+    assert expired_before(datetime(2032, 12, 31, 21, 59, tzinfo=UTC)) == "2032-12-31"
+    # 22:00 UTC on New Year's Eve is midnight in Helsinki: the last day kept is over.
+    assert expired_before(datetime(2032, 12, 31, 22, 0, tzinfo=UTC)) == "2033-01-01"
+
+
+def test_a_disclosure_log_entry_is_kept_as_long_as_its_orders_ledger_once_it_names_nobody() -> None:
+    entry = {"subjects": ["erased:req-1", "erased:req-2"], "placed_at": T0}
+    assert unnamed_entry_kept_until(entry) == "2032-12-31"
+    assert unnamed_entry_kept_until({**entry, "subjects": ["erased:req-1", "a1b2"]}) is None
+    assert unnamed_entry_kept_until({"subjects": ["erased:req-1"]}) is None
 
 
 # --- tombstones ------------------------------------------------------------------------------

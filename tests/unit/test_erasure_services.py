@@ -19,6 +19,7 @@ from services.consent.service import ConsentService
 from services.consent.settings import ConsentSettings
 from services.disclosure.app import assemble as assemble_disclosure
 from services.disclosure.settings import DisclosureSettings
+from services.disclosure.store import DisclosureStore
 from services.erasure.domain import Timing
 from services.erasure.handlers import build_router as build_erasure_router
 from services.erasure.publisher import Participants
@@ -27,6 +28,7 @@ from services.erasure.settings import ErasureSettings
 from services.erasure.store import ErasureStore
 from services.orders.app import assemble as assemble_orders
 from services.orders.settings import OrdersSettings
+from services.orders.store import OrdersStore
 from shared import topology
 from shared.audit import open_audit_log
 from shared.contracts.consent import ExportAudience
@@ -45,6 +47,7 @@ from shared.contracts.webshop import ErasureRequested
 from shared.database import Database, connect_database
 from shared.erasure import SubjectDeadLetters
 from shared.messaging import InvalidMessage
+from shared.retention import expired_before
 from shared.runtime import queue_inspector
 from tests.factories import (
     consent_updated,
@@ -201,6 +204,65 @@ async def test_orders_strips_the_person_keeps_the_ledger_and_never_takes_them_ba
     assert all("buyer" not in o and "recipient" not in o for o in answer["retained"])
 
 
+LONG_AGO = datetime(2019, 6, 1, 12, 0, tzinfo=UTC)
+"""An order's year whose ledger retention ended on 31 December 2025."""
+
+
+def on(day: str) -> datetime:
+    """Noon in Helsinki on `day`, when a retention sweep might run."""
+    return datetime.fromisoformat(f"{day}T10:00:00+00:00")
+
+
+async def test_orders_that_name_nobody_are_deleted_when_their_ledger_retention_ends(
+    orders: tuple[RabbitBroker, Database, list[dict[str, Any]]],
+) -> None:
+    broker, database, _ = orders
+    old_own = order_placed(
+        buyer=full_person("Aino", "Virtanen", AINO),
+        recipient=person("Aino", "V", AINO),
+        occurred_at=LONG_AGO,
+    )
+    old_gift = order_placed(
+        buyer=full_person("Aino", "Virtanen", AINO),
+        recipient=person("Eino", "K", "eino@example.fi"),
+        occurred_at=LONG_AGO,
+    )
+    recent = order_placed(
+        buyer=full_person("Aino", "Virtanen", AINO),
+        recipient=person("Aino", "V", AINO),
+        occurred_at=datetime(2025, 3, 1, tzinfo=UTC),
+    )
+    for order in (old_own, old_gift, recent):
+        await place(broker, order)
+    await send_erase(broker, "orders", erase(HASH(AINO)))
+    store = OrdersStore(database)
+
+    async def sweep(now: datetime) -> int:
+        return await store.delete_expired_ledgers(expired_before(now))
+
+    async def stored() -> set[str]:
+        return {o["_id"] for o in await database["orders"].find({}).to_list(None)}
+
+    # The old order she bought for herself holds nobody's data now, and its retention has
+    # ended: it goes. The gift still
+    # holds Eino's data, and the recent order is kept to the end of 2031.
+    assert await sweep(on("2026-11-24")) == 1
+    assert await stored() == {old_gift["order_id"], recent["order_id"]}
+    answer = await ask(broker, "orders", ReportSubject(email=AINO))
+    assert sorted(o["order_id"] for o in answer["retained"]) == sorted(
+        [old_gift["order_id"], recent["order_id"]]
+    )
+
+    assert await sweep(on("2031-12-31")) == 0, "kept to the end of its last day"
+    assert await sweep(on("2032-01-01")) == 1
+    assert await stored() == {old_gift["order_id"]}
+
+    # Once Eino is erased too, the gift names nobody either.
+    await send_erase(broker, "orders", erase(HASH("eino@example.fi"), request_id="req-2"))
+    assert await sweep(on("2032-01-01")) == 1
+    assert await stored() == set()
+
+
 # --- disclosure --------------------------------------------------------------------------------
 
 
@@ -276,6 +338,50 @@ async def test_disclosure_tells_each_provider_once_and_keeps_the_log_without_the
     assert sorted(d["order_id"] for d in answer["retained"]) == sorted(
         [both["order_id"], both["order_id"], gift["order_id"]]
     )
+
+
+async def test_the_log_of_erased_people_is_deleted_when_the_ledger_retention_ends(
+    disclosure: tuple[
+        RabbitBroker, Database, list[dict[str, Any]], dict[str, list[dict[str, Any]]]
+    ],
+) -> None:
+    broker, database, _, _ = disclosure
+    await ask(broker, "disclosure", AddProvider(provider_id="spa-oy", name="P", country="FI"))
+    old_own = order_placed(
+        buyer=person("Aino", "V", AINO),
+        recipient=person("Aino", "V", AINO),
+        items=[item("spa-oy")],
+        occurred_at=LONG_AGO,
+    )
+    old_gift = order_placed(
+        buyer=person("Aino", "V", AINO),
+        recipient=person("Eino", "K", "eino@example.fi"),
+        items=[item("spa-oy")],
+        occurred_at=LONG_AGO,
+    )
+    recent = order_placed(
+        buyer=person("Aino", "V", AINO), recipient=person("Aino", "V", AINO), items=[item("spa-oy")]
+    )
+    for order in (old_own, old_gift, recent):
+        await place(broker, order)
+    await send_erase(broker, "disclosure", erase(HASH(AINO)))
+    store = DisclosureStore(database)
+
+    async def sweep(now: datetime) -> int:
+        return await store.delete_expired_entries(expired_before(now))
+
+    async def logged() -> set[str]:
+        return {e["order_id"] for e in await database["disclosures"].find({}).to_list(None)}
+
+    # The log of what spa-oy got of her old order goes with that order's ledger; the entry
+    # that still names Eino stays, and so does the recent one until its order's retention ends.
+    assert await sweep(on("2026-11-24")) == 1
+    assert await logged() == {old_gift["order_id"], recent["order_id"]}
+    await send_erase(broker, "disclosure", erase(HASH("eino@example.fi"), request_id="req-2"))
+    assert await sweep(on("2026-11-24")) == 1
+    assert await logged() == {recent["order_id"]}
+    assert await sweep(on(f"{datetime.now(UTC).year + 6}-12-31")) == 0
+    assert await sweep(on(f"{datetime.now(UTC).year + 7}-01-01")) == 1
 
 
 # --- consent ----------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,10 +46,24 @@ READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 
 
-def free_port() -> int:
-    with closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+# Below Linux's default range of ports for outgoing connections (32768-60999): a port from that
+# range can be taken by any new connection between the check and the service's bind.
+LISTEN_PORTS = range(20_000, 32_768)
+
+
+def free_port(taken: Collection[int] = ()) -> int:
+    """A port nobody listens on now, outside the outgoing range and not among `taken` (the
+    ports given to the other services of the same register, which bind them only later)."""
+    while True:
+        port = secrets.choice(LISTEN_PORTS)
+        if port in taken:
+            continue
+        with closing(socket.socket()) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
 
 
 @dataclass
@@ -167,8 +181,9 @@ class Register:
     def start(self, names: Iterable[str] = SERVICES) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         for name in names:
+            taken = {other.port for other in self.services.values()}
             service = self.services.get(name) or ServiceProcess(
-                name, free_port(), self.data_dir / f"{name}.log"
+                name, free_port(taken), self.data_dir / f"{name}.log"
             )
             self.services[name] = service
             with service.log_path.open("ab") as log:

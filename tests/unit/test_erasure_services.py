@@ -213,27 +213,30 @@ def on(day: str) -> datetime:
     return datetime.fromisoformat(f"{day}T10:00:00+00:00")
 
 
-def aino_old_and_recent_orders() -> list[dict[str, Any]]:
-    """Aino's orders: one bought for herself long ago, a gift to Eino as long ago, and one she
-    bought for herself in 2025 (its ledger kept to the end of 2031)."""
+async def aino_erased_after_old_and_recent_orders(
+    broker: RabbitBroker, service: str
+) -> list[dict[str, Any]]:
+    """Aino's orders, placed, then Aino erased: one bought for herself long ago, a gift to Eino
+    as long ago, and one she bought for herself in 2025 (its ledger kept to the end of 2031)."""
     aino = person("Aino", "V", AINO)
-    return [
+    orders = [
         order_placed(buyer=aino, recipient=aino, occurred_at=LONG_AGO),
         order_placed(
             buyer=aino, recipient=person("Eino", "K", "eino@example.fi"), occurred_at=LONG_AGO
         ),
         order_placed(buyer=aino, recipient=aino, occurred_at=datetime(2025, 3, 1, tzinfo=UTC)),
     ]
+    for order in orders:
+        await place(broker, order)
+    await send_erase(broker, service, erase(HASH(AINO)))
+    return orders
 
 
 async def test_orders_that_name_nobody_are_deleted_when_their_ledger_retention_ends(
     orders: tuple[RabbitBroker, Database, list[dict[str, Any]]],
 ) -> None:
     broker, database, _ = orders
-    old_own, old_gift, recent = aino_old_and_recent_orders()
-    for order in (old_own, old_gift, recent):
-        await place(broker, order)
-    await send_erase(broker, "orders", erase(HASH(AINO)))
+    _, old_gift, recent = await aino_erased_after_old_and_recent_orders(broker, "orders")
     store = OrdersStore(database)
 
     async def sweep(now: datetime) -> int:
@@ -345,10 +348,7 @@ async def test_the_log_of_erased_people_is_deleted_when_the_ledger_retention_end
 ) -> None:
     broker, database, _, _ = disclosure
     await ask(broker, "disclosure", AddProvider(provider_id="spa-oy", name="P", country="FI"))
-    old_own, old_gift, recent = aino_old_and_recent_orders()
-    for order in (old_own, old_gift, recent):
-        await place(broker, order)
-    await send_erase(broker, "disclosure", erase(HASH(AINO)))
+    _, old_gift, recent = await aino_erased_after_old_and_recent_orders(broker, "disclosure")
     store = DisclosureStore(database)
 
     async def sweep(now: datetime) -> int:

@@ -33,7 +33,7 @@ from shared.contracts.providers import (
 from shared.contracts.webshop import OrderPlaced
 from shared.database import Database, DatabaseConnection, connect_database
 from shared.identity import SubjectHasher
-from shared.runtime import runtime_router
+from shared.runtime import Stop, runtime_router
 from shared.settings import ServiceSettings
 from tests.factories import item, order_placed, person
 
@@ -49,12 +49,17 @@ async def running(
     await open_audit_log(settings, database.database, broker)
     hooks = await assemble(settings, database, broker)
     broker.include_router(runtime_router(settings, broker))
+    stops: list[Stop] = []
     try:
         async with TestRabbitBroker(broker) as test_broker:
             for hook in hooks:
-                await hook()
+                if (stop := await hook()) is not None:
+                    stops.append(stop)
             yield test_broker, database.database
     finally:
+        # As the service stops: its background work first, then its database.
+        for stop in reversed(stops):
+            await stop()
         await database.close()
 
 

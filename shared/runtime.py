@@ -123,6 +123,25 @@ def queue_inspector(settings: ServiceSettings, broker: RabbitBroker) -> QueueIns
     )
 
 
+async def run_startup_hooks(hooks: StartupHooks) -> Stop:
+    """Run the hooks in order; returns how to stop what they started, last started first.
+    If a hook fails, what the earlier ones started is stopped before the error goes on."""
+    stops: list[Stop] = []
+
+    async def stop_all() -> None:
+        for stop in reversed(stops):
+            await stop()
+
+    try:
+        for hook in hooks:
+            if (stop := await hook()) is not None:
+                stops.append(stop)
+    except BaseException:
+        await stop_all()
+        raise
+    return stop_all
+
+
 def every(
     seconds: float, work: Callable[[], Awaitable[object]], *, at_start: bool = False
 ) -> Callable[[], Awaitable[Stop]]:
@@ -231,9 +250,7 @@ async def serve(settings: SettingsT, assemble: Assemble[SettingsT]) -> None:
             # disclosure is routed to it.
             await broker.connect()
             await declare_dead_letter_queues(broker)
-            for hook in hooks:
-                if (stop := await hook()) is not None:
-                    stops.append(stop)
+            stops.append(await run_startup_hooks(hooks))
 
         consuming = asyncio.Event()
 
@@ -241,7 +258,7 @@ async def serve(settings: SettingsT, assemble: Assemble[SettingsT]) -> None:
             consuming.set()
 
         async def stop_background_work() -> None:
-            for stop in reversed(stops):
+            for stop in stops:
                 await stop()
 
         app = AsgiFastStream(

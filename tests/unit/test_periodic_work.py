@@ -1,5 +1,5 @@
 """`shared.runtime.every`: the services' periodic work (the erasure service's check of silent
-participants, the retention sweep)."""
+participants, the retention sweep), started and stopped by `run_startup_hooks`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from shared.runtime import every
+from shared.runtime import Stop, every, run_startup_hooks
 
 
 class Runs:
@@ -73,4 +73,24 @@ async def test_stopping_ends_the_work() -> None:
     await runs.until(1)
     await stop()
     # Once stopped, its task is gone: nothing is left to run the work.
+    assert asyncio.all_tasks() <= before
+
+
+async def test_a_failing_startup_hook_stops_what_the_earlier_ones_started() -> None:
+    before = asyncio.all_tasks()
+
+    async def broken() -> Stop | None:
+        raise RuntimeError("cannot start")
+
+    with pytest.raises(RuntimeError, match="cannot start"):
+        await run_startup_hooks([every(3600, Runs()), broken])
+    assert asyncio.all_tasks() <= before
+
+
+async def test_stopping_stops_everything_the_hooks_started() -> None:
+    before = asyncio.all_tasks()
+    first, second = Runs(), Runs()
+    stop = await run_startup_hooks([every(0.01, first, at_start=True), every(0.01, second)])
+    await second.until(1)
+    await stop()
     assert asyncio.all_tasks() <= before

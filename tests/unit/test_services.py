@@ -33,7 +33,7 @@ from shared.contracts.providers import (
 from shared.contracts.webshop import OrderPlaced
 from shared.database import Database, DatabaseConnection, connect_database
 from shared.identity import SubjectHasher
-from shared.runtime import Stop, runtime_router
+from shared.runtime import Stop, run_startup_hooks, runtime_router
 from shared.settings import ServiceSettings
 from tests.factories import item, order_placed, person
 
@@ -52,13 +52,11 @@ async def running(
     stops: list[Stop] = []
     try:
         async with TestRabbitBroker(broker) as test_broker:
-            for hook in hooks:
-                if (stop := await hook()) is not None:
-                    stops.append(stop)
+            stops.append(await run_startup_hooks(hooks))
             yield test_broker, database.database
     finally:
         # As the service stops: its background work first, then its database.
-        for stop in reversed(stops):
+        for stop in stops:
             await stop()
         await database.close()
 

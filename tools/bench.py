@@ -8,10 +8,15 @@ of `order.placed`, one forwarding to the providers' queues and one announcing on
 `register.events` as the consent service does, prefetch, persistence, confirms)
 with plain aio-pika consumers that only acknowledge and forward (tools/bench_baseline.py).
 
-Reported per system: throughput from the first publish to the last disclosure received;
-publish-to-disclosure latency percentiles at full load and at half that rate; CPU seconds per
-1,000 orders of each process. The ratio register/baseline is what to judge: the machine's own
-speed cancels out.
+Both systems run side by side, each idle while the other is measured, and each gets its N
+orders in two halves, in the order baseline, register, register, baseline (and so again at
+half rate): a machine whose speed drifts during the run weighs on both alike, where measuring
+one system after the other would charge the drift to the second.
+
+Reported per system: throughput from the first publish to the last disclosure received (both
+halves' orders over both halves' time, and each half's own); publish-to-disclosure latency
+percentiles at full load and at half that rate; CPU seconds per 1,000 orders of each process.
+The ratio register/baseline is what to judge: the machine's own speed cancels out.
 """
 
 from __future__ import annotations
@@ -26,8 +31,9 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from contextlib import asynccontextmanager
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,11 +59,16 @@ IDLE_INTERVAL, IDLE_CPU = 0.5, 1.5 / CLOCK_TICKS
 ROLES = ("orders", "consent", "disclosure")
 """The consumers of `order.placed`, in both systems."""
 ORDER_QUEUES = [topology.order_placed_subscription(role).queue_name for role in ROLES]
+SYSTEMS = ("baseline", "register")
+HALVES = ("baseline", "register", "register", "baseline")
+"""The order in which the systems get their halves of the orders (see the module docstring)."""
 
 
 @dataclass
 class Run:
     throughput: float = 0.0
+    halves_throughput: list[float] = field(default_factory=list)
+    """Each half's own throughput at full load, in the order run."""
     latency_full_ms: dict[str, float] = field(default_factory=dict)
     latency_half_ms: dict[str, float] = field(default_factory=dict)
     half_rate: float = 0.0
@@ -199,35 +210,74 @@ class Traffic:
                 if used - before <= IDLE_CPU:
                     return
 
+    def duration(self) -> float:
+        """Seconds from the first publish to the last disclosure received, of the last send."""
+        return max(self.received.values()) - min(self.published.values())
+
     def throughput(self) -> float:
-        return len(self.received) / (max(self.received.values()) - min(self.published.values()))
+        return len(self.received) / self.duration()
 
     def latencies(self) -> list[float]:
         return [self.received[o] - self.published[o] for o in self.received]
 
 
-async def measure(url: str, pids: dict[str, int], orders: int, say: Callable[[str], None]) -> Run:
-    run = Run()
-    if (broker := local_broker_pid()) is not None:
-        pids = {**pids, BROKER: broker}
-    async with Traffic(url).running() as traffic:
-        await traffic.send(make_orders(WARM_UP_ORDERS))
-        before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-        say(f"  full load: {orders} orders")
-        await traffic.send(make_orders(orders), progress=sys.stderr.isatty())
+@dataclass
+class System:
+    """A system under test, running: its vhost's URL, its consumers' processes, its traffic."""
+
+    url: str
+    pids: dict[str, int]
+    traffic: Traffic
+
+
+def split(orders: int) -> dict[str, Iterator[int]]:
+    """Each system's two halves of `orders`, in the order `HALVES` hands them out."""
+    return {name: iter(((orders + 1) // 2, orders // 2)) for name in SYSTEMS}
+
+
+async def measure(
+    systems: Mapping[str, System], orders: int, say: Callable[[str], None]
+) -> dict[str, Run]:
+    runs = {name: Run() for name in systems}
+    broker = local_broker_pid()
+    for system in systems.values():
+        await system.traffic.send(make_orders(WARM_UP_ORDERS))
+        await system.traffic.settle(ORDER_QUEUES, list(system.pids.values()))
+    elapsed = dict.fromkeys(systems, 0.0)
+    cpu: dict[str, Counter[str]] = {name: Counter() for name in systems}
+    latencies: dict[str, list[float]] = {name: [] for name in systems}
+    sizes = split(orders)
+    for name in HALVES:
+        system, size = systems[name], next(sizes[name])
+        say(f"  {name}: full load, {size} orders")
+        pids = system.pids if broker is None else {**system.pids, BROKER: broker}
+        before = {process: cpu_seconds(pid) for process, pid in pids.items()}
+        await system.traffic.send(make_orders(size), progress=sys.stderr.isatty())
         # The last disclosure can arrive before the other consumers are done: count all of
-        # their work, and start the half-rate run on an idle system.
-        await traffic.settle(ORDER_QUEUES, [pid for name, pid in pids.items() if name != BROKER])
-        after = {name: cpu_seconds(pid) for name, pid in pids.items()}
-        run.throughput = traffic.throughput()
-        run.latency_full_ms = percentiles(traffic.latencies())
-        run.cpu_seconds_per_1000 = {n: (after[n] - before[n]) * 1000 / orders for n in pids}
+        # their work, and start the next half on an idle system.
+        await system.traffic.settle(ORDER_QUEUES, list(system.pids.values()))
+        cpu[name].update(
+            {process: cpu_seconds(pid) - before[process] for process, pid in pids.items()}
+        )
+        elapsed[name] += system.traffic.duration()
+        runs[name].halves_throughput.append(system.traffic.throughput())
+        latencies[name] += system.traffic.latencies()
+    for name, run in runs.items():
+        run.throughput = orders / elapsed[name]
+        run.latency_full_ms = percentiles(latencies[name])
+        run.cpu_seconds_per_1000 = {p: seconds * 1000 / orders for p, seconds in cpu[name].items()}
         run.half_rate = run.throughput / 2
-        half = min(orders, HALF_RATE_ORDERS)
-        say(f"  half rate: {half} orders at {run.half_rate:.0f}/s")
-        await traffic.send(make_orders(half), rate=run.half_rate)
-        run.latency_half_ms = percentiles(traffic.latencies())
-    return run
+        latencies[name] = []
+    sizes = split(min(orders, HALF_RATE_ORDERS))
+    for name in HALVES:
+        system, size = systems[name], next(sizes[name])
+        say(f"  {name}: half rate, {size} orders at {runs[name].half_rate:.0f}/s")
+        await system.traffic.send(make_orders(size), rate=runs[name].half_rate)
+        await system.traffic.settle(ORDER_QUEUES, list(system.pids.values()))
+        latencies[name] += system.traffic.latencies()
+    for name, run in runs.items():
+        run.latency_half_ms = percentiles(latencies[name])
+    return runs
 
 
 async def declare_baseline_topology(url: str) -> None:
@@ -256,7 +306,9 @@ async def _declare_queue(channel: Any, queue: Any) -> Any:
     return await channel.declare_queue(queue.name, durable=True, arguments=queue.arguments)
 
 
-async def bench_baseline(url: str, orders: int, prefetch: int, say: Callable[[str], None]) -> Run:
+@asynccontextmanager
+async def baseline_running(url: str, prefetch: int) -> AsyncIterator[dict[str, int]]:
+    """The baseline's consumers, one process per role, consuming: yields their pids."""
     await declare_baseline_topology(url)
     consumers = {
         role: subprocess.Popen(  # noqa: ASYNC220 - started once, waited on at the end
@@ -268,7 +320,7 @@ async def bench_baseline(url: str, orders: int, prefetch: int, say: Callable[[st
         await _wait_for_consumers(
             url, [topology.order_placed_subscription(r).queue_name for r in consumers]
         )
-        return await measure(url, {r: p.pid for r, p in consumers.items()}, orders, say)
+        yield {role: process.pid for role, process in consumers.items()}
     finally:
         for process in consumers.values():
             process.terminate()
@@ -303,7 +355,9 @@ async def _wait_for_consumers(url: str, queues: list[str], within: float = 60) -
     await until_each_queue(url, queues, lambda result: result.consumer_count, "no consumer", within)
 
 
-async def bench_register(url: str, orders: int, data_dir: Path, say: Callable[[str], None]) -> Run:
+@asynccontextmanager
+async def register_running(url: str, data_dir: Path) -> AsyncIterator[dict[str, int]]:
+    """The four services, started and given the benchmark's providers: yields their pids."""
     register = Register(
         dict.fromkeys(topology.SERVICES, url),
         data_dir,
@@ -318,12 +372,21 @@ async def bench_register(url: str, orders: int, data_dir: Path, say: Callable[[s
             )
             if added.returncode != 0:
                 raise RuntimeError(added.stderr)
-        pids = {
+        yield {
             name: s.process.pid for name, s in register.services.items() if s.process is not None
         }
-        return await measure(url, pids, orders, say)
     finally:
         register.stop()
+
+
+@asynccontextmanager
+async def fresh_vhost(broker: Broker) -> AsyncIterator[str]:
+    """A new virtual host for one system, deleted afterwards: yields its URL."""
+    vhost = await broker.create_vhost()
+    try:
+        yield broker.url_for(vhost)
+    finally:
+        await broker.delete_vhost(vhost)
 
 
 def table(baseline: Run, project: Run) -> str:
@@ -341,12 +404,23 @@ def table(baseline: Run, project: Run) -> str:
             rows.append((f"latency {label} {cut} (ms)", b, p, p / b))
     lines = [f"{'':34}{'baseline':>12}{'register':>12}{'ratio':>8}"]
     lines += [f"{label:34}{b:12.1f}{p:12.1f}{r:8.2f}" for label, b, p, r in rows]
+    halves = iter(baseline.halves_throughput), iter(project.halves_throughput)
+    in_order = [f"{name} {next(halves[SYSTEMS.index(name)]):.0f}" for name in HALVES]
+    lines.append(f"full load, each half in the order run (orders/s): {', '.join(in_order)}")
     lines.append("CPU seconds per 1,000 orders:")
     for name, value in baseline.cpu_seconds_per_1000.items():
         lines.append(f"  baseline {name:25}{value:12.2f}")
     for name, value in project.cpu_seconds_per_1000.items():
         lines.append(f"  register {name:37}{value:12.2f}")
     return "\n".join(lines)
+
+
+def at_least_two(text: str) -> int:
+    """`--orders`: each system gets two halves, neither of them empty."""
+    value = int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError("at least 2 orders: each system gets two halves")
+    return value
 
 
 async def main(arguments: Sequence[str] | None = None) -> None:
@@ -366,7 +440,10 @@ async def main(arguments: Sequence[str] | None = None) -> None:
         "--audience-memory: the audience export's peak memory (tools/bench_audience_memory.py).",
     )
     parser.add_argument(
-        "--orders", type=int, default=20_000, help="orders at full load (default 20,000)"
+        "--orders",
+        type=at_least_two,
+        default=20_000,
+        help="orders per system at full load, in two halves (default 20,000)",
     )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     options = parser.parse_args(arguments)
@@ -379,25 +456,26 @@ async def main(arguments: Sequence[str] | None = None) -> None:
         os.environ.get("RABBITMQ_MANAGEMENT_URL", "http://localhost:15672"),
     )
     settings = ServiceSettings(mongodb_url=os.environ.get("MONGODB_URL") or None)
-    store = describe_store(settings).replace("under .data/", "under a temporary directory/")
+    # The register's embedded store lives in the run's temporary directory, not the default one.
+    store = describe_store(settings).replace(
+        f"under {Path(settings.data_dir)}", "under a temporary directory"
+    )
     say(f"store: {store}; machine: {os.cpu_count()} cores")
-    results: dict[str, Run] = {}
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
-        for system in ("baseline", "register"):
-            vhost = await broker.create_vhost()
-            url = broker.url_for(vhost)
-            say(f"{system}:")
-            try:
-                if system == "baseline":
-                    results[system] = await bench_baseline(
-                        url, options.orders, settings.prefetch_count, say
-                    )
-                else:
-                    results[system] = await bench_register(
-                        url, options.orders, Path(scratch) / "data", say
-                    )
-            finally:
-                await broker.delete_vhost(vhost)
+        async with AsyncExitStack() as stack:
+            systems: dict[str, System] = {}
+            for name in SYSTEMS:
+                url = await stack.enter_async_context(fresh_vhost(broker))
+                running = (
+                    baseline_running(url, settings.prefetch_count)
+                    if name == "baseline"
+                    else register_running(url, Path(scratch) / "data")
+                )
+                pids = await stack.enter_async_context(running)
+                traffic = await stack.enter_async_context(Traffic(url).running())
+                systems[name] = System(url, pids, traffic)
+            say(f"both running; each system gets {options.orders} orders in two halves")
+            results = await measure(systems, options.orders, say)
     print(table(results["baseline"], results["register"]))
     if options.json:
         figures = {name: asdict(run) for name, run in results.items()}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -49,9 +50,21 @@ def test_throughput_bench_compares_the_register_with_its_baseline(
 
     assert done.returncode == 0, done.stderr[-3000:]
     assert next(line for line in done.stdout.splitlines() if line.startswith("throughput"))
+    # Each system's two halves on either side of the other's, so drift weighs on both alike.
+    halves = next(line for line in done.stdout.splitlines() if "each half" in line)
+    assert re.findall(r"(baseline|register) \d+", halves) == [
+        "baseline",
+        "register",
+        "register",
+        "baseline",
+    ]
+    assert "under a temporary directory" in done.stderr or mongodb_url is not None
     written = json.loads(figures.read_text())
     assert written["orders"] == 100
     assert written["ratio"] == written["register"]["throughput"] / written["baseline"]["throughput"]
+    for system in ("baseline", "register"):
+        halves = written[system]["halves_throughput"]
+        assert len(halves) == 2 and all(throughput > 0 for throughput in halves), system
     for system, consumers in (
         ("baseline", {"orders", "consent", "disclosure"}),
         ("register", {"orders", "consent", "disclosure", "erasure"}),

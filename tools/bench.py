@@ -239,10 +239,20 @@ async def measure(
     systems: Mapping[str, System], orders: int, say: Callable[[str], None]
 ) -> dict[str, Run]:
     runs = {name: Run() for name in systems}
-    broker = local_broker_pid()
     for system in systems.values():
         await system.traffic.send(make_orders(WARM_UP_ORDERS))
         await system.traffic.settle(ORDER_QUEUES, list(system.pids.values()))
+    await _at_full_load(systems, runs, orders, say)
+    await _at_half_rate(systems, runs, min(orders, HALF_RATE_ORDERS), say)
+    return runs
+
+
+async def _at_full_load(
+    systems: Mapping[str, System], runs: dict[str, Run], orders: int, say: Callable[[str], None]
+) -> None:
+    """Each system's orders as fast as confirms allow, in halves; sets all but the half-rate
+    latencies."""
+    broker = local_broker_pid()
     elapsed = dict.fromkeys(systems, 0.0)
     cpu: dict[str, Counter[str]] = {name: Counter() for name in systems}
     latencies: dict[str, list[float]] = {name: [] for name in systems}
@@ -267,8 +277,14 @@ async def measure(
         run.latency_full_ms = percentiles(latencies[name])
         run.cpu_seconds_per_1000 = {p: seconds * 1000 / orders for p, seconds in cpu[name].items()}
         run.half_rate = run.throughput / 2
-        latencies[name] = []
-    sizes = split(min(orders, HALF_RATE_ORDERS))
+
+
+async def _at_half_rate(
+    systems: Mapping[str, System], runs: dict[str, Run], orders: int, say: Callable[[str], None]
+) -> None:
+    """Each system's orders at half its own full-load throughput, in halves."""
+    latencies: dict[str, list[float]] = {name: [] for name in systems}
+    sizes = split(orders)
     for name in HALVES:
         system, size = systems[name], next(sizes[name])
         say(f"  {name}: half rate, {size} orders at {runs[name].half_rate:.0f}/s")
@@ -277,7 +293,6 @@ async def measure(
         latencies[name] += system.traffic.latencies()
     for name, run in runs.items():
         run.latency_half_ms = percentiles(latencies[name])
-    return runs
 
 
 async def declare_baseline_topology(url: str) -> None:

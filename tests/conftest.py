@@ -97,11 +97,8 @@ def mongodb_url(docker_available: bool) -> Iterator[str | None]:
 @pytest.fixture
 async def vhost_url(rabbitmq: Broker) -> AsyncIterator[str]:
     """An AMQP URL into a virtual host of this test's own, deleted afterwards."""
-    vhost = await rabbitmq.create_vhost()
-    try:
-        yield rabbitmq.url_for(vhost)
-    finally:
-        await rabbitmq.delete_vhost(vhost)
+    async with rabbitmq.fresh_vhost() as url:
+        yield url
 
 
 @pytest.fixture(autouse=True)

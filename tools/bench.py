@@ -45,9 +45,9 @@ from shared import topology
 from shared.database import describe_store
 from shared.settings import ServiceSettings
 from tests.e2e.harness import REPOSITORY, Register, rekisteri
-from tests.e2e.rabbitmq import Broker
 from tools import bench_audience_memory, bench_scale
 from tools.bench_orders import PROVIDERS, web_shop_order
+from tools.bench_register import broker_from_environment
 
 WARM_UP_ORDERS = 300
 HALF_RATE_ORDERS = 3000
@@ -394,16 +394,6 @@ async def register_running(url: str, data_dir: Path) -> AsyncIterator[dict[str, 
         register.stop()
 
 
-@asynccontextmanager
-async def fresh_vhost(broker: Broker) -> AsyncIterator[str]:
-    """A new virtual host for one system, deleted afterwards: yields its URL."""
-    vhost = await broker.create_vhost()
-    try:
-        yield broker.url_for(vhost)
-    finally:
-        await broker.delete_vhost(vhost)
-
-
 def table(baseline: Run, project: Run) -> str:
     rows = [
         (
@@ -466,10 +456,7 @@ async def main(arguments: Sequence[str] | None = None) -> None:
     def say(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
-    broker = Broker(
-        os.environ.get("RABBITMQ_URL", "amqp://guest:guest@localhost:5672/"),
-        os.environ.get("RABBITMQ_MANAGEMENT_URL", "http://localhost:15672"),
-    )
+    broker = broker_from_environment()
     settings = ServiceSettings(mongodb_url=os.environ.get("MONGODB_URL") or None)
     # The register's embedded store lives in the run's temporary directory, not the default one.
     store = describe_store(settings).replace(
@@ -480,7 +467,7 @@ async def main(arguments: Sequence[str] | None = None) -> None:
         async with AsyncExitStack() as stack:
             systems: dict[str, System] = {}
             for name in SYSTEMS:
-                url = await stack.enter_async_context(fresh_vhost(broker))
+                url = await stack.enter_async_context(broker.fresh_vhost())
                 running = (
                     baseline_running(url, settings.prefetch_count)
                     if name == "baseline"

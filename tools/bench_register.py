@@ -200,25 +200,23 @@ async def running_register(
     """A fresh vhost with `services` running on a register of `people` people: yields the
     vhost's URL and the register; afterwards stops it, fails on any error a service logged,
     and drops vhost and databases."""
-    vhost = await broker.create_vhost()
-    url = broker.url_for(vhost)
-    register = Register(
-        dict.fromkeys(topology.SERVICES, url),
-        scratch / "data",
-        mongodb_url,
-        database_prefix=f"bench_{uuid.uuid4().hex[:6]}_",
-    )
-    try:
-        await fill(register, people, say, [s for s in HOLDERS if s in services])
+    async with broker.fresh_vhost() as url:
+        register = Register(
+            dict.fromkeys(topology.SERVICES, url),
+            scratch / "data",
+            mongodb_url,
+            database_prefix=f"bench_{uuid.uuid4().hex[:6]}_",
+        )
         try:
-            await start(register, services)
-            yield url, register
+            await fill(register, people, say, [s for s in HOLDERS if s in services])
+            try:
+                await start(register, services)
+                yield url, register
+            finally:
+                await asyncio.to_thread(register.stop)
+            check_logs(register)
         finally:
-            await asyncio.to_thread(register.stop)
-        check_logs(register)
-    finally:
-        await broker.delete_vhost(vhost)
-        await drop(register, services)
+            await drop(register, services)
 
 
 async def drop(register: Register, services: Sequence[str]) -> None:

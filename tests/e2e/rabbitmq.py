@@ -7,6 +7,8 @@ import base64
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.error import HTTPError
@@ -64,6 +66,15 @@ class Broker:
 
     async def delete_vhost(self, vhost: str) -> None:
         await self.management("DELETE", f"/api/vhosts/{vhost}")
+
+    @asynccontextmanager
+    async def fresh_vhost(self) -> AsyncIterator[str]:
+        """A new virtual host, deleted afterwards: yields an AMQP URL into it, as the admin."""
+        vhost = await self.create_vhost()
+        try:
+            yield self.url_for(vhost)
+        finally:
+            await self.delete_vhost(vhost)
 
     async def delete_users(self, prefix: str) -> None:
         """Users are not per virtual host: a test deletes the provider users it made."""

@@ -223,9 +223,8 @@ class Traffic:
 
 @dataclass
 class System:
-    """A system under test, running: its vhost's URL, its consumers' processes, its traffic."""
+    """A system under test, running: its consumers' processes and its traffic."""
 
-    url: str
     pids: dict[str, int]
     traffic: Traffic
 
@@ -475,7 +474,7 @@ async def main(arguments: Sequence[str] | None = None) -> None:
                 )
                 pids = await stack.enter_async_context(running)
                 traffic = await stack.enter_async_context(Traffic(url).running())
-                systems[name] = System(url, pids, traffic)
+                systems[name] = System(pids, traffic)
             say(f"both running; each system gets {options.orders} orders in two halves")
             results = await measure(systems, options.orders, say)
     print(table(results["baseline"], results["register"]))

@@ -242,15 +242,16 @@ async def serve(settings: SettingsT, assemble: Assemble[SettingsT]) -> None:
         # process: out of the cyclic collector's way, they are never scanned again.
         gc.freeze()
 
-        stops: list[Stop] = []
+        stop_hooks: Stop | None = None
 
         async def declare_before_consuming() -> None:
             # Connected but not consuming yet: a message dead-lettered in the first moments
             # must find its dead-letter queue, and a provider's queue must exist before any
             # disclosure is routed to it.
+            nonlocal stop_hooks
             await broker.connect()
             await declare_dead_letter_queues(broker)
-            stops.append(await run_startup_hooks(hooks))
+            stop_hooks = await run_startup_hooks(hooks)
 
         consuming = asyncio.Event()
 
@@ -258,8 +259,8 @@ async def serve(settings: SettingsT, assemble: Assemble[SettingsT]) -> None:
             consuming.set()
 
         async def stop_background_work() -> None:
-            for stop in stops:
-                await stop()
+            if stop_hooks is not None:
+                await stop_hooks()
 
         app = AsgiFastStream(
             broker,

@@ -49,15 +49,15 @@ async def running(
     await open_audit_log(settings, database.database, broker)
     hooks = await assemble(settings, database, broker)
     broker.include_router(runtime_router(settings, broker))
-    stops: list[Stop] = []
+    stop_hooks: Stop | None = None
     try:
         async with TestRabbitBroker(broker) as test_broker:
-            stops.append(await run_startup_hooks(hooks))
+            stop_hooks = await run_startup_hooks(hooks)
             yield test_broker, database.database
     finally:
         # As the service stops: its background work first, then its database.
-        for stop in stops:
-            await stop()
+        if stop_hooks is not None:
+            await stop_hooks()
         await database.close()
 
 

@@ -29,6 +29,7 @@ from yarl import URL
 
 from shared.contracts.ops import OpsPage, OpsReply
 from shared.topology import DIRECT_REPLY_TO, OPS_EXCHANGE, ops_stream_routing_key
+from shared.urls import mask_password
 
 
 class OpsError(Exception):
@@ -51,7 +52,9 @@ class OpsClient:
         try:
             self._connection = await aio_pika.connect_robust(self._url, fail_fast=True)
         except (OSError, aio_pika.exceptions.AMQPConnectionError) as error:
-            raise OpsError(f"cannot reach RabbitMQ at {_safe_url(self._url)}: {error}") from None
+            raise OpsError(
+                f"cannot reach RabbitMQ at {mask_password(self._url)}: {error}"
+            ) from None
         self._channel = await self._connection.channel(on_return_raises=True)
         replies = await self._channel.get_queue(DIRECT_REPLY_TO, ensure=False)
         await replies.consume(self._on_reply, no_ack=True)
@@ -153,8 +156,3 @@ class OpsClient:
         inbox = self._inboxes.get(message.correlation_id or "")
         if inbox is not None:
             inbox.put_nowait(message.body)
-
-
-def _safe_url(url: str) -> str:
-    parsed = URL(url)
-    return str(parsed.with_password("***")) if parsed.password else url

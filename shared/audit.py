@@ -1,6 +1,7 @@
 """Every command staff send a service, kept: who, when, what, on whom, and how it went.
 
-Each service keeps its own audit log in the `audit` collection of its own database. The command
+Each service keeps its own audit log in its own database (`AuditRecords`: MongoDB's `audit`
+collection or SQLite's `audit` table). The command
 path in shared/messaging.py writes one entry for every command, whatever its outcome, before
 the reply goes out; a reply whose entry could not be written is withheld. Entries are only ever
 inserted. A command names a person by `email`: the entry keeps the keyed subject hash
@@ -11,8 +12,10 @@ names, addresses or free text. `rekisteri audit list` reads every service's log.
 from __future__ import annotations
 
 import re
+import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from faststream.rabbit import RabbitBroker
@@ -20,9 +23,11 @@ from pydantic import BaseModel
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from shared.contracts.runtime import AuditEntry, AuditOutcome
-from shared.database import Database
+from shared.database import Database, MongoDocuments
 from shared.identity import SubjectHasher
 from shared.settings import ServiceSettings
+from shared.sqlite import SqliteDatabase, millis
+from shared.times import to_millis
 
 AUDIT_LOG = "audit_log"
 """Where the broker's context holds the service's `AuditLog` (see `open_audit_log`)."""
@@ -40,19 +45,118 @@ TARGET_FIELDS = (
 _COMMAND_NAME = re.compile(r"^[a-z][a-z.]{0,63}$")
 
 
-class AuditLog:
-    def __init__(self, database: Database, service: str, hasher: SubjectHasher) -> None:
-        self._entries = database[COLLECTION]
-        self._service = service
-        self._hasher = hasher
+class AuditRecords(Protocol):
+    """Where a service's audit entries are kept: only ever appended to."""
 
-    async def create_indexes(self) -> None:
+    async def prepare(self) -> None: ...
+
+    async def append(self, entry: AuditEntry) -> None: ...
+
+    async def entries(
+        self, since: datetime | None, actor: str | None, limit: int
+    ) -> list[AuditEntry]:
+        """Newest first."""
+        ...
+
+
+class MongoAuditRecords:
+    def __init__(self, documents: MongoDocuments) -> None:
+        self._entries = documents[COLLECTION]
+
+    async def prepare(self) -> None:
         await self._entries.create_indexes(
             [
                 IndexModel([("at", DESCENDING)]),
                 IndexModel([("actor", ASCENDING), ("at", DESCENDING)]),
             ]
         )
+
+    async def append(self, entry: AuditEntry) -> None:
+        await self._entries.insert_one(entry.model_dump())
+
+    async def entries(
+        self, since: datetime | None, actor: str | None, limit: int
+    ) -> list[AuditEntry]:
+        query: dict[str, Any] = {}
+        if actor is not None:
+            query["actor"] = actor
+        if since is not None:
+            query["at"] = {"$gte": since}
+        cursor = self._entries.find(query, {"_id": 0}).sort("at", DESCENDING).limit(limit)
+        return [AuditEntry.model_validate(document, strict=False) async for document in cursor]
+
+
+class SqliteAuditRecords:
+    """Table `audit`: the time and actor as columns to search by, the entry as JSON."""
+
+    def __init__(self, database: SqliteDatabase) -> None:
+        self._database = database
+
+    async def prepare(self) -> None:
+        await self._database.create_schema(
+            [
+                """CREATE TABLE IF NOT EXISTS audit (
+                    id INTEGER PRIMARY KEY,
+                    at INTEGER NOT NULL,
+                    actor TEXT,
+                    entry TEXT NOT NULL
+                )""",
+                "CREATE INDEX IF NOT EXISTS audit_at ON audit (at)",
+                "CREATE INDEX IF NOT EXISTS audit_actor_at ON audit (actor, at)",
+            ]
+        )
+
+    async def append(self, entry: AuditEntry) -> None:
+        values = (millis(entry.at), entry.actor, entry.model_dump_json())
+        await self._database.run(
+            lambda connection: connection.execute(
+                "INSERT INTO audit (at, actor, entry) VALUES (?, ?, ?)", values
+            )
+        )
+
+    async def entries(
+        self, since: datetime | None, actor: str | None, limit: int
+    ) -> list[AuditEntry]:
+        conditions: list[str] = []
+        values: list[Any] = []
+        if actor is not None:
+            conditions.append("actor = ?")
+            values.append(actor)
+        if since is not None:
+            conditions.append("at >= ?")
+            values.append(millis(since))
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+
+        def read(connection: sqlite3.Connection) -> list[Any]:
+            return connection.execute(
+                f"SELECT entry FROM audit {where} ORDER BY at DESC, id DESC LIMIT ?",
+                (*values, limit),
+            ).fetchall()
+
+        return [
+            AuditEntry.model_validate_json(row[0], strict=False)
+            for row in await self._database.run(read)
+        ]
+
+
+def audit_records(database: Database) -> AuditRecords:
+    if isinstance(database, SqliteDatabase):
+        return SqliteAuditRecords(database)
+    return MongoAuditRecords(database.documents)
+
+
+class AuditLog:
+    def __init__(
+        self,
+        records: AuditRecords,
+        service: str,
+        hasher: SubjectHasher,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._records = records
+        self._service = service
+        self._hasher = hasher
+        self.clock = clock
 
     async def record(
         self,
@@ -68,7 +172,7 @@ class AuditLog:
         fields = command.model_dump(mode="json") if command is not None else {}
         email = fields.get("email")
         entry = AuditEntry(
-            at=datetime.now(UTC),
+            at=to_millis(self.clock()),
             service=self._service,
             actor=actor,
             command=fields.get("command") or _claimed_command(body),
@@ -78,19 +182,13 @@ class AuditLog:
             count=count,
             message_id=message_id,
         )
-        await self._entries.insert_one(entry.model_dump())
+        await self._records.append(entry)
 
     async def entries(
         self, since: datetime | None, actor: str | None, limit: int
     ) -> list[AuditEntry]:
         """Newest first."""
-        query: dict[str, Any] = {}
-        if actor is not None:
-            query["actor"] = actor
-        if since is not None:
-            query["at"] = {"$gte": since}
-        cursor = self._entries.find(query, {"_id": 0}).sort("at", DESCENDING).limit(limit)
-        return [AuditEntry.model_validate(document, strict=False) async for document in cursor]
+        return await self._records.entries(since, actor, limit)
 
 
 def _claimed_command(body: bytes) -> str:
@@ -106,11 +204,12 @@ async def open_audit_log(
     settings: ServiceSettings, database: Database, broker: RabbitBroker
 ) -> AuditLog:
     """The service's audit log, indexed, where the broker's command handlers find it."""
+    records = audit_records(database)
+    await records.prepare()
     audit = AuditLog(
-        database,
+        records,
         settings.service_name,
         SubjectHasher(settings.identity_hash_key.get_secret_value()),
     )
-    await audit.create_indexes()
     broker.context.set_global(AUDIT_LOG, audit)
     return audit

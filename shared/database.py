@@ -1,8 +1,10 @@
-"""Connects a service to its own MongoDB database: a real server, or the embedded store.
+"""Connects a service to its own database: MongoDB in production, SQLite where none runs.
 
-`MONGODB_URL` names a real MongoDB (production, docker compose). Unset, the service keeps its
-data in the embedded store under `DATA_DIR/<service>/`; `memory://` keeps it only in memory
-(unit tests, benchmarks). Store modules see one type either way: PyMongo's `AsyncDatabase`.
+`MONGODB_URL` names a real MongoDB (production, docker compose): the service keeps its slice in
+its own database there. Unset, the service keeps its data in one SQLite file,
+`DATA_DIR/<service>.sqlite3` (shared/sqlite.py); `memory://` keeps it in memory only (unit
+tests, benchmarks). Each service's `store` package picks its adapter by the type of connection;
+nothing above the store knows which one it has.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any
 
 from pymongo import AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
@@ -18,104 +20,126 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from shared.settings import ServiceSettings
+from shared.sqlite import SqliteDatabase
+from shared.urls import mask_password
 
 MEMORY_URL = "memory://"
-Database = AsyncDatabase[dict[str, Any]]
+MongoDocuments = AsyncDatabase[dict[str, Any]]
+Collection = AsyncCollection[dict[str, Any]]
 
 log = logging.getLogger(__name__)
 
 
-class _Closable(Protocol):
-    async def close(self) -> None: ...
+class StoreError(RuntimeError):
+    """The service's data cannot be used as it is; the message says what to do."""
 
 
 @dataclass
-class DatabaseConnection:
-    database: Database
-    description: str
-    _client: _Closable
+class MongoDatabase:
+    """A service's own database on a MongoDB server."""
+
+    documents: MongoDocuments
+    client: AsyncMongoClient[dict[str, Any]]
 
     async def ping(self) -> bool:
         try:
-            await self.database.command("ping")
+            await self.documents.command("ping")
         except Exception:  # readiness reports the failure; the reason is in the driver's log
             return False
         return True
 
     async def close(self) -> None:
-        await self._client.close()
+        await self.client.close()
+
+
+Database = MongoDatabase | SqliteDatabase
 
 
 def describe_store(settings: ServiceSettings) -> str:
     """Where the data lives, fit for a log line (a MongoDB password is masked)."""
     url = settings.mongodb_url
     if url is None:
-        return f"embedded store on disk under {Path(settings.data_dir) / settings.service_name}"
+        return f"SQLite file {sqlite_path(settings)}"
     if url == MEMORY_URL:
-        return "embedded store in memory: data is lost when the service stops"
-    if "@" in url:
-        scheme, rest = url.split("://", 1)
-        url = f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
-    return f"MongoDB at {url}"
+        return "SQLite in memory: data is lost when the service stops"
+    return f"MongoDB at {mask_password(url)}"
 
 
-async def connect_database(settings: ServiceSettings) -> DatabaseConnection:
-    url = settings.mongodb_url
-    description = describe_store(settings)
-    if url is not None and url != MEMORY_URL:
-        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-            url, tz_aware=True, appname=settings.service_name
+def sqlite_path(settings: ServiceSettings) -> Path:
+    return Path(settings.data_dir) / f"{settings.service_name}.sqlite3"
+
+
+def refuse_old_embedded_store(settings: ServiceSettings) -> None:
+    """The embedded store before SQLite kept a directory per service with a journal; it only
+    ever held development data, and is never half-read."""
+    old = Path(settings.data_dir) / settings.service_name
+    if (old / "journal.jsonl").exists() or (old / "snapshot.jsonl").exists():
+        raise StoreError(
+            f"{old} holds data of the old embedded store (mongomock journal), which this version "
+            f"no longer reads; it only ever held development data: remove it (rm -r {old}) and "
+            "start again"
         )
-        return DatabaseConnection(client[settings.database_name], description, client)
 
-    # The stand-in and its query log load only where they are used.
-    from shared.embedded_store import EmbeddedClient
-    from shared.query_shapes import QueryLog
 
-    directory = None if url == MEMORY_URL else Path(settings.data_dir) / settings.service_name
-    query_log = settings.embedded_store_query_log
-    embedded = await EmbeddedClient.open(
-        directory, QueryLog(Path(query_log)) if query_log else None
-    )
-    if directory is None:
+async def connect_database(settings: ServiceSettings) -> Database:
+    url = settings.mongodb_url
+    if url is not None and url != MEMORY_URL:
+        # journal=True: a write is acknowledged only once it is in the server's journal, so a
+        # mongod crash cannot lose what the broker has already been told is done.
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            url,
+            tz_aware=True,
+            appname=settings.service_name,
+            w=settings.mongodb_write_concern,
+            journal=True,
+        )
+        return MongoDatabase(client[settings.database_name], client)
+    if url == MEMORY_URL:
         log.warning("data is kept in memory only and is lost when the service stops")
-    database = cast("Database", embedded[settings.database_name])
-    return DatabaseConnection(database, description, embedded)
+        return await SqliteDatabase.open(None)
+    refuse_old_embedded_store(settings)
+    return await SqliteDatabase.open(sqlite_path(settings))
 
 
-# Conditional upserts: apply an update to the document if it meets a condition, or create the
-# document if it is missing. When it exists but fails the condition, the upsert's insert
-# collides with its `_id`: that DuplicateKeyError means "what is stored wins".
+# Conditional upserts on MongoDB: apply an update to the document if it meets a condition, or
+# create the document if it is missing. A DuplicateKeyError has two meanings: the document exists
+# but fails the condition (what is stored wins), or a concurrent upsert inserted the same `_id`
+# between our match and our insert (the server retries that by itself only for filters that are
+# equality on the unique key alone; ours carry `$lt`/`$or`). One retry tells them apart: the
+# document exists by then, so a second DuplicateKeyError can only mean the stored one wins.
 
 
 async def conditional_upsert(
-    collection: AsyncCollection[dict[str, Any]],
-    document_id: Any,
-    condition: dict[str, Any],
-    update: dict[str, Any],
+    collection: Collection, document_id: Any, condition: dict[str, Any], update: dict[str, Any]
 ) -> bool:
     """The conditional upsert; True when it changed or created the document."""
-    try:
-        result = await collection.update_one({"_id": document_id, **condition}, update, upsert=True)
-    except DuplicateKeyError:
-        return False
-    return result.modified_count > 0 or result.upserted_id is not None
+    for attempt in range(2):
+        try:
+            result = await collection.update_one(
+                {"_id": document_id, **condition}, update, upsert=True
+            )
+        except DuplicateKeyError:
+            if attempt == 1:
+                return False
+            continue
+        return result.modified_count > 0 or result.upserted_id is not None
+    return False
 
 
 async def conditional_upsert_returning(
-    collection: AsyncCollection[dict[str, Any]],
-    document_id: Any,
-    condition: dict[str, Any],
-    update: dict[str, Any],
+    collection: Collection, document_id: Any, condition: dict[str, Any], update: dict[str, Any]
 ) -> dict[str, Any] | None:
     """The conditional upsert; the document as stored afterwards, whichever write won (None:
     deleted meanwhile)."""
-    try:
-        return await collection.find_one_and_update(
-            {"_id": document_id, **condition},
-            update,
-            upsert=True,
-            return_document=ReturnDocument.AFTER,
-        )
-    except DuplicateKeyError:
-        return await collection.find_one({"_id": document_id})
+    for attempt in range(2):
+        try:
+            return await collection.find_one_and_update(
+                {"_id": document_id, **condition},
+                update,
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+        except DuplicateKeyError:
+            if attempt == 1:
+                break
+    return await collection.find_one({"_id": document_id})

@@ -37,7 +37,7 @@ from shared.contracts.runtime import (
     ReportStatus,
     RuntimeCommand,
 )
-from shared.database import DatabaseConnection, connect_database
+from shared.database import Database, StoreError, connect_database, describe_store
 from shared.dead_letters import QueueInspector
 from shared.log import configure_logging
 from shared.messaging import make_broker, subscribe_commands
@@ -51,7 +51,7 @@ work it repeats in the background). A hook that starts something returns how to 
 is called when the service stops, before the broker is closed."""
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
 # Generic in the settings class, so a service's `assemble` may take its own subclass.
-Assemble = Callable[[SettingsT, DatabaseConnection, RabbitBroker], Awaitable[StartupHooks]]
+Assemble = Callable[[SettingsT, Database, RabbitBroker], Awaitable[StartupHooks]]
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ def runtime_router(settings: ServiceSettings, broker: RabbitBroker) -> RabbitRou
 
 
 def health_routes(
-    broker: RabbitBroker, database: DatabaseConnection, consuming: asyncio.Event
+    broker: RabbitBroker, database: Database, consuming: asyncio.Event
 ) -> list[tuple[str, Any]]:
     @get(include_in_schema=False)
     async def health(scope: Any) -> AsgiResponse:
@@ -231,15 +231,19 @@ def health_routes(
 
 async def serve(settings: SettingsT, assemble: Assemble[SettingsT]) -> None:
     configure_logging(settings.service_name, settings.log_level)
-    database = await connect_database(settings)
-    log.info("data store: %s", database.description, extra={"store": database.description})
+    description = describe_store(settings)
+    try:
+        database = await connect_database(settings)
+    except StoreError as error:
+        raise SystemExit(f"{settings.service_name}: {error}") from None
+    log.info("data store: %s", description, extra={"store": description})
     try:
         broker = make_broker(settings)
-        await open_audit_log(settings, database.database, broker)
+        await open_audit_log(settings, database, broker)
         hooks = await assemble(settings, database, broker)
         broker.include_router(runtime_router(settings, broker))
-        # Modules, models and (embedded store) the data loaded so far live as long as the
-        # process: out of the cyclic collector's way, they are never scanned again.
+        # Modules and models loaded so far live as long as the process: out of the cyclic
+        # collector's way, they are never scanned again.
         gc.freeze()
 
         stop_hooks: Stop | None = None

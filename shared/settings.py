@@ -38,22 +38,23 @@ class ServiceSettings(BaseSettings):
     mongodb_url: str | None = Field(
         default=None,
         description=(
-            "A real MongoDB (`mongodb://...`). Unset: the embedded store on disk under "
-            "DATA_DIR; `memory://`: the embedded store kept purely in memory."
+            "A real MongoDB (`mongodb://...`; TLS options such as `tls=true&tlsCAFile=...` go in "
+            "the URL). Unset: a SQLite file per service under DATA_DIR; `memory://`: SQLite kept "
+            "purely in memory."
         ),
     )
     mongodb_database: str | None = Field(
         default=None, description="Database name; defaults to the service's name."
     )
-    data_dir: str = Field(
-        default=".data", description="Where the embedded store keeps each service's directory."
-    )
-    embedded_store_query_log: str | None = Field(
-        default=None,
+    mongodb_write_concern: int | Literal["majority"] = Field(
+        default=1,
         description=(
-            "Development and tests: a file where the embedded store appends the shape of every "
-            "query, so the test suite can check that an index serves each one."
+            "MongoDB write concern `w` (always with `j=true`, journaled): `majority` on a "
+            "replica set, so an acknowledged write survives the loss of the primary."
         ),
+    )
+    data_dir: str = Field(
+        default=".data", description="Where each service keeps its SQLite file without MongoDB."
     )
     identity_hash_key: SecretStr = Field(
         default=SecretStr(DEV_IDENTITY_HASH_KEY),

@@ -10,12 +10,10 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
-from shared.query_shapes import uncovered
 from tests.e2e.rabbitmq import Broker
 
 DEFAULT_RABBITMQ_URL = "amqp://guest:guest@localhost:5672/"
@@ -99,20 +97,3 @@ async def vhost_url(rabbitmq: Broker) -> AsyncIterator[str]:
     """An AMQP URL into a virtual host of this test's own, deleted afterwards."""
     async with rabbitmq.fresh_vhost() as url:
         yield url
-
-
-@pytest.fixture(autouse=True)
-def every_query_is_served_by_an_index(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[None]:
-    """Fail a test in which any store, in this process or a service's, ran a query no index serves.
-
-    The embedded store records each query's shape where EMBEDDED_STORE_QUERY_LOG points; the
-    services started by the test inherit the variable. See shared/query_shapes.py for the rule.
-    """
-    log = tmp_path / "queries.jsonl"
-    monkeypatch.setenv("EMBEDDED_STORE_QUERY_LOG", str(log))
-    yield
-    if log.exists():
-        problems = uncovered([log])
-        assert not problems, "queries no declared index serves:\n" + "\n".join(problems)

@@ -25,6 +25,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
+from shared.urls import mask_password
+
 SERVICES = ("orders", "consent", "disclosure", "erasure")
 SUPERVISOR_NAME = "dev"
 STOP_TIMEOUT_SECONDS = 20.0
@@ -207,28 +209,14 @@ def _decode(line: bytes) -> str:
     return line.decode(errors="replace").rstrip("\r")
 
 
-def mask_password(url: str) -> str:
-    """The URL with the password of its user info replaced by `***`."""
-    scheme, separator, rest = url.partition("://")
-    if not separator:
-        return url
-    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
-    authority, tail = rest[:end], rest[end:]
-    userinfo, at, hosts = authority.rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    user = userinfo.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{hosts}{tail}"
-
-
 def describe_store(environ: Mapping[str, str]) -> str:
     """Where the services keep their data, given the environment they inherit."""
     url = environ.get("MONGODB_URL")
     if url is None:
         data_dir = environ.get("DATA_DIR") or ".data"
-        return f"embedded store on disk under {data_dir.rstrip('/')}/"
+        return f"SQLite files under {data_dir.rstrip('/')}/ (one per service)"
     if url.startswith("memory://"):
-        return "embedded store in memory (memory://): data is lost when the services stop"
+        return "SQLite in memory (memory://): data is lost when the services stop"
     return f"MongoDB at {mask_password(url)}"
 
 

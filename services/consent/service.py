@@ -22,7 +22,8 @@ from services.consent.store import ConsentStore
 from shared.contracts.consent import ConsentChanged, Contact, Purpose
 from shared.contracts.erasure import EraseSubject, ErasureReported, Retained
 from shared.contracts.webshop import ConsentUpdated, MarketingObjection, OrderPlaced
-from shared.erasure import Participation, Plan, Tombstone, ignore_buried
+from shared.erasure.participation import Participation
+from shared.erasure.tombstone import Plan, Tombstone, ignore_buried
 from shared.identity import SubjectHasher
 from shared.messaging import Stream
 
@@ -204,7 +205,7 @@ class ConsentService:
             "suppressed_since": await self._store.suppressed_since(subject),
         }
 
-    # --- erasure (shared/erasure.py runs the steps) ----------------------------------------------
+    # --- erasure (shared/erasure/participation.py runs the steps) ------------------------------
 
     async def erase(self, command: EraseSubject) -> None:
         await self._participation.erase(command, self)

@@ -9,9 +9,9 @@ from services.disclosure.handlers import build_router
 from services.disclosure.publisher import ProviderQueues
 from services.disclosure.service import DisclosureService, ProviderLogins
 from services.disclosure.settings import DisclosureSettings
-from services.disclosure.store import DisclosureStore
-from shared.database import DatabaseConnection
-from shared.erasure import Participation
+from services.disclosure.store import open_store
+from shared.database import Database
+from shared.erasure.participation import Participation
 from shared.identity import SubjectHasher
 from shared.rabbitmq_admin import RabbitMQAdmin
 from shared.retention import SWEEP_INTERVAL_SECONDS
@@ -19,10 +19,9 @@ from shared.runtime import StartupHooks, every, queue_inspector
 
 
 async def assemble(
-    settings: DisclosureSettings, database: DatabaseConnection, broker: RabbitBroker
+    settings: DisclosureSettings, database: Database, broker: RabbitBroker
 ) -> StartupHooks:
-    store = DisclosureStore(database.database)
-    await store.create_indexes()
+    store = await open_store(database)
     hasher = SubjectHasher(settings.identity_hash_key.get_secret_value())
     logins = ProviderLogins(
         admin=RabbitMQAdmin(settings.rabbitmq_management_url, *settings.management_credentials),

@@ -9,7 +9,7 @@ its own RabbitMQ user, which may read its own queue and do nothing else
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -139,13 +139,13 @@ def erased_reference(request_id: str) -> str:
     return f"{ERASED}{request_id}"
 
 
-def unnamed_entry_kept_until(entry: dict[str, Any]) -> str | None:
-    """The last day (ISO) a log entry is kept once everyone it named is erased: that of its
-    order's ledger lines. None while it still names someone; an entry logged before orders'
-    dates were logged has no end the log can tell, and is kept."""
-    if any(not subject.startswith(ERASED) for subject in entry["subjects"]):
+def unnamed_entry_kept_until(subjects: Iterable[str], placed_at: datetime | None) -> str | None:
+    """The last day (ISO) a log entry naming `subjects` is kept once everyone it named is
+    erased: that of its order's ledger lines. None while it still names someone; an entry
+    logged before orders' dates were logged (`placed_at` None) has no end the log can tell, and
+    is kept."""
+    if any(not subject.startswith(ERASED) for subject in subjects):
         return None
-    placed_at = entry.get("placed_at")
     return None if placed_at is None else ledger_kept_until(placed_at).isoformat()
 
 

@@ -41,7 +41,8 @@ from shared.contracts.providers import (
     UpdateProvider,
 )
 from shared.contracts.webshop import OrderPlaced
-from shared.erasure import Participation, Plan, ignore_buried
+from shared.erasure.participation import Participation
+from shared.erasure.tombstone import Plan, ignore_buried
 from shared.identity import SubjectHasher
 from shared.permissions import provider_party
 from shared.rabbitmq_admin import RabbitMQAdmin
@@ -159,7 +160,7 @@ class DisclosureService:
             subject=subject, provider_id=query.provider_id, limit=query.limit
         )
 
-    # --- erasure (shared/erasure.py runs the steps) ----------------------------------------------
+    # --- erasure (shared/erasure/participation.py runs the steps) ---------------------------------
 
     async def erase(self, command: EraseSubject) -> None:
         await self._participation.erase(command, self)
@@ -207,8 +208,8 @@ class DisclosureService:
         reference = erased_reference(command.request_id)
         await self._store.replace_subject(command.subject, reference)
         for entry in await self._store.entries_naming(reference):
-            if (until := unnamed_entry_kept_until(entry)) is not None:
-                await self._store.keep_until(entry["_id"], until)
+            if (until := unnamed_entry_kept_until(entry.subjects, entry.placed_at)) is not None:
+                await self._store.keep_until(entry.disclosure_id, until)
 
     async def delete_expired(self, now: datetime | None = None) -> int:
         """Delete the log entries of erased people whose retention has ended."""

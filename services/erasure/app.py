@@ -10,18 +10,17 @@ from services.erasure.handlers import build_router
 from services.erasure.publisher import Participants
 from services.erasure.service import ErasureService
 from services.erasure.settings import ErasureSettings
-from services.erasure.store import ErasureStore
-from shared.database import DatabaseConnection
-from shared.erasure import SubjectDeadLetters
+from services.erasure.store import open_store
+from shared.database import Database
+from shared.erasure.participation import SubjectDeadLetters
 from shared.identity import SubjectHasher
 from shared.runtime import StartupHooks, every, queue_inspector
 
 
 async def assemble(
-    settings: ErasureSettings, database: DatabaseConnection, broker: RabbitBroker
+    settings: ErasureSettings, database: Database, broker: RabbitBroker
 ) -> StartupHooks:
-    store = ErasureStore(database.database)
-    await store.create_indexes()
+    store = await open_store(database)
     hasher = SubjectHasher(settings.identity_hash_key.get_secret_value())
     timing = Timing(
         deadline=settings.erasure_deadline,

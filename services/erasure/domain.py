@@ -25,6 +25,7 @@ from shared.contracts.erasure import (
     Retained,
     ServiceReceipt,
 )
+from shared.times import to_millis
 from shared.topology import ERASURE_PARTICIPANTS
 
 OPEN_STATUSES: tuple[RequestStatus, ...] = ("received", "in_progress", "stuck")
@@ -101,7 +102,9 @@ def new_erasure(
         status="received",
         source=source,
         requested_by=requested_by,
-        received_at=now,
+        # Whole milliseconds, as stored: it becomes every participant's `erased_at`, which an
+        # event's time is compared with before and after the tombstone is stored.
+        received_at=to_millis(now),
         reason=reason,
         note=note,
         event_id=event_id,

@@ -28,7 +28,7 @@ from shared.contracts.erasure import (
     RequestErasure,
 )
 from shared.contracts.webshop import ErasureRequested
-from shared.erasure import DeadLetterRemover
+from shared.erasure.participation import DeadLetterRemover
 from shared.identity import SubjectHasher
 from shared.messaging import CommandRefused, InvalidMessage
 
@@ -95,12 +95,13 @@ class ErasureService:
             self._timing,
             event_id=str(event.event_id),
         )
-        stored = await self._store.add(request)
-        if stored.subject != subject or stored.type != "erasure":
-            raise InvalidMessage(f"request_id {event.request_id} is taken by another request")
-        if stored is request:
-            _log("erasure requested", request, actor=WEBSHOP)
-            await self._start(request)
+        existing = await self._store.add(request)
+        if existing is not None:
+            if existing.subject != subject or existing.type != "erasure":
+                raise InvalidMessage(f"request_id {event.request_id} is taken by another request")
+            return
+        _log("erasure requested", request, actor=WEBSHOP)
+        await self._start(request)
 
     async def show(self, request_id: str) -> ErasureRequestView:
         request = await self._store.request(request_id)

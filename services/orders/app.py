@@ -7,9 +7,9 @@ from faststream.rabbit import RabbitBroker
 
 from services.orders.handlers import build_router
 from services.orders.service import SERVICE, OrdersService
-from services.orders.store import OrdersStore
-from shared.database import DatabaseConnection
-from shared.erasure import Participation
+from services.orders.store import open_store
+from shared.database import Database
+from shared.erasure.participation import Participation
 from shared.identity import SubjectHasher
 from shared.retention import SWEEP_INTERVAL_SECONDS
 from shared.runtime import StartupHooks, every, queue_inspector
@@ -17,10 +17,9 @@ from shared.settings import ServiceSettings
 
 
 async def assemble(
-    settings: ServiceSettings, database: DatabaseConnection, broker: RabbitBroker
+    settings: ServiceSettings, database: Database, broker: RabbitBroker
 ) -> StartupHooks:
-    store = OrdersStore(database.database)
-    await store.create_indexes()
+    store = await open_store(database)
     hasher = SubjectHasher(settings.identity_hash_key.get_secret_value())
     participation = Participation.of(
         SERVICE, store.erasures, queue_inspector(settings, broker), hasher, broker

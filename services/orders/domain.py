@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from shared.contracts.webshop import OrderPlaced, Person
 from shared.identity import SubjectHasher
 from shared.retention import RETENTION_BASIS, ledger_kept_until
+from shared.times import to_millis
 
 Role = Literal["buyer", "recipient"]
 ROLES: tuple[Role, ...] = ("buyer", "recipient")
@@ -85,8 +86,9 @@ def order_from_event(event: OrderPlaced, hasher: SubjectHasher, recorded_at: dat
     return Order(
         order_id=event.order_id,
         event_id=str(event.event_id),
-        placed_at=event.occurred_at,
-        recorded_at=recorded_at,
+        # Whole milliseconds, the precision both stores keep.
+        placed_at=to_millis(event.occurred_at),
+        recorded_at=to_millis(recorded_at),
         currency=event.currency,
         lines=lines,
         total_cents=sum(line.total_cents for line in lines),

@@ -8,11 +8,18 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
-from services.orders.domain import ROLES, order_from_event, profiles_from_order, without_people
-from services.orders.store import LEDGER_FIELDS, OrdersStore
+from services.orders.domain import (
+    ROLES,
+    Order,
+    order_from_event,
+    profiles_from_order,
+    without_people,
+)
+from services.orders.store import OrdersStore
 from shared.contracts.erasure import EraseSubject, ErasureReported, Retained
 from shared.contracts.webshop import OrderPlaced
-from shared.erasure import Participation, Plan, ignore_buried
+from shared.erasure.participation import Participation
+from shared.erasure.tombstone import Plan, ignore_buried
 from shared.identity import SubjectHasher
 from shared.retention import RETENTION_BASIS, expired_before, ledger_kept_until
 
@@ -73,7 +80,7 @@ class OrdersService:
         erased["orders stripped of personal data"] = len(orders)
         by_end: dict[str, list[str]] = defaultdict(list)
         for order in orders:
-            by_end[ledger_kept_until(order["placed_at"]).isoformat()].append(order["_id"])
+            by_end[ledger_kept_until(order.placed_at).isoformat()].append(order.order_id)
         kept = [
             Retained(what=LEDGER, basis=RETENTION_BASIS, until=until, order_ids=sorted(order_ids))
             for until, order_ids in sorted(by_end.items())
@@ -85,9 +92,9 @@ class OrdersService:
         await self._store.erase_profiles(subject)
         for order in await self._store.orders_of(subject):
             for role in ROLES:
-                if order.get(f"{role}_subject") == subject:
+                if order.subject(role) == subject:
                     await self._store.erase_from_order(
-                        order["_id"], role, subject, command.request_id, order["placed_at"]
+                        order.order_id, role, subject, command.request_id, order.placed_at
                     )
 
     async def delete_expired(self, now: datetime | None = None) -> int:
@@ -109,7 +116,7 @@ class OrdersService:
         return {
             "subject": subject,
             "profiles": {
-                role: {"data": profile["person"], "as_of": profile["as_of"]}
+                role: {"data": profile.person, "as_of": profile.as_of}
                 for role, profile in profiles.items()
                 if profile is not None
             },
@@ -120,22 +127,34 @@ class OrdersService:
             "retained": []
             if tombstone is None
             else [
-                {"order_id": order["_id"], **{field: order[field] for field in LEDGER_FIELDS}}
+                _retained(order)
                 for order in await self._store.retained_orders(tombstone.request_ids)
             ],
         }
 
 
-def _their_order(order: dict[str, Any], subject: str) -> dict[str, Any]:
+def _ledger(order: Order) -> dict[str, Any]:
+    """What an access report shows of an order: its ledger lines."""
+    return {
+        "order_id": order.order_id,
+        "placed_at": order.placed_at,
+        "currency": order.currency,
+        "lines": [line.model_dump() for line in order.lines],
+        "total_cents": order.total_cents,
+    }
+
+
+def _their_order(order: Order, subject: str) -> dict[str, Any]:
     """An order as the person sees it: the ledger, and their own data in the roles they had."""
     return {
-        "order_id": order["_id"],
-        "placed_at": order["placed_at"],
-        "currency": order["currency"],
-        "lines": order["lines"],
-        "total_cents": order["total_cents"],
-        **{f"as_{role}": order[role] for role in ROLES if order.get(f"{role}_subject") == subject},
+        **_ledger(order),
+        **{f"as_{role}": order.person(role) for role in ROLES if order.subject(role) == subject},
     }
+
+
+def _retained(order: Order) -> dict[str, Any]:
+    """A ledger kept after the person's erasure, and why it is kept."""
+    return {**_ledger(order), "retention": order.retention}
 
 
 def _ids(event: OrderPlaced) -> dict[str, str]:

@@ -35,8 +35,10 @@ from aio_pika.abc import (
 )
 from aiormq.exceptions import ChannelAccessRefused
 
-from shared.database import Database
+from shared.database import Database, MongoDatabase
+from shared.identity import SubjectHasher
 from shared.permissions import password_variable, provisioned_parties
+from shared.sqlite import SqliteDatabase
 from shared.topology import SERVICES
 from tests.e2e.rabbitmq import Broker
 
@@ -167,7 +169,7 @@ class Register:
             RABBITMQ_URL=self.rabbitmq_urls[name],
             DATA_DIR=str(self.data_dir),
             HEALTH_PORT=str(port),
-            IDENTITY_HASH_KEY="e2e-test-key",
+            IDENTITY_HASH_KEY=IDENTITY_HASH_KEY,
             **self.extra_env,
             **self.service_env.get(name, {}),
         )
@@ -235,17 +237,41 @@ class Register:
         return "\n".join(service.log() for service in self.services.values())
 
 
-async def open_database(register: Register, service: str) -> tuple[Database, Any]:
-    """A stopped service's database, to check what it stored; close the second value after."""
+IDENTITY_HASH_KEY = "e2e-test-key"
+HASH = SubjectHasher(IDENTITY_HASH_KEY)
+"""The keyed hash the register's services use, to find a person through a store port."""
+
+
+async def open_database(register: Register, service: str) -> Database:
+    """A stopped service's database, to check what it stored through its store port; close it
+    after."""
     if register.mongodb_url is not None:
         from pymongo import AsyncMongoClient
 
-        client: Any = AsyncMongoClient(register.mongodb_url, tz_aware=True)
-        return client[register.database_name(service)], client
-    from shared.embedded_store import EmbeddedClient
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+            register.mongodb_url, tz_aware=True
+        )
+        return MongoDatabase(client[register.database_name(service)], client)
+    return await SqliteDatabase.open(register.data_dir / f"{service}.sqlite3")
 
-    embedded = await EmbeddedClient.open(register.data_dir / service)
-    return embedded[service], embedded  # type: ignore[return-value]
+
+async def everything_stored(register: Register, service: str) -> str:
+    """All a stopped service keeps, as one lower-case text to search for a person's values: on
+    SQLite the raw bytes of its files (free pages and write-ahead log included), on MongoDB
+    every document of its database."""
+    if register.mongodb_url is None:
+        files = sorted(register.data_dir.glob(f"{service}.sqlite3*"))
+        assert files, f"no SQLite file of {service} under {register.data_dir}"
+        return b"".join(path.read_bytes() for path in files).decode(errors="replace").lower()
+    database = await open_database(register, service)
+    assert isinstance(database, MongoDatabase)
+    try:
+        documents = []
+        for collection in await database.documents.list_collection_names():
+            documents += await database.documents[collection].find({}).to_list(None)
+    finally:
+        await database.close()
+    return json.dumps(documents, default=str, ensure_ascii=False).lower()
 
 
 async def eventually(read: Callable[[], T], done: Callable[[T], bool], within: float = 20.0) -> T:

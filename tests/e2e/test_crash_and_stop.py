@@ -10,7 +10,10 @@ from typing import Any
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
-from tests.e2e.harness import QueueReader, Register, WebShop, open_database, rekisteri
+from services.consent.store import open_store as open_consent_store
+from services.disclosure.store import open_store as open_disclosure_store
+from services.orders.store import open_store as open_orders_store
+from tests.e2e.harness import HASH, QueueReader, Register, WebShop, open_database, rekisteri
 from tests.e2e.rabbitmq import Broker
 from tests.factories import item, order_placed
 
@@ -74,29 +77,37 @@ async def _burst_with(
             assert await reader.depth(f"disclosures.{provider}") == 0, "a disclosure came late"
         for service in ("orders", "consent", "disclosure"):
             assert await reader.depth(f"{service}.order-placed") == 0
-    await _assert_stored_once(register, [o["order_id"] for o in orders])
+    await _assert_stored_once(register, orders)
     return received
 
 
-async def _assert_stored_once(register: Register, order_ids: list[str]) -> None:
-    database, client = await open_database(register, "orders")
+async def _assert_stored_once(register: Register, orders: list[dict[str, Any]]) -> None:
+    """Each order once in the orders service, its two disclosures logged as sent, and its
+    buyer's two consent facts: none lost, none twice."""
+    buyers = {order["order_id"]: HASH(order["buyer"]["email"]) for order in orders}
+    database = await open_database(register, "orders")
     try:
-        stored = await database["orders"].distinct("_id")
-        assert sorted(stored) == sorted(order_ids)
+        store = await open_orders_store(database)
+        for order_id, buyer in buyers.items():
+            assert [o.order_id for o in await store.orders_of(buyer)] == [order_id]
     finally:
-        await client.close()
-    database, client = await open_database(register, "disclosure")
+        await database.close()
+    database = await open_database(register, "disclosure")
     try:
-        log = await database["disclosures"].find({}, {"order_id": 1, "status": 1}).to_list(None)
-        assert len(log) == 2 * len(order_ids)
-        assert {entry["status"] for entry in log} == {"sent"}
+        log = await open_disclosure_store(database)
+        for order_id in buyers:
+            entries = await log.log_of(order_id)
+            assert sorted(e.provider_id for e in entries) == sorted(PROVIDERS)
+            assert {e.status for e in entries} == {"sent"}
     finally:
-        await client.close()
-    database, client = await open_database(register, "consent")
+        await database.close()
+    database = await open_database(register, "consent")
     try:
-        assert await database["consent_history"].count_documents({}) == 2 * len(order_ids)
+        consent = await open_consent_store(database)
+        for buyer in buyers.values():
+            assert await consent.count_facts(buyer) == 2
     finally:
-        await client.close()
+        await database.close()
 
 
 def _by_order(messages: list[AbstractIncomingMessage]) -> dict[str, set[str]]:

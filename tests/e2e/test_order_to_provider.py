@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
+from services.consent.store import open_store as open_consent_store
+from services.disclosure.store import open_store as open_disclosure_store
+from services.orders.store import open_store as open_orders_store
 from shared.contracts.disclosures import disclosure_id_for
-from tests.e2e.harness import QueueReader, Register, WebShop, open_database, rekisteri
+from tests.e2e.harness import HASH, QueueReader, Register, WebShop, open_database, rekisteri
 from tests.factories import full_person, item, order_placed, person
 
 DISCLOSURE_FIELDS = {
@@ -20,16 +22,6 @@ DISCLOSURE_FIELDS = {
     "items",
     "currency",
 }
-
-
-async def stored(
-    register: Register, service: str, collection: str, query: dict[str, Any]
-) -> list[dict[str, Any]]:
-    database, client = await open_database(register, service)
-    try:
-        return await database[collection].find(query).to_list(None)
-    finally:
-        await client.close()
 
 
 async def test_an_order_reaches_its_providers_queue_once_and_every_service_keeps_its_slice(
@@ -84,32 +76,47 @@ async def test_an_order_reaches_its_providers_queue_once_and_every_service_keeps
         for service in ("orders", "consent", "disclosure"):
             assert await reader.depth(f"{service}.order-placed") == 0
 
-    [kept] = await stored(register, "orders", "orders", {"_id": order["order_id"]})
-    assert [line["product_id"] for line in kept["lines"]] == ["p-1", "p-2", "p-3"]
-    assert kept["total_cents"] == 4 * 4900
-    [customer] = await stored(register, "orders", "customers", {"_id": kept["buyer_subject"]})
-    assert customer["person"]["address"]["city"] == "Jyväskylä"
-    assert (
-        len(await stored(register, "orders", "recipients", {"_id": kept["recipient_subject"]})) == 1
-    )
+    buyer_subject = HASH(buyer["email"])
+    recipient_subject = HASH("eino.korhonen@example.fi")
+    database = await open_database(register, "orders")
+    try:
+        orders = await open_orders_store(database)
+        [kept] = await orders.orders_of(buyer_subject)
+        customer = await orders.profile("buyer", buyer_subject)
+        recipient = await orders.profile("recipient", recipient_subject)
+    finally:
+        await database.close()
+    assert kept.order_id == order["order_id"] and kept.recipient_subject == recipient_subject
+    assert [line.product_id for line in kept.lines] == ["p-1", "p-2", "p-3"]
+    assert kept.total_cents == 4 * 4900
+    assert customer is not None and customer.person["address"]["city"] == "Jyväskylä"
+    assert recipient is not None
 
-    [consents] = await stored(register, "consent", "people", {"_id": kept["buyer_subject"]})
-    assert consents["permissions"]["newsletter"]["granted"] is True
-    assert consents["permissions"]["marketing"]["granted"] is False
-    assert await stored(register, "consent", "people", {"_id": kept["recipient_subject"]}) == []
+    database = await open_database(register, "consent")
+    try:
+        consent = await open_consent_store(database)
+        consents = await consent.person(buyer_subject)
+        assert await consent.person(recipient_subject) is None
+    finally:
+        await database.close()
+    assert consents is not None
+    assert consents.state.permissions["newsletter"].granted is True
+    assert consents.state.permissions["marketing"].granted is False
 
-    log = {
-        d["provider_id"]: d
-        for d in await stored(
-            register, "disclosure", "disclosures", {"order_id": order["order_id"]}
-        )
-    }
-    assert log["spa-oy"]["status"] == "sent"
-    assert "buyer.email" in log["spa-oy"]["fields"]
-    assert log["spa-oy"]["subjects"] == [kept["buyer_subject"], kept["recipient_subject"]]
-    assert "pending" not in log["spa-oy"]
-    assert log["unknown-oy"]["status"] == "held"
-    assert log["unknown-oy"]["hold_reason"] == "provider unknown-oy is not registered"
+    database = await open_database(register, "disclosure")
+    try:
+        log = {
+            e.provider_id: e
+            for e in await (await open_disclosure_store(database)).log_of(order["order_id"])
+        }
+    finally:
+        await database.close()
+    assert log["spa-oy"].status == "sent"
+    assert "buyer.email" in (log["spa-oy"].fields or ())
+    assert set(log["spa-oy"].subjects) == {buyer_subject, recipient_subject}
+    assert not log["spa-oy"].holds_data
+    assert log["unknown-oy"].status == "held" and log["unknown-oy"].holds_data
+    assert log["unknown-oy"].hold_reason == "provider unknown-oy is not registered"
 
 
 async def test_messages_that_cannot_be_handled_are_dead_lettered_with_the_reason(

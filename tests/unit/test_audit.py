@@ -1,4 +1,4 @@
-"""The audit log of staff's commands, on FastStream's test broker with the embedded store in
+"""The audit log of staff's commands, on FastStream's test broker with SQLite in
 memory: every command leaves an entry before its reply, whatever the outcome."""
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from faststream.rabbit import RabbitBroker
 
 from services.disclosure.app import assemble as assemble_disclosure
 from services.disclosure.settings import DisclosureSettings
+from services.disclosure.store import open_store as open_disclosure_store
 from shared import topology
-from shared.audit import AUDIT_LOG
+from shared.audit import AUDIT_LOG, audit_records
 from shared.contracts.consent import ExportAudience, ShowConsent
 from shared.contracts.disclosure_ops import ListDisclosures
 from shared.contracts.ops import OpsReply
@@ -38,7 +39,9 @@ async def send(
 
 
 async def entries(database: Database) -> list[dict[str, Any]]:
-    return await database["audit"].find({}, {"_id": 0}).sort("at", 1).to_list(None)
+    """The service's audit log, oldest first, as plain values."""
+    newest_first = await audit_records(database).entries(since=None, actor=None, limit=1000)
+    return [entry.model_dump() for entry in reversed(newest_first)]
 
 
 async def test_every_command_is_audited_with_its_actor_targets_and_outcome() -> None:
@@ -84,7 +87,7 @@ async def test_a_command_without_a_user_id_is_refused_and_audited_as_such() -> N
         add = AddProvider(provider_id="spa-oy", name="Spa", country="FI")
         refused = await send(broker, add, user_id=None, routing_key="disclosure")
         assert not refused.ok and "no AMQP user_id" in (refused.error or "")
-        assert await database["providers"].count_documents({}) == 0
+        assert await (await open_disclosure_store(database)).providers() == []
         [entry] = await entries(database)
         assert (entry["actor"], entry["command"], entry["outcome"]) == (
             None,
@@ -97,12 +100,14 @@ async def test_the_audit_log_is_listed_newest_first_by_actor_and_time_and_readin
     None
 ):
     settings = in_memory(DisclosureSettings)
-    async with running(settings, assemble_disclosure) as (broker, database):
+    async with running(settings, assemble_disclosure) as (broker, _):
         runtime = "disclosure.runtime"
+        yesterday = datetime.now(UTC) - timedelta(days=1)
+        audit_log = broker.context.get(AUDIT_LOG)
+        audit_log.clock = lambda: yesterday
         spa = AddProvider(provider_id="spa-oy", name="S", country="FI")
         await send(broker, spa, routing_key="disclosure")
-        yesterday = datetime.now(UTC) - timedelta(days=1)
-        await database["audit"].update_one({}, {"$set": {"at": yesterday}})
+        audit_log.clock = lambda: datetime.now(UTC)
         kart = AddProvider(provider_id="kart-oy", name="K", country="SE")
         await send(broker, kart, user_id="staff-ben", routing_key="disclosure")
 

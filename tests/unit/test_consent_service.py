@@ -7,6 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -17,7 +18,9 @@ from pydantic import BaseModel
 
 from services.consent import service as use_cases
 from services.consent.app import assemble
+from services.consent.domain import AnyFact, Person
 from services.consent.settings import ConsentSettings
+from services.consent.store import ConsentStore, open_store
 from shared import topology
 from shared.contracts.consent import ConsentChanged, ConsentSummary, ExportAudience, ShowConsent
 from shared.contracts.ops import OpsPage, OpsReply
@@ -37,6 +40,7 @@ class Consent:
     database: Database
     changes: list[dict[str, Any]] = field(default_factory=list)
     pages: list[OpsPage] = field(default_factory=list)
+    _store: ConsentStore | None = field(default=None, repr=False)
 
     async def deliver(self, routing_key: str, payload: dict[str, Any] | bytes) -> None:
         await self.broker.publish(
@@ -68,12 +72,20 @@ class Consent:
         )
         return list(self.pages)
 
-    async def person(self, email: str) -> dict[str, Any] | None:
-        return await self.database["people"].find_one({"_id": HASH(email)})
+    async def store(self) -> ConsentStore:
+        """The service's store, as the service sees it, to look at what it keeps."""
+        if self._store is None:
+            self._store = await open_store(self.database)
+        return self._store
 
-    async def history(self, email: str) -> list[dict[str, Any]]:
-        facts = self.database["consent_history"].find({"subject": HASH(email)})
-        return sorted(await facts.to_list(None), key=lambda fact: fact["_id"])
+    async def person(self, email: str) -> Person | None:
+        return await (await self.store()).person(HASH(email))
+
+    async def history(self, email: str) -> list[AnyFact]:
+        return await (await self.store()).facts_of(HASH(email))
+
+    async def suppressed_since(self, email: str) -> datetime | None:
+        return await (await self.store()).suppressed_since(HASH(email))
 
 
 @asynccontextmanager
@@ -113,9 +125,9 @@ async def test_the_buyers_answers_are_kept_and_never_the_recipients(consent: Con
     await consent.deliver(topology.ORDER_PLACED, order)
     buyer = await consent.person(EMAIL)
     assert buyer is not None
-    assert buyer["permissions"]["newsletter"]["granted"] is False
-    assert buyer["permissions"]["marketing"]["granted"] is True
-    assert buyer["contact"]["email"] == EMAIL
+    assert buyer.state.permissions["newsletter"].granted is False
+    assert buyer.state.permissions["marketing"].granted is True
+    assert buyer.contact is not None and buyer.contact.email == EMAIL
     assert len(await consent.history(EMAIL)) == 2
     assert await consent.person(order["recipient"]["email"]) is None
 
@@ -149,8 +161,8 @@ async def test_a_stale_update_is_kept_as_history_but_changes_nothing(consent: Co
     await consent.deliver(topology.CONSENT_UPDATED, newer)
     await consent.deliver(topology.CONSENT_UPDATED, stale)
     buyer = await consent.person(EMAIL)
-    assert buyer is not None and buyer["permissions"]["marketing"]["granted"] is False
-    assert buyer["may_contact"] == ["newsletter"]
+    assert buyer is not None and buyer.state.permissions["marketing"].granted is False
+    assert buyer.state.may_contact == ["newsletter"]
     assert len(await consent.history(EMAIL)) == 4
 
 
@@ -159,7 +171,7 @@ async def test_an_objection_from_a_stranger_is_kept_and_blocks_their_first_order
 ) -> None:
     await consent.deliver(topology.MARKETING_OBJECTION, marketing_objection(EMAIL))
     stranger = await consent.person(EMAIL)
-    assert stranger is not None and stranger["objection"]["objected"] is True
+    assert stranger is not None and stranger.state.objected is True
     await consent.deliver(*checkout(EMAIL, newsletter=True, marketing=True))
     assert [page.rows for page in await consent.stream(ExportAudience(purpose="marketing"))] == [
         [],
@@ -229,16 +241,6 @@ async def test_a_broken_stream_command_gets_a_final_page_with_the_reason(consent
 SUMMARY = set(ConsentSummary.model_fields)
 
 
-def stored_summary(person: dict[str, Any]) -> dict[str, Any]:
-    permissions, objection = person["permissions"], person["objection"] or {}
-    return {
-        "newsletter": permissions.get("newsletter", {}).get("granted"),
-        "marketing": permissions.get("marketing", {}).get("granted"),
-        "objected": objection.get("objected", False),
-        "may_contact": person["may_contact"],
-    }
-
-
 async def final_state(deliveries: list[Delivery]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """What a fresh service stores about the person after these deliveries, and its history.
 
@@ -251,18 +253,16 @@ async def final_state(deliveries: list[Delivery]) -> tuple[dict[str, Any], list[
             await service.deliver(routing_key, payload)
         stored = await service.person(EMAIL)
         assert stored is not None
-        bookkeeping = stored.pop("announced", ConsentSummary().model_dump())
         last = (
             ConsentChanged.model_validate(service.changes[-1], strict=False)
             if service.changes
             else ConsentSummary()
         )
-        assert last.model_dump(include=SUMMARY) == bookkeeping == stored_summary(stored)
-        history = [
-            {key: value for key, value in fact.items() if key != "recorded_at"}
-            for fact in await service.history(EMAIL)
-        ]
-        return stored, history
+        assert last.model_dump(include=SUMMARY) == stored.announced.model_dump()
+        assert stored.announced == stored.state.summary()
+        # A fact's dump leaves out when it was recorded.
+        history = [fact.model_dump() for fact in await service.history(EMAIL)]
+        return stored.model_dump(exclude={"announced"}), history
 
 
 @settings(max_examples=20, deadline=None)

@@ -24,12 +24,12 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # tools/ is run from the checkout, not installed as a package
     sys.path.insert(0, str(ROOT))
 
+from shared.urls import mask_password  # noqa: E402
 from tools.dev import (  # noqa: E402
     Backoff,
     ChildSpec,
     Supervisor,
     describe_store,
-    mask_password,
     parse_args,
     service_children,
 )
@@ -238,10 +238,10 @@ async def test_a_signal_stops_every_child_and_exits_0(state: Path, signum: int) 
 
 
 def test_store_description_masks_the_password() -> None:
-    assert describe_store({}) == "embedded store on disk under .data/"
-    assert describe_store({"DATA_DIR": "/tmp/x/"}) == "embedded store on disk under /tmp/x/"
+    assert describe_store({}) == "SQLite files under .data/ (one per service)"
+    assert describe_store({"DATA_DIR": "/tmp/x/"}) == "SQLite files under /tmp/x/ (one per service)"
     assert describe_store({"MONGODB_URL": "memory://"}) == (
-        "embedded store in memory (memory://): data is lost when the services stop"
+        "SQLite in memory (memory://): data is lost when the services stop"
     )
     assert describe_store({"MONGODB_URL": "mongodb://app:s3cret@db:27017/?tls=true"}) == (
         "MongoDB at mongodb://app:***@db:27017/?tls=true"

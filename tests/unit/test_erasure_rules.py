@@ -22,7 +22,7 @@ from shared.contracts.disclosures import erasure_notice_id_for
 from shared.contracts.erasure import ErasureReported, ParticipantName, Retained
 from shared.contracts.webshop import OrderPlaced
 from shared.dead_letters import mentions_subject
-from shared.erasure import Tombstone
+from shared.erasure.tombstone import Tombstone
 from shared.identity import SubjectHasher
 from shared.retention import expired_before, ledger_kept_until
 from shared.topology import ERASURE_PARTICIPANTS
@@ -73,10 +73,9 @@ def test_a_sweep_deletes_what_was_kept_to_a_day_before_its_own_in_finnish_time()
 
 
 def test_a_disclosure_log_entry_is_kept_as_long_as_its_orders_ledger_once_it_names_nobody() -> None:
-    entry = {"subjects": ["erased:req-1", "erased:req-2"], "placed_at": T0}
-    assert unnamed_entry_kept_until(entry) == "2032-12-31"
-    assert unnamed_entry_kept_until({**entry, "subjects": ["erased:req-1", "a1b2"]}) is None
-    assert unnamed_entry_kept_until({"subjects": ["erased:req-1"]}) is None
+    assert unnamed_entry_kept_until(["erased:req-1", "erased:req-2"], T0) == "2032-12-31"
+    assert unnamed_entry_kept_until(["erased:req-1", "a1b2"], T0) is None
+    assert unnamed_entry_kept_until(["erased:req-1"], None) is None
 
 
 # --- tombstones ------------------------------------------------------------------------------

@@ -19,16 +19,16 @@ from services.consent.service import ConsentService
 from services.consent.settings import ConsentSettings
 from services.disclosure.app import assemble as assemble_disclosure
 from services.disclosure.settings import DisclosureSettings
-from services.disclosure.store import DisclosureStore
+from services.disclosure.store import open_store as open_disclosure_store
 from services.erasure.domain import Timing
 from services.erasure.handlers import build_router as build_erasure_router
 from services.erasure.publisher import Participants
 from services.erasure.service import ErasureService
 from services.erasure.settings import ErasureSettings
-from services.erasure.store import ErasureStore
+from services.erasure.store import open_store
 from services.orders.app import assemble as assemble_orders
 from services.orders.settings import OrdersSettings
-from services.orders.store import OrdersStore
+from services.orders.store import open_store as open_orders_store
 from shared import topology
 from shared.audit import open_audit_log
 from shared.contracts.consent import ExportAudience
@@ -45,7 +45,7 @@ from shared.contracts.ops import OpsPage, OpsReply
 from shared.contracts.providers import AddProvider
 from shared.contracts.webshop import ErasureRequested
 from shared.database import Database, connect_database
-from shared.erasure import SubjectDeadLetters
+from shared.erasure.participation import SubjectDeadLetters
 from shared.messaging import InvalidMessage
 from shared.retention import expired_before
 from shared.runtime import queue_inspector
@@ -161,17 +161,19 @@ async def test_orders_strips_the_person_keeps_the_ledger_and_never_takes_them_ba
     assert sorted(kept["order_ids"]) == sorted([own["order_id"], gift["order_id"]])
     assert kept["basis"].startswith("Finnish Accounting Act")
 
-    assert await database["customers"].find_one({"_id": subject}) is None
-    assert await database["recipients"].find_one({"_id": subject}) is None
-    stored = {o["_id"]: o for o in await database["orders"].find({}).to_list(None)}
-    assert "buyer" not in stored[own["order_id"]] and "buyer_subject" not in stored[own["order_id"]]
-    assert stored[own["order_id"]]["recipient"]["first_name"] == "Eino"
-    assert "recipient" not in stored[gift["order_id"]]
-    assert stored[gift["order_id"]]["buyer"] == gift["buyer"]
+    store = await open_orders_store(database)
+    assert await store.profile("buyer", subject) is None
+    assert await store.profile("recipient", subject) is None
+    assert await store.orders_of(subject) == []
+    stored = {o.order_id: o for o in await store.retained_orders(["req-1"])}
+    assert stored[own["order_id"]].buyer is None and stored[own["order_id"]].buyer_subject is None
+    assert (stored[own["order_id"]].recipient or {})["first_name"] == "Eino"
+    assert stored[gift["order_id"]].recipient is None
+    assert stored[gift["order_id"]].buyer == gift["buyer"]
     for order in stored.values():
-        assert order["retention"]["until"] == f"{datetime.now(UTC).year + 6}-12-31"
-        assert order["erasures"] == ["req-1"] and len(order["lines"]) == 1
-    assert AINO not in json.dumps(list(stored.values()), default=str).lower()
+        assert (order.retention or {})["until"] == f"{datetime.now(UTC).year + 6}-12-31"
+        assert order.erasures == ["req-1"] and len(order.lines) == 1
+    assert AINO not in "".join(o.model_dump_json() for o in stored.values()).lower()
 
     # The same request again: the same report, nothing done twice.
     await send_erase(broker, "orders", command)
@@ -182,19 +184,17 @@ async def test_orders_strips_the_person_keeps_the_ledger_and_never_takes_them_ba
     late = order_placed(buyer=full_person("Aino", "Virtanen", AINO))
     late["occurred_at"] = (command.erased_at - timedelta(minutes=1)).isoformat()
     await place(broker, late)
-    after = {o["_id"]: o for o in await database["orders"].find({}).to_list(None)}
+    after = {o.order_id: o for o in await store.retained_orders(["req-1"])}
     assert after[own["order_id"]] == stored[own["order_id"]]
-    assert "buyer" not in after[late["order_id"]] and after[late["order_id"]]["erasures"] == [
-        "req-1"
-    ]
-    assert await database["customers"].find_one({"_id": subject}) is None
+    assert after[late["order_id"]].buyer is None and after[late["order_id"]].erasures == ["req-1"]
+    assert await store.profile("buyer", subject) is None
 
     # A new order after the erasure is a new, clean record.
     await asyncio.sleep(0.01)
     new = order_placed(buyer=full_person("Aino", "Virtanen", AINO), occurred_at=datetime.now(UTC))
     await place(broker, new)
-    customer = await database["customers"].find_one({"_id": subject})
-    assert customer is not None and customer["person"]["last_name"] == "Virtanen"
+    customer = await store.profile("buyer", subject)
+    assert customer is not None and customer.person["last_name"] == "Virtanen"
 
     answer = await ask(broker, "orders", ReportSubject(email=AINO))
     assert [o["order_id"] for o in answer["orders"]] == [new["order_id"]]
@@ -237,13 +237,15 @@ async def test_orders_that_name_nobody_are_deleted_when_their_ledger_retention_e
 ) -> None:
     broker, database, _ = orders
     _, old_gift, recent = await aino_erased_after_old_and_recent_orders(broker, "orders")
-    store = OrdersStore(database)
+    store = await open_orders_store(database)
 
     async def sweep(now: datetime) -> int:
         return await store.delete_expired_ledgers(expired_before(now))
 
     async def stored() -> set[str]:
-        return {o["_id"] for o in await database["orders"].find({}).to_list(None)}
+        """Every order still kept: those stripped of Aino or Eino, and Eino's own."""
+        kept = await store.retained_orders(["req-1", "req-2"])
+        return {o.order_id for o in [*kept, *await store.orders_of(HASH("eino@example.fi"))]}
 
     # The old order she bought for herself holds nobody's data now, and its retention has
     # ended: it goes. The gift still holds Eino's data; the recent order is kept to 2031.
@@ -325,11 +327,13 @@ async def test_disclosure_tells_each_provider_once_and_keeps_the_log_without_the
     assert first == again and first["providers_notified"] == ["kart-oy", "spa-oy"]
     assert first["erased"]["held disclosures (with their copy of the data)"] == 1
 
-    log = await database["disclosures"].find({}).to_list(None)
-    assert subject not in json.dumps(log, default=str)
-    assert AINO not in json.dumps(log, default=str)
-    [held] = [entry for entry in log if entry["provider_id"] == "nobody-oy"]
-    assert held["status"] == "cancelled" and "pending" not in held
+    store = await open_disclosure_store(database)
+    log = [entry for order in (both, gift) for entry in await store.log_of(order["order_id"])]
+    assert len(log) == 4 and await store.entries_naming(subject) == []
+    assert all("erased:req-1" in entry.subjects for entry in log)
+    assert subject not in repr(log) and AINO not in repr(log)
+    [held] = [entry for entry in log if entry.provider_id == "nobody-oy"]
+    assert held.status == "cancelled" and not held.holds_data
 
     # The old order again sends nothing, and Aino's report shows only what is kept.
     await place(broker, both)
@@ -348,14 +352,15 @@ async def test_the_log_of_erased_people_is_deleted_when_the_ledger_retention_end
 ) -> None:
     broker, database, _, _ = disclosure
     await ask(broker, "disclosure", AddProvider(provider_id="spa-oy", name="P", country="FI"))
-    _, old_gift, recent = await aino_erased_after_old_and_recent_orders(broker, "disclosure")
-    store = DisclosureStore(database)
+    old_own, old_gift, recent = await aino_erased_after_old_and_recent_orders(broker, "disclosure")
+    store = await open_disclosure_store(database)
+    placed = [old_own, old_gift, recent]
 
     async def sweep(now: datetime) -> int:
         return await store.delete_expired_entries(expired_before(now))
 
     async def logged() -> set[str]:
-        return {e["order_id"] for e in await database["disclosures"].find({}).to_list(None)}
+        return {e.order_id for order in placed for e in await store.log_of(order["order_id"])}
 
     # The log of what spa-oy got of her old order goes with that order's ledger; the entry
     # that still names Eino stays, and so does the recent one until its order's retention ends.
@@ -432,7 +437,8 @@ async def test_consent_forgets_a_person_but_an_objection_stays_a_suppression(
     [kept] = report["kept"]
     assert kept["what"].startswith("suppression entry")
     assert await service.person(AINO) is None and await service.history(AINO) == []
-    assert await service.database["suppressions"].count_documents({}) == 1
+    assert await service.suppressed_since(AINO) is not None
+    assert await service.suppressed_since(other) is None
 
     # A late permission change from before the erasure changes nothing.
     late = consent_updated(AINO, newsletter=True, occurred_at=past + timedelta(minutes=3))
@@ -460,7 +466,8 @@ async def test_consent_forgets_a_person_but_an_objection_stays_a_suppression(
     # Erased again without an objection standing: no suppression is kept.
     await send_erase(service.broker, "consent", erase(HASH(AINO), request_id="req-2"))
     assert reports[-1]["kept"] == []
-    assert await service.database["suppressions"].count_documents({}) == 0
+    assert await service.suppressed_since(AINO) is None
+    assert await service.suppressed_since(other) is None
 
 
 async def objection_delayed_past_an_erasure(service: Consent) -> dict[str, Any]:
@@ -487,7 +494,7 @@ async def test_an_objection_made_before_an_erasure_but_delivered_after_it_still_
     # ...until the objection she made before the erasure arrives: off every list at once.
     await service.deliver(topology.MARKETING_OBJECTION, late)
     assert await audience(service, "newsletter") == []
-    assert await service.database["suppressions"].count_documents({}) == 1
+    assert await service.suppressed_since(AINO) is not None
     shown = await ask(service.broker, "consent", ReportSubject(email=AINO))
     assert shown["objection"]["source"] == "suppression" and shown["may_contact"] == []
 
@@ -512,7 +519,7 @@ async def test_a_late_objection_of_a_person_not_back_since_the_erasure_keeps_onl
     await service.deliver(topology.MARKETING_OBJECTION, late)
 
     assert await service.person(AINO) is None and await service.history(AINO) == []
-    assert await service.database["suppressions"].count_documents({}) == 1
+    assert await service.suppressed_since(AINO) is not None
 
 
 async def test_erasing_again_someone_not_back_since_keeps_their_suppression(
@@ -530,7 +537,7 @@ async def test_erasing_again_someone_not_back_since_keeps_their_suppression(
     await send_erase(service.broker, "consent", erase(HASH(AINO), request_id="req-2"))
     [kept] = reports[-1]["kept"]
     assert kept["what"].startswith("suppression entry")
-    assert await service.database["suppressions"].count_documents({}) == 1
+    assert await service.suppressed_since(AINO) is not None
 
     await back_with_a_newsletter_order(service)
     assert await audience(service, "newsletter") == []
@@ -556,7 +563,7 @@ async def test_an_objection_delivered_while_her_erasure_is_carried_out_still_sta
     monkeypatch.setattr(ConsentService, "plan_erasure", objection_arrives_after_planning)
     await send_erase(service.broker, "consent", erase(HASH(AINO)))
     assert reports[-1]["kept"] == [], "the plan knew of no objection"
-    assert await service.database["suppressions"].count_documents({}) == 1
+    assert await service.suppressed_since(AINO) is not None
 
     await back_with_a_newsletter_order(service)
     assert await audience(service, "newsletter") == []
@@ -586,15 +593,14 @@ Asked = dict[str, list[dict[str, Any]]]
 async def erasure_service() -> AsyncIterator[tuple[RabbitBroker, ErasureService, Clock, Asked]]:
     """The erasure service with a clock the test sets, and participants that only listen."""
     settings = in_memory(ErasureSettings)
-    connection = await connect_database(settings)
+    database = await connect_database(settings)
     broker = RabbitBroker()
     asked = {
         service: listen(broker, topology.erase_subject_subscription(service))
         for service in topology.ERASURE_PARTICIPANTS
     }
-    await open_audit_log(settings, connection.database, broker)
-    store = ErasureStore(connection.database)
-    await store.create_indexes()
+    await open_audit_log(settings, database, broker)
+    store = await open_store(database)
     clock = Clock()
     dead_letters = SubjectDeadLetters(queue_inspector(settings, broker), HASH)
     service = ErasureService(store, HASH, Participants(broker), dead_letters, TIMING, clock)
@@ -603,7 +609,7 @@ async def erasure_service() -> AsyncIterator[tuple[RabbitBroker, ErasureService,
         async with TestRabbitBroker(broker) as test_broker:
             yield test_broker, service, clock, asked
     finally:
-        await connection.close()
+        await database.close()
 
 
 async def report_from(broker: RabbitBroker, request_id: str, service: str) -> None:

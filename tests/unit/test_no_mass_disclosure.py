@@ -42,7 +42,7 @@ ALLOWED = {
     # provider queues, and each provider's right to read its own queue.
     Path("shared/permissions.py"): {"disclosures_exchange", "provider_queue_name"},
     # The MongoDB collection of the disclosure log bears the same name as the exchange.
-    Path("services/disclosure/store.py"): {repr(topology.DISCLOSURES_EXCHANGE)},
+    Path("services/disclosure/store/mongo.py"): {repr(topology.DISCLOSURES_EXCHANGE)},
 }
 
 

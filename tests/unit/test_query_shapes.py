@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.embedded_store import EmbeddedClient
-from shared.query_shapes import QueryLog, is_served, shape_of, uncovered
+from tests.doubles.mongomock_async import MongomockClient
+from tests.doubles.query_shapes import QueryLog, is_served, shape_of, uncovered
 
 INDEXES = [
     ["_id"],
@@ -49,11 +49,11 @@ def test_queries_no_index_serves(query: dict[str, object], sort: object) -> None
     assert not is_served(shape_of(query, sort), INDEXES)
 
 
-async def test_the_embedded_store_records_what_it_is_asked_and_the_check_finds_the_gap(
+async def test_the_mongomock_double_records_what_it_is_asked_and_the_check_finds_the_gap(
     tmp_path,
 ) -> None:
     log_path = tmp_path / "recorded.jsonl"
-    client = EmbeddedClient(None, QueryLog(log_path))
+    client = await MongomockClient.open(None, QueryLog(log_path))
     orders = client["orders"]["orders"]
     await orders.create_index([("buyer_subject", 1), ("placed_at", -1)])
     await orders.insert_one({"_id": "KK-1", "buyer_subject": "h", "placed_at": 1, "total_cents": 5})

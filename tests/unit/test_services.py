@@ -16,9 +16,10 @@ from faststream.rabbit import RabbitBroker, TestRabbitBroker
 from services.disclosure.app import assemble as assemble_disclosure
 from services.disclosure.domain import plan_disclosures
 from services.disclosure.settings import DisclosureSettings
-from services.disclosure.store import RELEASE_LEASE, DisclosureStore
+from services.disclosure.store import RELEASE_LEASE, open_store
 from services.orders.app import assemble as assemble_orders
 from services.orders.settings import OrdersSettings
+from services.orders.store import open_store as open_orders_store
 from shared import topology
 from shared.audit import open_audit_log
 from shared.contracts.disclosure_ops import ListDisclosures, ListHeldDisclosures, ReleaseOrder
@@ -31,13 +32,13 @@ from shared.contracts.providers import (
     UpdateProvider,
 )
 from shared.contracts.webshop import OrderPlaced
-from shared.database import Database, DatabaseConnection, connect_database
+from shared.database import Database, connect_database
 from shared.identity import SubjectHasher
 from shared.runtime import Stop, run_startup_hooks, runtime_router
 from shared.settings import ServiceSettings
 from tests.factories import item, order_placed, person
 
-Assemble = Callable[[ServiceSettings, DatabaseConnection, RabbitBroker], Awaitable[Any]]
+Assemble = Callable[[ServiceSettings, Database, RabbitBroker], Awaitable[Any]]
 
 
 @asynccontextmanager
@@ -46,14 +47,14 @@ async def running(
 ) -> AsyncIterator[tuple[RabbitBroker, Database]]:
     database = await connect_database(settings)
     broker = broker or RabbitBroker()
-    await open_audit_log(settings, database.database, broker)
+    await open_audit_log(settings, database, broker)
     hooks = await assemble(settings, database, broker)
     broker.include_router(runtime_router(settings, broker))
     stop_hooks: Stop | None = None
     try:
         async with TestRabbitBroker(broker) as test_broker:
             stop_hooks = await run_startup_hooks(hooks)
-            yield test_broker, database.database
+            yield test_broker, database
     finally:
         # As the service stops: its background work first, then its database.
         if stop_hooks is not None:
@@ -83,15 +84,12 @@ async def test_orders_keeps_the_order_and_both_profiles_once() -> None:
         order = order_placed()
         await place(broker, order)
         await place(broker, order)
-        stored = await database["orders"].find({}).to_list(None)
-        assert [o["_id"] for o in stored] == [order["order_id"]]
-        assert (
-            await database["customers"].count_documents({"_id": HASH(order["buyer"]["email"])}) == 1
-        )
-        assert (
-            await database["recipients"].count_documents({"_id": HASH(order["recipient"]["email"])})
-            == 1
-        )
+        store = await open_orders_store(database)
+        buyer, recipient = HASH(order["buyer"]["email"]), HASH(order["recipient"]["email"])
+        assert [o.order_id for o in await store.orders_of(buyer)] == [order["order_id"]]
+        assert [o.order_id for o in await store.orders_of(recipient)] == [order["order_id"]]
+        assert await store.profile("buyer", buyer) is not None
+        assert await store.profile("recipient", recipient) is not None
 
 
 async def test_an_older_order_does_not_roll_back_a_buyers_newer_data() -> None:
@@ -101,9 +99,10 @@ async def test_an_older_order_does_not_roll_back_a_buyers_newer_data() -> None:
         older["occurred_at"] = "2026-01-01T10:00:00+02:00"
         await place(broker, newer)
         await place(broker, older)
-        customer = await database["customers"].find_one({"_id": HASH("aino@example.fi")})
-        assert customer is not None and customer["person"]["last_name"] == "Laine"
-        assert await database["orders"].count_documents({}) == 2
+        store = await open_orders_store(database)
+        customer = await store.profile("buyer", HASH("aino@example.fi"))
+        assert customer is not None and customer.person["last_name"] == "Laine"
+        assert len(await store.orders_of(HASH("aino@example.fi"))) == 2
 
 
 PROVIDER_INBOX: list[dict[str, Any]] = []
@@ -149,7 +148,8 @@ async def test_a_provider_is_registered_once_with_who_did_it(
     assert not again.ok and again.error == "provider spa-oy is already registered"
     abroad = await command(broker, AddProvider(provider_id="us-spa", name="US Spa", country="US"))
     assert not abroad.ok and "European Economic Area" in (abroad.error or "")
-    assert [p["_id"] for p in await database["providers"].find({}).to_list(None)] == ["spa-oy"]
+    store = await open_store(database)
+    assert [p.provider_id for p in await store.providers()] == ["spa-oy"]
 
 
 async def test_a_malformed_command_gets_a_reason_not_silence(
@@ -168,14 +168,15 @@ async def test_each_registered_provider_gets_one_disclosure_and_the_rest_is_held
     order = order_placed(items=[item("spa-oy", "p-1"), item("nobody-oy", "p-2")])
     await place(broker, order)
     await place(broker, order)
-    log = {d["provider_id"]: d for d in await database["disclosures"].find({}).to_list(None)}
-    assert log["spa-oy"]["status"] == "sent"
-    assert log["spa-oy"]["_id"] == str(disclosure_id_for(order["order_id"], "spa-oy"))
-    assert log["nobody-oy"]["status"] == "held"
-    assert log["nobody-oy"]["pending"]["items"][0]["product_id"] == "p-2"
+    store = await open_store(database)
+    log = {entry.provider_id: entry for entry in await store.log_of(order["order_id"])}
+    assert log["spa-oy"].status == "sent"
+    assert log["spa-oy"].disclosure_id == str(disclosure_id_for(order["order_id"], "spa-oy"))
+    assert log["nobody-oy"].status == "held"
+    assert log["nobody-oy"].holds_data and log["nobody-oy"].product_ids == ("p-2",)
     assert len(log) == 2
     [received] = PROVIDER_INBOX
-    assert received["disclosure_id"] == log["spa-oy"]["_id"]
+    assert received["disclosure_id"] == log["spa-oy"].disclosure_id
     assert [i["product_id"] for i in received["items"]] == ["p-1"]
 
 
@@ -197,8 +198,8 @@ async def test_provider_changes_record_who_and_when_and_refuse_outside_the_eea(
 
     abroad = await command(broker, UpdateProvider(provider_id="spa-oy", name="X", country="US"))
     assert not abroad.ok and "European Economic Area" in (abroad.error or "")
-    stored = await database["providers"].find_one({"_id": "spa-oy"})
-    assert stored is not None and (stored["name"], stored["country"]) == ("Kylpylä Oy", "FI")
+    stored = await (await open_store(database)).provider("spa-oy")
+    assert stored is not None and (stored.name, stored.country) == ("Kylpylä Oy", "FI")
 
     suspended = await ok(broker, ChangeProviderStatus(provider_id="spa-oy", status="suspended"))
     assert suspended["status"] == "suspended" and suspended["name"] == "Kylpylä Oy"
@@ -235,9 +236,9 @@ async def test_a_suspended_provider_gets_nothing_until_activated_and_released_on
     [received] = PROVIDER_INBOX
     assert received["order_id"] == order["order_id"] and received["buyer"] == order["buyer"]
 
-    [entry] = await database["disclosures"].find({}).to_list(None)
-    assert entry["status"] == "sent" and entry["released_by"] == "ops-anna"
-    assert "pending" not in entry and "hold_reason" not in entry
+    [entry] = await (await open_store(database)).log_of(order["order_id"])
+    assert entry.status == "sent" and entry.released_by == "ops-anna"
+    assert not entry.holds_data and entry.hold_reason is None
     assert await ok(broker, ListHeldDisclosures()) == []
 
 
@@ -297,10 +298,9 @@ async def test_the_disclosure_log_answers_by_person_and_by_provider(
 
 
 async def test_a_held_disclosure_is_claimed_by_one_release_and_reclaimed_after_a_crash() -> None:
-    connection = await connect_database(in_memory(DisclosureSettings))
+    database = await connect_database(in_memory(DisclosureSettings))
     try:
-        store = DisclosureStore(connection.database)
-        await store.create_indexes()
+        store = await open_store(database)
         event = OrderPlaced.model_validate(order_placed(), strict=False)
         [planned] = plan_disclosures(event, {})
         disclosure_id = str(planned.disclosure.disclosure_id)
@@ -319,4 +319,4 @@ async def test_a_held_disclosure_is_claimed_by_one_release_and_reclaimed_after_a
         [held] = await store.held()
         assert held.status == "held"
     finally:
-        await connection.close()
+        await database.close()

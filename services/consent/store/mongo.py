@@ -1,18 +1,17 @@
-"""The consent service's MongoDB database; the only code that touches it.
+"""The consent store on MongoDB: the service's own database in production.
 
 Collections:
-- `consent_history`: append-only facts, one per event and topic (`<event_id>:<purpose>` or
-  `<event_id>:objection`), each with when it was recorded. Never changed or deleted here.
-- `people`: per subject hash, the projection of the person's facts (`permissions`, `objection`,
-  `may_contact`, built from `facts_seen` facts), the buyer's `contact` from their latest order
-  with `addressable` true, and `announced`, the summary last published as `consent.changed`.
+- `consent_history`: one document per fact (`_id` its `fact_id`), with the subject hash and
+  when it was recorded. Never changed; deleted only with the person.
+- `people`: per subject hash (`_id`), the projection (`permissions`, `objection`, and
+  `may_contact` beside them for the audience index, built from `facts_seen` facts), the
+  buyer's `contact` from their latest order (`contact_as_of`, `contact_event_id`) with
+  `addressable` true, and `announced`, the summary last published as `consent.changed`.
+- `suppressions`: `{_id: subject hash, since}`.
 
 The audience export is everyone with the purpose in `may_contact` and `addressable` true, read
 with one cursor over the index on (`may_contact`, `addressable`, `_id`), a page at a time.
-
-Erasing a person deletes their facts and their document in `people`, so they drop out of every
-export at once; `suppressions` keeps, per subject hash, since when an erased person who had
-objected stays suppressed. Tombstones and erasure reports: shared/erasure.py.
+Tombstones and erasure reports: shared/erasure/records.py.
 """
 
 from __future__ import annotations
@@ -26,22 +25,23 @@ from pymongo.errors import BulkWriteError
 
 from services.consent.domain import FACT, AnyFact, ConsentState, Person
 from shared.contracts.consent import ConsentSummary, Contact, Purpose
-from shared.database import Database, conditional_upsert, conditional_upsert_returning
-from shared.erasure import ErasureRecords, aware
+from shared.database import MongoDocuments, conditional_upsert, conditional_upsert_returning
+from shared.erasure.records import MongoErasureRecords
+from shared.times import aware
 
 DUPLICATE_KEY = 11000
 ADDRESSABLE = "addressable"
 """True while the register may address the person: an order gave their name, no erasure since."""
 
 
-class ConsentStore:
-    def __init__(self, database: Database) -> None:
-        self._history = database["consent_history"]
-        self._people = database["people"]
-        self._suppressions = database["suppressions"]
-        self.erasures = ErasureRecords(database)
+class MongoConsentStore:
+    def __init__(self, documents: MongoDocuments) -> None:
+        self._history = documents["consent_history"]
+        self._people = documents["people"]
+        self._suppressions = documents["suppressions"]
+        self.erasures = MongoErasureRecords(documents)
 
-    async def create_indexes(self) -> None:
+    async def prepare(self) -> None:
         await self._history.create_indexes(
             [IndexModel([("subject", ASCENDING), ("occurred_at", ASCENDING)])]
         )
@@ -52,11 +52,8 @@ class ConsentStore:
     # --- history -------------------------------------------------------------------------------
 
     async def append_facts(self, subject: str, facts: list[AnyFact]) -> int:
-        """Record facts not seen before; returns how many were new. History is never changed.
-
-        One unordered insert: a fact already recorded (a redelivered event) fails on its `_id`
-        alone, and the others go in all the same.
-        """
+        # One unordered insert: a fact already recorded (a redelivered event) fails on its `_id`
+        # alone, and the others go in all the same.
         if not facts:
             return 0
         recorded_at = datetime.now(UTC)
@@ -79,17 +76,16 @@ class ConsentStore:
 
     async def facts_of(self, subject: str) -> list[AnyFact]:
         cursor = self._history.find({"subject": subject}).sort("occurred_at", ASCENDING)
-        return [FACT.validate_python(document) async for document in cursor]
+        facts = [FACT.validate_python(document) async for document in cursor]
+        # The index orders by time alone; ties are put in the order both adapters give.
+        return sorted(facts, key=lambda fact: (*fact.position, fact.topic))
+
+    async def count_facts(self, subject: str) -> int:
+        return await self._history.count_documents({"subject": subject})
 
     # --- people --------------------------------------------------------------------------------
 
     async def save_state(self, subject: str, state: ConsentState, facts_seen: int) -> Person | None:
-        """Store a projection unless one built from at least as many facts is stored; returns
-        the person as stored afterwards, whichever projection won (None: erased meanwhile).
-
-        History only grows, so a projection built from more facts includes every fact of one
-        built from fewer: this keeps concurrent writers from rolling the state back.
-        """
         document = await conditional_upsert_returning(
             self._people,
             subject,
@@ -106,9 +102,8 @@ class ConsentStore:
 
     async def save_contact(
         self, subject: str, contact: Contact, as_of: datetime, event_id: str
-    ) -> None:
-        """Keep the contact details of the latest order (by when it happened, then event id)."""
-        await conditional_upsert(
+    ) -> bool:
+        return await conditional_upsert(
             self._people,
             subject,
             {
@@ -133,7 +128,6 @@ class ConsentStore:
         return None if document is None else _person(subject, document)
 
     async def mark_announced(self, subject: str, summary: ConsentSummary, version: int) -> None:
-        """Remember what was published, unless a newer projection has been stored meanwhile."""
         await self._people.update_one(
             {"_id": subject, "facts_seen": version}, {"$set": {"announced": summary.model_dump()}}
         )
@@ -150,11 +144,7 @@ class ConsentStore:
     async def audience(
         self, purpose: Purpose, page_size: int
     ) -> AsyncIterator[list[dict[str, str]]]:
-        """Everyone who may be contacted for `purpose` as `Contact` fields, a page at a time.
-
-        One cursor over the audience index in subject-hash order, fetched from the server a page
-        at a time. The contacts were validated when stored; they are passed on as they are.
-        """
+        # One cursor, fetched from the server a batch (a page) at a time.
         cursor = (
             self._people.find(self._audience_query(purpose), {"contact": 1})
             .sort("_id", ASCENDING)
@@ -170,10 +160,7 @@ class ConsentStore:
         if page:
             yield page
 
-    # --- erasure -------------------------------------------------------------------------------
-
-    async def count_facts(self, subject: str) -> int:
-        return await self._history.count_documents({"subject": subject})
+    # --- erasure and suppressions --------------------------------------------------------------
 
     async def erase_person(self, subject: str) -> None:
         await self._history.delete_many({"subject": subject})
@@ -185,16 +172,12 @@ class ConsentStore:
         )
 
     async def keep_suppressed_from(self, subject: str, since: datetime) -> bool:
-        """Keep the person suppressed from `since` on at the latest: a new suppression, or one
-        standing since earlier moved to `since` (so that an erasure at `since` that is still
-        being carried out does not lift it). True if anything changed."""
         result = await self._suppressions.update_one(
             {"_id": subject}, {"$max": {"since": since}}, upsert=True
         )
         return result.upserted_id is not None or result.modified_count > 0
 
     async def lift_suppression(self, subject: str, before: datetime) -> None:
-        """Lift the person's suppression if it stands since before `before`."""
         await self._suppressions.delete_one({"_id": subject, "since": {"$lt": before}})
 
     async def suppressed_since(self, subject: str) -> datetime | None:

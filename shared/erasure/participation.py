@@ -20,110 +20,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from faststream.rabbit import RabbitBroker
 
 from shared import topology
-from shared.contracts.erasure import EraseSubject, ErasureReported, Retained
-from shared.database import Database
+from shared.contracts.erasure import EraseSubject, ErasureReported
 from shared.dead_letters import QueueInspector, mentions_subject
+from shared.erasure.records import ErasureRecords
+from shared.erasure.tombstone import DEAD_LETTERS, Plan
 from shared.identity import SubjectHasher
 from shared.messaging import publish
-from shared.metrics import IGNORED_AFTER_ERASURE
 
 log = logging.getLogger(__name__)
-
-DEAD_LETTERS = "dead letters"
-"""The `erased` count every report carries: the person's messages taken out of dead-letter queues."""
-
-
-def aware(moment: datetime) -> datetime:
-    """A stored datetime as UTC-aware (MongoDB keeps UTC, and some drivers return it naive)."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class Tombstone:
-    subject: str
-    erased_at: datetime
-    request_ids: tuple[str, ...]
-
-    def buries(self, occurred_at: datetime) -> bool:
-        """Whether an event that happened at `occurred_at` predates the erasure, so it must not
-        bring the person back. An event at the very instant of the erasure counts as before."""
-        return occurred_at <= self.erased_at
-
-
-def ignore_buried(service: str, what: str, ids: dict[str, str]) -> None:
-    """Log and count an event left alone because it predates the person's erasure."""
-    IGNORED_AFTER_ERASURE.labels(service).inc()
-    log.info("%s predates an erasure: ignored", what, extra=ids)
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What a participant will erase (counts by kind) and what it must keep, and why."""
-
-    erased: dict[str, int]
-    kept: list[Retained]
-    providers_notified: list[str]
-
-
-class ErasureRecords:
-    """A participant's `tombstones` and `erasure_reports` collections, used by its store.
-
-    `tombstones`: one per erased person, `{_id: subject hash, erased_at, request_ids}`; a later
-    erasure of the same person moves `erased_at` forward. `erasure_reports`: one per request,
-    `{_id: request id, report, done}`.
-    """
-
-    def __init__(self, database: Database) -> None:
-        self._tombstones = database["tombstones"]
-        self._reports = database["erasure_reports"]
-
-    async def bury(self, command: EraseSubject) -> None:
-        await self._tombstones.update_one(
-            {"_id": command.subject},
-            {
-                "$max": {"erased_at": command.erased_at},
-                "$addToSet": {"request_ids": command.request_id},
-            },
-            upsert=True,
-        )
-
-    async def tombstone(self, subject: str) -> Tombstone | None:
-        return (await self.tombstones([subject])).get(subject)
-
-    async def tombstones(self, subjects: Iterable[str]) -> dict[str, Tombstone]:
-        cursor = self._tombstones.find({"_id": {"$in": list(subjects)}})
-        return {
-            document["_id"]: Tombstone(
-                document["_id"], aware(document["erased_at"]), tuple(document["request_ids"])
-            )
-            async for document in cursor
-        }
-
-    async def report(self, request_id: str) -> tuple[ErasureReported, bool] | None:
-        """The stored report of a request and whether it has been carried out."""
-        document = await self._reports.find_one({"_id": request_id})
-        if document is None:
-            return None
-        return ErasureReported.model_validate(document["report"], strict=False), document["done"]
-
-    async def save_report(self, report: ErasureReported) -> None:
-        """Keep the first report of a request: a concurrent second plan never replaces it."""
-        await self._reports.update_one(
-            {"_id": report.request_id},
-            {"$setOnInsert": {"report": report.model_dump(mode="json"), "done": False}},
-            upsert=True,
-        )
-
-    async def mark_done(self, request_id: str) -> None:
-        await self._reports.update_one({"_id": request_id}, {"$set": {"done": True}})
 
 
 class Participant(Protocol):

@@ -1,64 +1,68 @@
-"""The disclosure service's MongoDB database; the only code that touches it.
+"""The disclosure store on MongoDB: the service's own database in production.
 
-Collections: `providers` (the registry) and `disclosures` (the disclosure log: one document
-per order and provider). A sent disclosure's log entry names the people by subject hash and
-lists the fields sent; it keeps no copy of the data. A held one keeps the data it will send
-(`pending`) until it is released; releasing claims it first (`held` → `releasing`, atomically),
-so two releases can never both send it.
-
-When a person is erased, their held disclosures are cancelled (`cancelled`, the held copy of the
-data deleted), and in every log entry their subject hash is replaced by `erased:<request id>`:
-the log still proves to whom the data of the erased person was disclosed, without naming them.
-Once an entry names nobody, `kept_until` says the last day it is kept (that of the order's
-ledger lines, from `placed_at`); the retention sweep deletes it after that day.
-Tombstones and erasure reports: shared/erasure.py.
+Collections: `providers` (the registry, `_id` the provider id) and `disclosures` (the log: one
+document per order and provider, `_id` the disclosure id, the people's hashes in `subjects`, the
+held copy of the data in `pending`), and the erasure records (shared/erasure/records.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from services.disclosure.store.port import (
+    CANCELLED,
+    HELD,
+    NOT_SENT,
+    PROVIDER_FIELDS,
+    RELEASE_LEASE,
+    RELEASING,
+    SENT,
+    LogEntry,
+    NamedEntry,
+)
 from shared.contracts.disclosure_ops import HeldDisclosure, SentDisclosure
 from shared.contracts.disclosures import Disclosure
 from shared.contracts.providers import Provider
-from shared.database import Database
-from shared.erasure import ErasureRecords
-
-SENT = "sent"
-HELD = "held"
-RELEASING = "releasing"
-CANCELLED = "cancelled"
-NOT_SENT = [HELD, RELEASING]
-# A release that crashed after claiming a disclosure leaves it `releasing`; after this long
-# another release may claim it again (and, if the first did publish, send it a second time
-# with the same disclosure id: delivery is at least once).
-RELEASE_LEASE = timedelta(minutes=1)
+from shared.database import MongoDocuments
+from shared.erasure.records import MongoErasureRecords
+from shared.times import aware
 
 
-class DisclosureStore:
-    def __init__(self, database: Database) -> None:
-        self._providers = database["providers"]
-        self._disclosures = database["disclosures"]
-        self.erasures = ErasureRecords(database)
+class MongoDisclosureStore:
+    def __init__(self, documents: MongoDocuments) -> None:
+        self._providers = documents["providers"]
+        self._disclosures = documents["disclosures"]
+        self.erasures = MongoErasureRecords(documents)
 
-    async def create_indexes(self) -> None:
+    async def prepare(self) -> None:
         await self._disclosures.create_indexes(
             [
-                # One order's held disclosures; all held ones; what a provider or person got.
+                # One order's log and held disclosures; all held ones; what a provider or a
+                # person got, newest first (`_id` breaks ties, so a limit cuts the same list).
                 IndexModel(
                     [("order_id", ASCENDING), ("status", ASCENDING), ("recorded_at", ASCENDING)]
                 ),
                 IndexModel([("status", ASCENDING), ("recorded_at", ASCENDING)]),
                 IndexModel(
-                    [("provider_id", ASCENDING), ("status", ASCENDING), ("sent_at", DESCENDING)]
+                    [
+                        ("provider_id", ASCENDING),
+                        ("status", ASCENDING),
+                        ("sent_at", DESCENDING),
+                        ("_id", ASCENDING),
+                    ]
                 ),
                 IndexModel(
-                    [("subjects", ASCENDING), ("status", ASCENDING), ("sent_at", DESCENDING)]
+                    [
+                        ("subjects", ASCENDING),
+                        ("status", ASCENDING),
+                        ("sent_at", DESCENDING),
+                        ("_id", ASCENDING),
+                    ]
                 ),
                 IndexModel([("kept_until", ASCENDING)], sparse=True),
             ]
@@ -67,7 +71,6 @@ class DisclosureStore:
     # --- providers -----------------------------------------------------------------------------
 
     async def add_provider(self, provider: Provider) -> bool:
-        """False when the id is taken: a registration never overwrites another."""
         document = provider.model_dump()
         document["_id"] = document.pop("provider_id")
         try:
@@ -88,7 +91,7 @@ class DisclosureStore:
     async def change_provider(
         self, provider_id: str, changes: dict[str, Any], actor: str, now: datetime
     ) -> Provider | None:
-        """Set only the fields given, so concurrent changes of other fields are not undone."""
+        _check_provider_fields(changes)
         document = await self._providers.find_one_and_update(
             {"_id": provider_id},
             {"$set": {**changes, "changed_at": now, "changed_by": actor}},
@@ -109,11 +112,8 @@ class DisclosureStore:
         now: datetime,
         released_by: str | None = None,
     ) -> None:
-        """Log the disclosure as sent, dropping the held copy of the data if there was one.
-
-        Most disclosures are sent at once: their line is new, one insert. A released one, or a
-        repeat after a crash, finds its line there and updates it.
-        """
+        # Most disclosures are sent at once: their entry is new, one insert. A released one, or
+        # a repeat after a crash, finds its entry there and updates it.
         released = {} if released_by is None else {"released_by": released_by}
         sent = {
             **_log_entry(disclosure, subjects),
@@ -137,6 +137,7 @@ class DisclosureStore:
     async def record_held(
         self, disclosure: Disclosure, subjects: list[str], reason: str, now: datetime
     ) -> None:
+        # Filtered on `_id` alone: the server retries an upsert that races another by itself.
         await self._disclosures.update_one(
             {"_id": str(disclosure.disclosure_id)},
             {
@@ -152,12 +153,10 @@ class DisclosureStore:
         )
 
     async def held(self, order_id: str | None = None) -> list[HeldDisclosure]:
-        """Disclosures not sent yet (all, or one order's), oldest first, without their data."""
-        query: dict[str, Any] = {"status": {"$in": NOT_SENT}}
+        query: dict[str, Any] = {"status": {"$in": list(NOT_SENT)}}
         if order_id is not None:
             query["order_id"] = order_id
-        cursor = self._disclosures.find(query, {"pending": 0}).sort("recorded_at", ASCENDING)
-        return [_held(document) async for document in cursor]
+        return await self._held(query)
 
     async def note_hold_reason(self, disclosure_id: str, reason: str) -> None:
         await self._disclosures.update_one(
@@ -165,10 +164,7 @@ class DisclosureStore:
         )
 
     async def claim_for_release(self, disclosure_id: str, now: datetime) -> Disclosure | None:
-        """Take a held disclosure for sending, or None when another release has it or it is sent.
-
-        One conditional update decides, so of two concurrent releases exactly one wins.
-        """
+        # One conditional update decides, so of two concurrent releases exactly one wins.
         document = await self._disclosures.find_one_and_update(
             {
                 "_id": disclosure_id,
@@ -178,6 +174,7 @@ class DisclosureStore:
                 ],
             },
             {"$set": {"status": RELEASING, "claimed_at": now}},
+            projection={"pending": 1},
             return_document=ReturnDocument.AFTER,
         )
         if document is None:
@@ -185,7 +182,6 @@ class DisclosureStore:
         return Disclosure.model_validate(document["pending"], strict=False)
 
     async def give_back(self, disclosure_id: str) -> None:
-        """A claimed disclosure that could not be sent is held again."""
         await self._disclosures.update_one(
             {"_id": disclosure_id, "status": RELEASING},
             {"$set": {"status": HELD}, "$unset": {"claimed_at": ""}},
@@ -198,29 +194,26 @@ class DisclosureStore:
         provider_id: str | None = None,
         limit: int | None = None,
     ) -> list[SentDisclosure]:
-        """Sent disclosures of one person (or of any of several names for them) or to one
-        provider, newest first."""
+        if (subject is None) == (provider_id is None):
+            raise ValueError("give either a subject or a provider")
         query: dict[str, Any] = {"status": SENT}
         if subject is not None:
             query["subjects"] = subject if isinstance(subject, str) else {"$in": subject}
         if provider_id is not None:
             query["provider_id"] = provider_id
-        cursor = self._disclosures.find(query).sort("sent_at", DESCENDING)
+        cursor = self._disclosures.find(query, {"pending": 0}).sort(
+            [("sent_at", DESCENDING), ("_id", ASCENDING)]
+        )
         if limit is not None:
             cursor = cursor.limit(limit)
         return [_sent(document) async for document in cursor]
 
     async def held_of(self, subject: str) -> list[HeldDisclosure]:
-        """The person's disclosures not sent yet, without their data."""
-        cursor = self._disclosures.find(
-            {"subjects": subject, "status": {"$in": NOT_SENT}}, {"pending": 0}
-        )
-        return [_held(document) async for document in cursor]
+        return await self._held({"subjects": subject, "status": {"$in": list(NOT_SENT)}})
 
     async def cancel_held(self, subject: str, reason: str) -> None:
-        """Never send the person's held disclosures; their held copy of the data goes."""
         await self._disclosures.update_many(
-            {"subjects": subject, "status": {"$in": NOT_SENT}},
+            {"subjects": subject, "status": {"$in": list(NOT_SENT)}},
             {
                 "$set": {"status": CANCELLED, "hold_reason": reason},
                 "$unset": {"pending": "", "claimed_at": ""},
@@ -228,7 +221,6 @@ class DisclosureStore:
         )
 
     async def replace_subject(self, subject: str, reference: str) -> None:
-        """Put `reference` in place of the person's hash in every log entry that names them."""
         # Two steps (MongoDB cannot add to and pull from one array in one update); repeating
         # them after a crash in between finishes the job.
         await self._disclosures.update_many(
@@ -236,19 +228,41 @@ class DisclosureStore:
         )
         await self._disclosures.update_many({"subjects": subject}, {"$pull": {"subjects": subject}})
 
-    async def entries_naming(self, subject: str) -> list[dict[str, Any]]:
-        """The log entries that name `subject` (a hash or an erased person's reference): who
-        else they name and when their order was placed."""
+    async def entries_naming(self, subject: str) -> list[NamedEntry]:
         cursor = self._disclosures.find({"subjects": subject}, {"subjects": 1, "placed_at": 1})
-        return await cursor.to_list(None)
+        entries = [
+            NamedEntry(
+                disclosure_id=document["_id"],
+                subjects=_subjects(document),
+                placed_at=_moment(document.get("placed_at")),
+            )
+            async for document in cursor
+        ]
+        return sorted(entries, key=lambda entry: entry.disclosure_id)
+
+    async def log_of(self, order_id: str) -> list[LogEntry]:
+        cursor = self._disclosures.find({"order_id": order_id})
+        entries = [_entry(document) async for document in cursor]
+        return sorted(entries, key=lambda entry: (entry.provider_id, entry.disclosure_id))
 
     async def keep_until(self, disclosure_id: str, until: str) -> None:
         await self._disclosures.update_one({"_id": disclosure_id}, {"$set": {"kept_until": until}})
 
     async def delete_expired_entries(self, before: str) -> int:
-        """Delete the entries that name nobody and are kept to a day before `before` (ISO)."""
         result = await self._disclosures.delete_many({"kept_until": {"$lt": before}})
         return result.deleted_count
+
+    async def _held(self, query: dict[str, Any]) -> list[HeldDisclosure]:
+        # Sorted here, not by the server: the list is whole, and ties of a millisecond are
+        # broken by id as on SQLite.
+        cursor = self._disclosures.find(query, {"pending": 0})
+        held = [_held(document) async for document in cursor]
+        return sorted(held, key=lambda entry: (entry.held_since, entry.disclosure_id))
+
+
+def _check_provider_fields(changes: dict[str, Any]) -> None:
+    if unknown := set(changes) - PROVIDER_FIELDS:
+        raise ValueError(f"not fields a provider change may set: {sorted(unknown)}")
 
 
 def _log_entry(disclosure: Disclosure, subjects: list[str]) -> dict[str, Any]:
@@ -256,14 +270,24 @@ def _log_entry(disclosure: Disclosure, subjects: list[str]) -> dict[str, Any]:
         "order_id": disclosure.order_id,
         "provider_id": disclosure.provider_id,
         "message_id": str(disclosure.disclosure_id),
-        "subjects": subjects,
+        "subjects": list(dict.fromkeys(subjects)),
         "product_ids": [item.product_id for item in disclosure.items],
         "placed_at": disclosure.occurred_at,
     }
 
 
+def _moment(value: datetime | None) -> datetime | None:
+    return None if value is None else aware(value)
+
+
+def _subjects(document: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(sorted(set(document.get("subjects", []))))
+
+
 def _provider(document: dict[str, Any]) -> Provider:
     fields = {key: value for key, value in document.items() if key != "_id"}
+    for moment in ("created_at", "changed_at"):
+        fields[moment] = aware(fields[moment])
     return Provider.model_validate({**fields, "provider_id": document["_id"]}, strict=False)
 
 
@@ -274,7 +298,7 @@ def _held(document: dict[str, Any]) -> HeldDisclosure:
         provider_id=document["provider_id"],
         status=document["status"],
         reason=document["hold_reason"],
-        held_since=document["recorded_at"],
+        held_since=aware(document["recorded_at"]),
     )
 
 
@@ -283,8 +307,28 @@ def _sent(document: dict[str, Any]) -> SentDisclosure:
         disclosure_id=document["_id"],
         order_id=document["order_id"],
         provider_id=document["provider_id"],
-        sent_at=document["sent_at"],
+        sent_at=aware(document["sent_at"]),
         fields=document["fields"],
         product_ids=document["product_ids"],
         message_id=document["message_id"],
+    )
+
+
+def _entry(document: dict[str, Any]) -> LogEntry:
+    fields = document.get("fields")
+    return LogEntry(
+        disclosure_id=document["_id"],
+        order_id=document["order_id"],
+        provider_id=document["provider_id"],
+        status=document["status"],
+        subjects=_subjects(document),
+        product_ids=tuple(document["product_ids"]),
+        fields=None if fields is None else tuple(fields),
+        placed_at=_moment(document.get("placed_at")),
+        recorded_at=aware(document["recorded_at"]),
+        sent_at=_moment(document.get("sent_at")),
+        released_by=document.get("released_by"),
+        hold_reason=document.get("hold_reason"),
+        kept_until=document.get("kept_until"),
+        holds_data="pending" in document,
     )

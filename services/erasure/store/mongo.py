@@ -1,9 +1,8 @@
-"""The erasure service's MongoDB database; the only code that touches it.
+"""The erasure store on MongoDB: the service's own database in production.
 
 Collection `requests`: one document per erasure or access request, `_id` the request id, the
-person only as their keyed hash (never the email), with the progress of an erasure: the
-participants still to report (`pending`), their reports, the attempts and when the next is due
-(`next_attempt_at`, only while the request is open).
+rest the `ErasureRequest` (a report under its participant's name in `reports`); a field of the
+request that is None is absent (`next_attempt_at` is there only while the request is open).
 """
 
 from __future__ import annotations
@@ -16,14 +15,14 @@ from pymongo.errors import DuplicateKeyError
 
 from services.erasure.domain import OPEN_STATUSES, ErasureRequest
 from shared.contracts.erasure import ErasureReported
-from shared.database import Database
+from shared.database import MongoDocuments
 
 
-class ErasureStore:
-    def __init__(self, database: Database) -> None:
-        self._requests = database["requests"]
+class MongoErasureStore:
+    def __init__(self, documents: MongoDocuments) -> None:
+        self._requests = documents["requests"]
 
-    async def create_indexes(self) -> None:
+    async def prepare(self) -> None:
         await self._requests.create_indexes(
             [
                 IndexModel([("status", ASCENDING), ("received_at", ASCENDING)]),
@@ -33,15 +32,14 @@ class ErasureStore:
             ]
         )
 
-    async def add(self, request: ErasureRequest) -> ErasureRequest:
-        """Store a new request; if its id is taken, the stored one is returned instead."""
+    async def add(self, request: ErasureRequest) -> ErasureRequest | None:
         try:
             await self._requests.insert_one(_document(request))
         except DuplicateKeyError:
             existing = await self.request(request.request_id)
-            assert existing is not None
+            assert existing is not None  # requests are never deleted
             return existing
-        return request
+        return None
 
     async def request(self, request_id: str) -> ErasureRequest | None:
         document = await self._requests.find_one({"_id": request_id})
@@ -49,28 +47,29 @@ class ErasureStore:
 
     async def requests(self, open_only: bool) -> list[ErasureRequest]:
         query = {"status": {"$in": list(OPEN_STATUSES)}} if open_only else {}
-        cursor = self._requests.find(query).sort("received_at", ASCENDING)
-        return [_request(document) async for document in cursor]
+        return await self._oldest_first(query)
 
     async def requests_of(self, subject: str) -> list[ErasureRequest]:
-        cursor = self._requests.find({"subject": subject}).sort("received_at", ASCENDING)
-        return [_request(document) async for document in cursor]
+        return await self._oldest_first({"subject": subject})
 
     async def due(self, now: datetime) -> list[ErasureRequest]:
         cursor = self._requests.find({"next_attempt_at": {"$lte": now}})
-        return [_request(document) async for document in cursor]
+        requests = [_request(document) async for document in cursor]
+        return sorted(requests, key=lambda r: (r.next_attempt_at, r.request_id))
+
+    async def _oldest_first(self, query: dict[str, Any]) -> list[ErasureRequest]:
+        cursor = self._requests.find(query).sort("received_at", ASCENDING)
+        # The index orders by time alone: ties by request id, as on SQLite.
+        requests = [_request(document) async for document in cursor]
+        return sorted(requests, key=lambda r: (r.received_at, r.request_id))
 
     async def cleared_dead_letters(self, request_id: str, removed: int, now: datetime) -> None:
-        """The erasure service's own part is done; the request starts now. Recorded before the
-        participants are asked, whose reports may complete the request at once; added up, as
-        a repeated start after a crash finds only what is left."""
         await self._requests.update_one(
             {"_id": request_id},
             {"$inc": {"own_dead_letters": removed}, "$min": {"started_at": now}},
         )
 
     async def started(self, request_id: str, next_attempt_at: datetime) -> None:
-        """The participants have been asked for the first time."""
         await self._requests.update_one(
             {"_id": request_id, "status": "received"},
             {
@@ -89,7 +88,6 @@ class ErasureStore:
         next_attempt_at: datetime,
         stuck_since: datetime | None,
     ) -> None:
-        """The silent participants have been asked again; maybe the request is stuck now."""
         changes: dict[str, Any] = {"attempts": attempts, "next_attempt_at": next_attempt_at}
         if stuck_since is not None:
             changes |= {"status": "stuck", "stuck_since": stuck_since}
@@ -98,8 +96,7 @@ class ErasureStore:
         )
 
     async def add_report(self, report: ErasureReported) -> ErasureRequest | None:
-        """Take a participant's first report of a request; None when the request does not wait
-        for it (a repeat, or an unknown request)."""
+        # One document update: of two reports at once, each sees the other's changes.
         document = await self._requests.find_one_and_update(
             {"_id": report.request_id, "pending": report.service},
             {
@@ -111,7 +108,6 @@ class ErasureStore:
         return None if document is None else _request(document)
 
     async def complete(self, request_id: str, now: datetime) -> ErasureRequest | None:
-        """Mark the request completed once no participant is missing; None if it is not."""
         document = await self._requests.find_one_and_update(
             {"_id": request_id, "pending": {"$size": 0}, "status": {"$in": list(OPEN_STATUSES)}},
             {

@@ -1,0 +1,30 @@
+"""The disclosure service's store: the port the service layer uses, and its two adapters."""
+
+from __future__ import annotations
+
+from services.disclosure.store.port import (
+    RELEASE_LEASE,
+    DisclosureStore,
+    LogEntry,
+    NamedEntry,
+)
+from shared.database import Database
+from shared.sqlite import SqliteDatabase
+
+
+async def open_store(database: Database) -> DisclosureStore:
+    """The adapter for the service's database, ready for use."""
+    store: DisclosureStore
+    if isinstance(database, SqliteDatabase):
+        from services.disclosure.store.sqlite import SqliteDisclosureStore
+
+        store = SqliteDisclosureStore(database)
+    else:
+        from services.disclosure.store.mongo import MongoDisclosureStore
+
+        store = MongoDisclosureStore(database.documents)
+    await store.prepare()
+    return store
+
+
+__all__ = ["RELEASE_LEASE", "DisclosureStore", "LogEntry", "NamedEntry", "open_store"]

@@ -1,0 +1,55 @@
+"""What the orders service keeps, as the service layer sees it: orders, profiles, erasures.
+
+An order a person was erased from keeps its ledger lines, `retention` (why, until when) and
+`erasures` (the request ids), without that person's data or hash. Once it holds nobody's data,
+`kept_until` says the last day it is kept; the retention sweep deletes it after that day.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Protocol
+
+from services.orders.domain import Order, Profile, Role
+from shared.erasure.records import ErasureRecords
+
+
+class OrdersStore(Protocol):
+    erasures: ErasureRecords
+
+    async def prepare(self) -> None:
+        """Create what the store needs (tables, indexes); safe at every start."""
+        ...
+
+    async def add_order(self, order: Order) -> bool:
+        """Store the order unless its id is known; True when it was new."""
+        ...
+
+    async def update_profile(self, profile: Profile) -> bool:
+        """Take the profile's data unless the stored one is from the same or a later event;
+        True when it changed. Of concurrent updates, the newest event's data always wins."""
+        ...
+
+    async def profile(self, role: Role, subject: str) -> Profile | None: ...
+
+    async def orders_of(self, subject: str) -> list[Order]:
+        """Every order the person is the buyer or the recipient of, newest first."""
+        ...
+
+    async def retained_orders(self, request_ids: Iterable[str]) -> list[Order]:
+        """The orders these erasures stripped (kept for their ledger lines), oldest first."""
+        ...
+
+    async def erase_profiles(self, subject: str) -> None: ...
+
+    async def erase_from_order(
+        self, order_id: str, role: Role, subject: str, request_id: str, placed_at: datetime
+    ) -> None:
+        """Strip the person's data and hash in `role` from the order, keeping its ledger lines;
+        an order that then holds nobody's data is kept only to the end of its retention."""
+        ...
+
+    async def delete_expired_ledgers(self, before: str) -> int:
+        """Delete the orders that hold nobody's data, kept to a day before `before` (ISO)."""
+        ...

@@ -1,0 +1,227 @@
+"""The orders store on SQLite: the embedded default (shared/sqlite.py).
+
+Table `orders`: one row per order, the `Order` as JSON in `document`, and beside it, as columns,
+what is searched by: the two people's subject hashes, when it was placed, and `kept_until`.
+`order_erasures` names the erasure requests that stripped each order (the access report of an
+erased person finds their retained ledgers by it). `profiles`: one row per role and subject hash.
+Every method is one operation of the writer thread: atomic, whatever else runs meanwhile.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from services.orders.domain import ROLES, Order, Profile, Role, retention
+from shared.erasure.records import SQLITE_SCHEMA as ERASURE_SCHEMA
+from shared.erasure.records import SqliteErasureRecords
+from shared.sqlite import SqliteDatabase, from_millis, millis
+
+SCHEMA = (
+    *ERASURE_SCHEMA,
+    """CREATE TABLE IF NOT EXISTS orders (
+        order_id TEXT PRIMARY KEY,
+        placed_at INTEGER NOT NULL,
+        buyer_subject TEXT,
+        recipient_subject TEXT,
+        kept_until TEXT,
+        document TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS orders_buyer ON orders (buyer_subject, placed_at)",
+    "CREATE INDEX IF NOT EXISTS orders_recipient ON orders (recipient_subject) "
+    "WHERE recipient_subject IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS orders_kept_until ON orders (kept_until) "
+    "WHERE kept_until IS NOT NULL",
+    """CREATE TABLE IF NOT EXISTS order_erasures (
+        request_id TEXT NOT NULL,
+        order_id TEXT NOT NULL,
+        PRIMARY KEY (request_id, order_id)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS order_erasures_order ON order_erasures (order_id)",
+    """CREATE TABLE IF NOT EXISTS profiles (
+        role TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        as_of INTEGER NOT NULL,
+        person TEXT NOT NULL,
+        first_seen_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (role, subject)
+    ) WITHOUT ROWID""",
+)
+
+
+class SqliteOrdersStore:
+    def __init__(self, database: SqliteDatabase) -> None:
+        self._database = database
+        self.erasures = SqliteErasureRecords(database)
+
+    async def prepare(self) -> None:
+        await self._database.create_schema(SCHEMA)
+
+    async def add_order(self, order: Order) -> bool:
+        row = _row(order)
+
+        def add(connection: sqlite3.Connection) -> bool:
+            cursor = connection.execute(
+                "INSERT OR IGNORE INTO orders "
+                "(order_id, placed_at, buyer_subject, recipient_subject, kept_until, document) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                row,
+            )
+            if cursor.rowcount == 0:
+                return False
+            connection.executemany(
+                "INSERT OR IGNORE INTO order_erasures (request_id, order_id) VALUES (?, ?)",
+                [(request_id, order.order_id) for request_id in order.erasures or []],
+            )
+            return True
+
+        return await self._database.run(add)
+
+    async def update_profile(self, profile: Profile) -> bool:
+        now = millis(datetime.now(UTC))
+        values = (
+            profile.role,
+            profile.subject,
+            millis(profile.as_of),
+            orjson.dumps(profile.person).decode(),
+            now,
+            now,
+        )
+        # One statement: the row is created, or updated only by an event newer than its own.
+        return await self._database.run(
+            lambda connection: (
+                connection.execute(
+                    "INSERT INTO profiles (role, subject, as_of, person, first_seen_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (role, subject) DO UPDATE SET as_of = excluded.as_of, "
+                    "person = excluded.person, updated_at = excluded.updated_at "
+                    "WHERE excluded.as_of > profiles.as_of",
+                    values,
+                ).rowcount
+                > 0
+            )
+        )
+
+    async def profile(self, role: Role, subject: str) -> Profile | None:
+        row = await self._database.run(
+            lambda connection: connection.execute(
+                "SELECT as_of, person FROM profiles WHERE role = ? AND subject = ?",
+                (role, subject),
+            ).fetchone()
+        )
+        if row is None:
+            return None
+        return Profile(
+            subject=subject, role=role, as_of=from_millis(row[0]), person=orjson.loads(row[1])
+        )
+
+    async def orders_of(self, subject: str) -> list[Order]:
+        rows = await self._database.run(lambda connection: _orders_of(connection, subject))
+        return [Order.model_validate_json(row) for row in rows]
+
+    async def retained_orders(self, request_ids: Iterable[str]) -> list[Order]:
+        ids = list(dict.fromkeys(request_ids))
+        if not ids:
+            return []
+
+        def read(connection: sqlite3.Connection) -> list[Any]:
+            marks = ",".join("?" * len(ids))
+            return connection.execute(
+                "SELECT document FROM orders WHERE order_id IN "
+                f"(SELECT order_id FROM order_erasures WHERE request_id IN ({marks})) "
+                "ORDER BY placed_at",
+                ids,
+            ).fetchall()
+
+        return [Order.model_validate_json(row[0]) for row in await self._database.run(read)]
+
+    async def erase_profiles(self, subject: str) -> None:
+        await self._database.run(
+            lambda connection: connection.execute(
+                "DELETE FROM profiles WHERE subject = ? AND role IN ('buyer', 'recipient')",
+                (subject,),
+            )
+        )
+
+    async def erase_from_order(
+        self, order_id: str, role: Role, subject: str, request_id: str, placed_at: datetime
+    ) -> None:
+        kept = retention(placed_at)
+
+        def erase(connection: sqlite3.Connection) -> None:
+            row = connection.execute(
+                "SELECT document FROM orders WHERE order_id = ?", (order_id,)
+            ).fetchone()
+            if row is None:
+                return
+            order = Order.model_validate_json(row[0])
+            if order.subject(role) != subject:
+                return
+            erasures = sorted({*(order.erasures or []), request_id})
+            changes: dict[str, Any] = {
+                role: None,
+                f"{role}_subject": None,
+                "retention": kept,
+                "erasures": erasures,
+            }
+            stripped = order.model_copy(update=changes)
+            # A recipient without an email address has no hash to be erased by: their name
+            # keeps the order.
+            if all(stripped.person(other) is None for other in ROLES):
+                stripped = stripped.model_copy(update={"kept_until": kept["until"]})
+            connection.execute(
+                "UPDATE orders SET buyer_subject = ?, recipient_subject = ?, kept_until = ?, "
+                "document = ? WHERE order_id = ?",
+                (*_row(stripped)[2:], order_id),
+            )
+            connection.execute(
+                "INSERT OR IGNORE INTO order_erasures (request_id, order_id) VALUES (?, ?)",
+                (request_id, order_id),
+            )
+
+        await self._database.run(erase)
+
+    async def delete_expired_ledgers(self, before: str) -> int:
+        def delete(connection: sqlite3.Connection) -> int:
+            expired = [
+                order_id
+                for (order_id,) in connection.execute(
+                    "SELECT order_id FROM orders WHERE kept_until < ?", (before,)
+                )
+            ]
+            connection.executemany(
+                "DELETE FROM order_erasures WHERE order_id = ?", [(i,) for i in expired]
+            )
+            connection.executemany("DELETE FROM orders WHERE order_id = ?", [(i,) for i in expired])
+            return len(expired)
+
+        return await self._database.run(delete)
+
+
+def _row(order: Order) -> tuple[Any, ...]:
+    return (
+        order.order_id,
+        millis(order.placed_at),
+        order.buyer_subject,
+        order.recipient_subject,
+        order.kept_until,
+        order.model_dump_json(),
+    )
+
+
+def _orders_of(connection: sqlite3.Connection, subject: str) -> list[str]:
+    # Two index searches joined; one OR over two columns would scan the table.
+    return [
+        row[0]
+        for row in connection.execute(
+            "SELECT document, placed_at FROM orders WHERE buyer_subject = ? "
+            "UNION SELECT document, placed_at FROM orders WHERE recipient_subject = ? "
+            "ORDER BY placed_at DESC",
+            (subject, subject),
+        )
+    ]

@@ -1,0 +1,194 @@
+"""A participant's erasure records: the port, and its MongoDB and SQLite adapters.
+
+Tombstones: one per erased person (subject hash, when, by which requests); a later erasure of the
+same person moves `erased_at` forward. Reports: one per request, the first plan made for it and
+whether it has been carried out.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+import orjson
+
+from shared.contracts.erasure import EraseSubject, ErasureReported
+from shared.database import Database, MongoDocuments
+from shared.erasure.tombstone import Tombstone
+from shared.sqlite import SqliteDatabase, from_millis, millis
+from shared.times import aware
+
+
+class ErasureRecords(Protocol):
+    async def bury(self, command: EraseSubject) -> None: ...
+
+    async def tombstone(self, subject: str) -> Tombstone | None: ...
+
+    async def tombstones(self, subjects: Iterable[str]) -> dict[str, Tombstone]: ...
+
+    async def report(self, request_id: str) -> tuple[ErasureReported, bool] | None:
+        """The stored report of a request and whether it has been carried out."""
+        ...
+
+    async def save_report(self, report: ErasureReported) -> None:
+        """Keep the first report of a request: a concurrent second plan never replaces it."""
+        ...
+
+    async def mark_done(self, request_id: str) -> None:
+        """The request has been carried out: what it erased is gone from the store's files
+        too once this returns (SQLite checkpoints its write-ahead log)."""
+        ...
+
+
+class MongoErasureRecords:
+    """`tombstones`: `{_id: subject hash, erased_at, request_ids}`; `erasure_reports`:
+    `{_id: request id, report, done}`."""
+
+    def __init__(self, documents: MongoDocuments) -> None:
+        self._tombstones = documents["tombstones"]
+        self._reports = documents["erasure_reports"]
+
+    async def bury(self, command: EraseSubject) -> None:
+        await self._tombstones.update_one(
+            {"_id": command.subject},
+            {
+                "$max": {"erased_at": command.erased_at},
+                "$addToSet": {"request_ids": command.request_id},
+            },
+            upsert=True,
+        )
+
+    async def tombstone(self, subject: str) -> Tombstone | None:
+        return (await self.tombstones([subject])).get(subject)
+
+    async def tombstones(self, subjects: Iterable[str]) -> dict[str, Tombstone]:
+        cursor = self._tombstones.find({"_id": {"$in": list(subjects)}})
+        return {
+            document["_id"]: Tombstone(
+                document["_id"], aware(document["erased_at"]), tuple(document["request_ids"])
+            )
+            async for document in cursor
+        }
+
+    async def report(self, request_id: str) -> tuple[ErasureReported, bool] | None:
+        document = await self._reports.find_one({"_id": request_id})
+        if document is None:
+            return None
+        return ErasureReported.model_validate(document["report"], strict=False), document["done"]
+
+    async def save_report(self, report: ErasureReported) -> None:
+        await self._reports.update_one(
+            {"_id": report.request_id},
+            {"$setOnInsert": {"report": report.model_dump(mode="json"), "done": False}},
+            upsert=True,
+        )
+
+    async def mark_done(self, request_id: str) -> None:
+        await self._reports.update_one({"_id": request_id}, {"$set": {"done": True}})
+
+
+SQLITE_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS tombstones (
+        subject TEXT PRIMARY KEY,
+        erased_at INTEGER NOT NULL,
+        request_ids TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS erasure_reports (
+        request_id TEXT PRIMARY KEY,
+        report TEXT NOT NULL,
+        done INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+)
+
+
+class SqliteErasureRecords:
+    """Tables `tombstones` (request ids as a JSON list) and `erasure_reports` (the report as
+    JSON). Create them with `SQLITE_SCHEMA` before use."""
+
+    def __init__(self, database: SqliteDatabase) -> None:
+        self._database = database
+
+    async def bury(self, command: EraseSubject) -> None:
+        subject, erased_at, request_id = (
+            command.subject,
+            millis(command.erased_at),
+            command.request_id,
+        )
+
+        def bury(connection: sqlite3.Connection) -> None:
+            row = connection.execute(
+                "SELECT erased_at, request_ids FROM tombstones WHERE subject = ?", (subject,)
+            ).fetchone()
+            if row is None:
+                ids = [request_id]
+                latest = erased_at
+            else:
+                ids = orjson.loads(row[1])
+                if request_id not in ids:
+                    ids.append(request_id)
+                latest = max(row[0], erased_at)
+            connection.execute(
+                "INSERT OR REPLACE INTO tombstones (subject, erased_at, request_ids) "
+                "VALUES (?, ?, ?)",
+                (subject, latest, orjson.dumps(ids).decode()),
+            )
+
+        await self._database.run(bury)
+
+    async def tombstone(self, subject: str) -> Tombstone | None:
+        return (await self.tombstones([subject])).get(subject)
+
+    async def tombstones(self, subjects: Iterable[str]) -> dict[str, Tombstone]:
+        wanted = list(dict.fromkeys(subjects))
+        if not wanted:
+            return {}
+
+        def read(connection: sqlite3.Connection) -> list[Any]:
+            marks = ",".join("?" * len(wanted))
+            return connection.execute(
+                "SELECT subject, erased_at, request_ids FROM tombstones "
+                f"WHERE subject IN ({marks})",
+                wanted,
+            ).fetchall()
+
+        return {
+            subject: Tombstone(subject, from_millis(erased_at), tuple(orjson.loads(ids)))
+            for subject, erased_at, ids in await self._database.run(read)
+        }
+
+    async def report(self, request_id: str) -> tuple[ErasureReported, bool] | None:
+        row = await self._database.run(
+            lambda connection: connection.execute(
+                "SELECT report, done FROM erasure_reports WHERE request_id = ?", (request_id,)
+            ).fetchone()
+        )
+        if row is None:
+            return None
+        return ErasureReported.model_validate_json(row[0], strict=False), bool(row[1])
+
+    async def save_report(self, report: ErasureReported) -> None:
+        values = (report.request_id, report.model_dump_json())
+        await self._database.run(
+            lambda connection: connection.execute(
+                "INSERT OR IGNORE INTO erasure_reports (request_id, report, done) VALUES (?, ?, 0)",
+                values,
+            )
+        )
+
+    async def mark_done(self, request_id: str) -> None:
+        await self._database.run(
+            lambda connection: connection.execute(
+                "UPDATE erasure_reports SET done = 1 WHERE request_id = ?", (request_id,)
+            )
+        )
+        await self._database.scrub()
+
+
+async def open_erasure_records(database: Database) -> ErasureRecords:
+    """The erasure records on the service's database, ready for use: on SQLite its tables are
+    created (if missing); on MongoDB both collections are keyed by `_id` and need no index."""
+    if isinstance(database, SqliteDatabase):
+        await database.create_schema(SQLITE_SCHEMA)
+        return SqliteErasureRecords(database)
+    return MongoErasureRecords(database.documents)

@@ -91,6 +91,7 @@ class SqliteDatabase:
         self._open_error: BaseException | None = None
         self._connection: sqlite3.Connection | None = None
         self._closed = False
+        self.writable = True
 
     @classmethod
     async def open(cls, path: Path | None) -> SqliteDatabase:
@@ -128,11 +129,12 @@ class SqliteDatabase:
             await self.run(_Checkpoint())
 
     async def ping(self) -> bool:
+        """Ready: the writer thread answers, and the last round that wrote could write."""
         try:
             await asyncio.wait_for(self.run(lambda c: c.execute("SELECT 1").fetchone()), 5)
         except Exception:  # readiness reports the failure
             return False
-        return True
+        return self.writable
 
     async def close(self) -> None:
         if self._closed:
@@ -192,6 +194,7 @@ class SqliteDatabase:
     def _run_round(self, connection: sqlite3.Connection, jobs: list[_Job]) -> None:
         outcomes: list[tuple[bool, Any]] = []
         checkpoint = False
+        changes_before = connection.total_changes
         try:
             connection.execute("BEGIN IMMEDIATE")
             for job in jobs:
@@ -203,6 +206,10 @@ class SqliteDatabase:
                 try:
                     result = job.operation(connection)
                 except Exception as error:
+                    if not connection.in_transaction:
+                        # SQLite itself rolled the whole round back (a full disk, an I/O
+                        # error): the operations before this one are lost too.
+                        raise
                     connection.execute("ROLLBACK TO operation")
                     outcomes.append((False, error))
                 else:
@@ -216,8 +223,21 @@ class SqliteDatabase:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             outcomes = [(False, error)] * len(jobs)
+        # A store that cannot write (disk full, I/O error) reports not ready until a round
+        # writes again: the service's messages then wait in their queues, never dropped.
+        if any(not ok and _cannot_write(value) for ok, value in outcomes):
+            self.writable = False
+        elif connection.total_changes > changes_before:
+            self.writable = True
         for job, (ok, value) in zip(jobs, outcomes, strict=True):
             job.loop.call_soon_threadsafe(_settle, job.future, ok, value)
+
+
+def _cannot_write(error: BaseException) -> bool:
+    """An error of the database itself, not of one operation's data (a constraint, a bug)."""
+    return isinstance(error, sqlite3.OperationalError | sqlite3.DatabaseError) and not isinstance(
+        error, sqlite3.IntegrityError | sqlite3.ProgrammingError | sqlite3.InterfaceError
+    )
 
 
 class _Checkpoint:

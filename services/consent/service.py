@@ -53,35 +53,41 @@ class ConsentService:
         self._events = events
         self._participation = participation
 
+    # Each event is handled holding the person's lock, from the tombstone check to the last
+    # write and the announcement: no erasure of them can land in between.
+
     async def record_checkout(self, event: OrderPlaced) -> None:
         """The buyer's checkbox answers become facts, and their name the export's contact."""
         buyer = event.buyer
         subject = self._hasher(buyer.email)
-        tombstone = await self._store.erasures.tombstone(subject)
-        if self._buried(tombstone, event):
-            return
-        await self._store.save_contact(
-            subject,
-            Contact(email=buyer.email, first_name=buyer.first_name, last_name=buyer.last_name),
-            as_of=event.occurred_at,
-            event_id=str(event.event_id),
-        )
-        await self._record(subject, facts_from_checkout(event), event, tombstone)
+        async with self._participation.people.holding([subject]):
+            tombstone = await self._store.erasures.tombstone(subject)
+            if self._buried(tombstone, event):
+                return
+            await self._store.save_contact(
+                subject,
+                Contact(email=buyer.email, first_name=buyer.first_name, last_name=buyer.last_name),
+                as_of=event.occurred_at,
+                event_id=str(event.event_id),
+            )
+            await self._record(subject, facts_from_checkout(event), event, tombstone)
 
     async def record_update(self, event: ConsentUpdated) -> None:
         subject = self._hasher(event.email)
-        tombstone = await self._store.erasures.tombstone(subject)
-        if not self._buried(tombstone, event):
-            await self._record(subject, facts_from_update(event), event, tombstone)
+        async with self._participation.people.holding([subject]):
+            tombstone = await self._store.erasures.tombstone(subject)
+            if not self._buried(tombstone, event):
+                await self._record(subject, facts_from_update(event), event, tombstone)
 
     async def record_objection(self, event: MarketingObjection) -> None:
         """Recorded for anyone, known or not: an objection must block a person's first order too."""
         subject = self._hasher(event.email)
-        tombstone = await self._store.erasures.tombstone(subject)
-        if tombstone is not None and tombstone.buries(event.occurred_at) and event.objected:
-            await self._keep_late_objection(subject, event, tombstone)
-        elif not self._buried(tombstone, event):
-            await self._record(subject, [fact_from_objection(event)], event, tombstone)
+        async with self._participation.people.holding([subject]):
+            tombstone = await self._store.erasures.tombstone(subject)
+            if tombstone is not None and tombstone.buries(event.occurred_at) and event.objected:
+                await self._keep_late_objection(subject, event, tombstone)
+            elif not self._buried(tombstone, event):
+                await self._record(subject, [fact_from_objection(event)], event, tombstone)
 
     async def _keep_late_objection(
         self, subject: str, event: MarketingObjection, tombstone: Tombstone

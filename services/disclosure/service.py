@@ -92,6 +92,12 @@ class DisclosureService:
         event. A crash between sending and logging sends it again with the same disclosure id.
         """
         subjects = [self._hasher(e) for e in (event.buyer.email, event.recipient.email) if e]
+        # From the tombstone check to the last send and log entry, no erasure of these people
+        # can interleave: none is told of its orders before a disclosure still on its way.
+        async with self._participation.people.holding(subjects):
+            await self._disclose(event, subjects)
+
+    async def _disclose(self, event: OrderPlaced, subjects: list[str]) -> None:
         tombstones = await self._store.erasures.tombstones(subjects)
         if any(tombstone.buries(event.occurred_at) for tombstone in tombstones.values()):
             # Sending it now would give a provider the data of a person erased since.
@@ -134,18 +140,23 @@ class DisclosureService:
             disclosure = await self._store.claim_for_release(held.disclosure_id, now)
             if disclosure is None:  # another release has it, or has just sent it
                 continue
-            try:
-                await self._queues.send(disclosure)
-            except Exception:
-                await self._store.give_back(held.disclosure_id)
-                raise
-            await self._store.record_sent(
-                disclosure,
-                self._subjects(disclosure),
-                disclosed_fields(disclosure),
-                now,
-                released_by=actor,
-            )
+            subjects = self._subjects(disclosure)
+            # Claimed, then the people's lock: an erasure that cancelled the claim meanwhile has
+            # finished, and none can start until this one is sent and logged.
+            async with self._participation.people.holding(subjects):
+                tombstones = await self._store.erasures.tombstones(subjects)
+                if any(t.buries(disclosure.occurred_at) for t in tombstones.values()):
+                    # Its erasure cancels it, or already has: never sent.
+                    await self._store.give_back(held.disclosure_id)
+                    continue
+                try:
+                    await self._queues.send(disclosure)
+                except Exception:
+                    await self._store.give_back(held.disclosure_id)
+                    raise
+                await self._store.record_sent(
+                    disclosure, subjects, disclosed_fields(disclosure), now, released_by=actor
+                )
             sent.append(held.provider_id)
             log.info("held disclosure released", extra=_ids(disclosure) | {"actor": actor})
         return ReleaseOutcome(order_id=order_id, sent=sent, held=still_held)

@@ -45,6 +45,15 @@ class OrdersService:
         """
         order = order_from_event(event, self._hasher, recorded_at=datetime.now(UTC))
         subjects = [subject for role in ROLES if (subject := order.subject(role)) is not None]
+        # From the tombstone check to the last write, no erasure of these people can interleave.
+        async with self._participation.people.holding(subjects):
+            new = await self._record(order, subjects, event)
+        log.info(
+            "order recorded" if new else "order already recorded",
+            extra={**_ids(event), "subject": order.buyer_subject},
+        )
+
+    async def _record(self, order: Order, subjects: list[str], event: OrderPlaced) -> bool:
         tombstones = await self._store.erasures.tombstones(subjects)
         buried = {
             role: tombstone
@@ -60,10 +69,7 @@ class OrdersService:
         # Profiles are updated even for a known order: a crash may have come between the writes.
         for profile in profiles_from_order(order):
             await self._store.update_profile(profile)
-        log.info(
-            "order recorded" if new else "order already recorded",
-            extra={**_ids(event), "subject": order.buyer_subject},
-        )
+        return new
 
     # --- erasure (shared/erasure.py runs the steps) ----------------------------------------------
 

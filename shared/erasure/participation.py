@@ -14,6 +14,10 @@ that makes the erasure safe to repeat and impossible to undo:
 
 A crash anywhere repeats the request (the erasure service sends it again until it hears back),
 which resumes at the first step not done.
+
+All four steps run holding the person's lock (`people`), which the service's event handlers hold
+from their tombstone check to their last write: nothing already being handled can undo the
+erasure (shared/erasure/people.py says why that suffices).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from faststream.rabbit import RabbitBroker
 from shared import topology
 from shared.contracts.erasure import EraseSubject, ErasureReported
 from shared.dead_letters import QueueInspector, mentions_subject
+from shared.erasure.people import PersonLocks
 from shared.erasure.records import ErasureRecords
 from shared.erasure.tombstone import DEAD_LETTERS, Plan
 from shared.identity import SubjectHasher
@@ -50,12 +55,15 @@ class DeadLetterRemover(Protocol):
 
 
 class SubjectDeadLetters:
-    """Takes a person's messages out of a service's dead-letter queues, found by keyed hash.
+    """Takes a person's messages out of every dead-letter queue the service answers for (its
+    inspector's: those of the queues it consumes, and the disclosure service's providers'),
+    found by keyed hash, holding the inspector's turn so no listing or replay interleaves.
 
-    The email never travels with an erasure, so each message's email addresses are hashed and
-    compared with the subject; internal messages that carry the hash itself match too.
-    `extra_queues` names dead-letter queues the service answers for beyond its own (the
-    providers' queues, for the disclosure service).
+    The email never travels with an erasure, so each message's email addresses (a buyer's, a
+    recipient's) are normalised and hashed as the services hash them and compared with the
+    subject; internal messages that carry the hash itself match too
+    (shared/dead_letters.py `mentions_subject`). `extra_queues`: dead-letter queues to search
+    beyond the inspector's.
     """
 
     def __init__(
@@ -109,6 +117,9 @@ class Participation:
         # One erasure at a time: a request repeated while the first delivery is still at work
         # then finds it done, instead of sending the providers' notices a second time.
         self._one_at_a_time = asyncio.Lock()
+        self.people = PersonLocks()
+        """Held by the service's event handlers around their tombstone check and writes
+        (shared/erasure/people.py)."""
 
     @classmethod
     def of(
@@ -125,7 +136,7 @@ class Participation:
         return cls(service, records, dead_letters, ErasureReporter(broker))
 
     async def erase(self, command: EraseSubject, participant: Participant) -> ErasureReported:
-        async with self._one_at_a_time:
+        async with self._one_at_a_time, self.people.holding([command.subject]):
             return await self._erase(command, participant)
 
     async def _erase(self, command: EraseSubject, participant: Participant) -> ErasureReported:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from shared.contracts.erasure import Retained
+from shared.contracts.fields import CLOCK_SKEW
 from shared.metrics import IGNORED_AFTER_ERASURE
 
 log = logging.getLogger(__name__)
@@ -22,9 +23,16 @@ class Tombstone:
     request_ids: tuple[str, ...]
 
     def buries(self, occurred_at: datetime) -> bool:
-        """Whether an event that happened at `occurred_at` predates the erasure, so it must not
-        bring the person back. An event at the very instant of the erasure counts as before."""
-        return occurred_at <= self.erased_at
+        """Whether an event that happened at `occurred_at` may predate the erasure, so it must
+        not bring the person back.
+
+        `occurred_at` is the web shop's clock and `erased_at` the erasure service's; the web
+        shop's may run up to `CLOCK_SKEW` ahead (a later stamp is refused as absurd). An order
+        placed just before the erasure could carry a stamp up to that much after it, so events
+        stamped within the skew after the erasure are buried too: erring on the side of the
+        erasure, a person's first order within minutes of being erased arrives without them.
+        """
+        return occurred_at <= self.erased_at + CLOCK_SKEW
 
 
 def ignore_buried(service: str, what: str, ids: dict[str, str]) -> None:

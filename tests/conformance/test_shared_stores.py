@@ -13,6 +13,7 @@ from pymongo.results import UpdateResult
 
 from shared.audit import audit_records
 from shared.contracts.erasure import EraseSubject, ErasureReported, Retained
+from shared.contracts.fields import CLOCK_SKEW
 from shared.contracts.runtime import AuditEntry
 from shared.database import (
     Collection,
@@ -94,8 +95,9 @@ async def test_erased_at_comes_back_to_the_millisecond_and_in_utc(database: Data
     assert tombstone.erased_at.utcoffset() == timedelta(0)
     assert tombstone.erased_at.astimezone(UTC).hour == 12
     # What was stored compares with what the tombstone buries, to the millisecond.
-    assert tombstone.buries(moment.replace(microsecond=678000))
-    assert not tombstone.buries(moment.replace(microsecond=679000))
+    last = moment.replace(microsecond=678000) + CLOCK_SKEW
+    assert tombstone.buries(last)
+    assert not tombstone.buries(last + timedelta(milliseconds=1))
 
 
 async def test_the_first_report_of_a_request_is_kept_and_marked_done(database: Database) -> None:

@@ -41,6 +41,7 @@ from shared.contracts.erasure import (
     RequestErasure,
     ShowErasureRequest,
 )
+from shared.contracts.fields import CLOCK_SKEW
 from shared.contracts.ops import OpsPage, OpsReply
 from shared.contracts.providers import AddProvider
 from shared.contracts.webshop import ErasureRequested
@@ -86,11 +87,13 @@ def listen(broker: RabbitBroker, subscription: topology.Subscription) -> list[di
 
 
 def erase(subject: str, request_id: str = "req-1", at: datetime | None = None) -> EraseSubject:
+    """The erasure of `subject`, by default a little over the web shop's allowed clock skew ago:
+    an event stamped now then counts as after it (one within the skew would be buried)."""
     return EraseSubject(
         request_id=request_id,
         subject=subject,
         reason="subject-request",
-        erased_at=at or datetime.now(UTC),
+        erased_at=at or datetime.now(UTC) - CLOCK_SKEW - timedelta(minutes=1),
     )
 
 
@@ -100,6 +103,7 @@ async def send_erase(broker: RabbitBroker, service: str, command: EraseSubject) 
         exchange=topology.register_events_exchange(),
         routing_key=topology.erase_subject_routing_key(service),
         content_type="application/json",
+        user_id="erasure",
     )
 
 
@@ -109,6 +113,7 @@ async def publish_webshop(broker: RabbitBroker, event: dict[str, Any]) -> None:
         exchange=topology.webshop_exchange(),
         routing_key=topology.ERASURE_REQUESTED,
         content_type="application/json",
+        user_id="webshop",
     )
 
 
@@ -117,7 +122,7 @@ async def ask(broker: RabbitBroker, service: str, command: Any) -> Any:
         command.model_dump_json().encode(),
         exchange=topology.ops_exchange(),
         routing_key=service,
-        user_id="ops-anna",
+        user_id="staff-anna",
     )
     answer = OpsReply.model_validate_json(reply.body)
     assert answer.ok, answer.error
@@ -140,11 +145,13 @@ async def test_orders_strips_the_person_keeps_the_ledger_and_never_takes_them_ba
 ) -> None:
     broker, database, reports = orders
     subject = HASH(AINO)
+    before = datetime.now(UTC) - timedelta(minutes=10)
     own = order_placed(
         buyer=full_person("Aino", "Virtanen", AINO),
         recipient=person("Eino", "K", "eino@example.fi"),
+        occurred_at=before,
     )
-    gift = order_placed(recipient=person("Aino", "Virtanen", AINO.upper()))
+    gift = order_placed(recipient=person("Aino", "Virtanen", AINO.upper()), occurred_at=before)
     for order in (own, gift):
         await place(broker, order)
 
@@ -547,22 +554,29 @@ async def test_an_objection_delivered_while_her_erasure_is_carried_out_still_sta
     consent: tuple[Consent, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The objection, made before the erasure, arrives after the erasure's plan (which knew
-    of none) and before the plan is carried out."""
+    of none) and before the plan is carried out: it waits for the erasure to finish (the
+    person's lock), then stands as a suppression."""
     service, reports = consent
     past = datetime.now(UTC) - timedelta(minutes=10)
     order = order_placed(buyer=person("A", "V", AINO), occurred_at=past, newsletter=True)
     await service.deliver(topology.ORDER_PLACED, order)
     late = marketing_objection(AINO, occurred_at=past + timedelta(minutes=1))
     plan = ConsentService.plan_erasure
+    deliveries: list[asyncio.Task[None]] = []
 
     async def objection_arrives_after_planning(self: ConsentService, command: Any) -> Any:
         planned = await plan(self, command)
-        await service.deliver(topology.MARKETING_OBJECTION, late)
+        deliveries.append(
+            asyncio.create_task(service.deliver(topology.MARKETING_OBJECTION, late))
+        )
+        await asyncio.sleep(0)  # the delivery starts, and waits for the erasure
         return planned
 
     monkeypatch.setattr(ConsentService, "plan_erasure", objection_arrives_after_planning)
     await send_erase(service.broker, "consent", erase(HASH(AINO)))
     assert reports[-1]["kept"] == [], "the plan knew of no objection"
+    [delivery] = deliveries
+    await delivery
     assert await service.suppressed_since(AINO) is not None
 
     await back_with_a_newsletter_order(service)
@@ -624,6 +638,7 @@ async def report_from(broker: RabbitBroker, request_id: str, service: str) -> No
         report.model_dump_json().encode(),
         exchange=topology.register_events_exchange(),
         routing_key=topology.ERASURE_REPORTED,
+        user_id=service,
     )
 
 
@@ -632,7 +647,7 @@ async def test_an_erasure_asks_every_participant_and_completes_with_all_their_re
 ) -> None:
     broker, _, _, asked = erasure_service
     started = await ask(broker, "erasure", RequestErasure(email=AINO, reason="misuse", note="T-1"))
-    assert started["status"] == "in_progress" and started["requested_by"] == "ops-anna"
+    assert started["status"] == "in_progress" and started["requested_by"] == "staff-anna"
     request_id = started["request_id"]
     for service in topology.ERASURE_PARTICIPANTS:
         [command] = asked[service]

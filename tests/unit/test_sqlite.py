@@ -168,26 +168,26 @@ async def test_scrub_leaves_a_deleted_value_in_neither_the_file_nor_the_wal(
     database: SqliteDatabase,
 ) -> None:
     await database.create_schema(["CREATE INDEX IF NOT EXISTS items_value ON items (value)"])
-    secret = "erase-me-4f1c9a7e@example.fi"
+    erased_value = "erase-me-4f1c9a7e@example.fi"
     assert database.path is not None
     file, wal = database.path, database.path.with_name(database.path.name + "-wal")
 
     def raw(path: Path) -> bytes:
         return path.read_bytes() if path.exists() else b""
 
-    await database.run(insert(1, secret))
+    await database.run(insert(1, erased_value))
     await database.run(insert(2, "someone else"))
-    assert secret.encode() in raw(wal), "written to the WAL first"
+    assert erased_value.encode() in raw(wal), "written to the WAL first"
     await database.scrub()
-    assert secret.encode() in raw(file), "and by the checkpoint into the file"
+    assert erased_value.encode() in raw(file), "and by the checkpoint into the file"
     assert raw(wal) == b""
 
     await database.run(lambda c: c.execute("DELETE FROM items WHERE id = 1"))
-    assert secret.encode() in raw(file), "until the next checkpoint the file still has it"
+    assert erased_value.encode() in raw(file), "until the next checkpoint the file still has it"
     await database.scrub()
 
-    assert secret.encode() not in raw(file)
-    assert secret.encode() not in raw(wal)
+    assert erased_value.encode() not in raw(file)
+    assert erased_value.encode() not in raw(wal)
     assert b"someone else" in raw(file)
     assert await item_ids(database) == [2]
 
@@ -280,3 +280,24 @@ async def test_memory_url_gives_a_database_in_memory(tmp_path: Path) -> None:
     finally:
         await database.close()
     assert await asyncio.to_thread(lambda: [*tmp_path.iterdir()]) == []
+
+
+async def test_a_database_that_cannot_write_is_not_ready_until_it_writes_again(
+    tmp_path: Path,
+) -> None:
+    database = await SqliteDatabase.open(tmp_path / "full.sqlite3")
+    try:
+        await database.create_schema(["CREATE TABLE IF NOT EXISTS t (v TEXT)"])
+        pages = await database.run(lambda c: c.execute("PRAGMA page_count").fetchone()[0])
+        # The file may not grow: as a full disk would refuse it.
+        await database.run(lambda c: c.execute(f"PRAGMA max_page_count = {pages}").fetchone())
+        with pytest.raises(sqlite3.OperationalError, match="full"):
+            await database.run(lambda c: c.execute("INSERT INTO t VALUES (?)", ("x" * 100_000,)))
+        assert await database.ping() is False, "a full store is not ready"
+        assert await database.ping() is False, "a read alone does not make it ready"
+
+        await database.run(lambda c: c.execute("PRAGMA max_page_count = 100000").fetchone())
+        await database.run(lambda c: c.execute("INSERT INTO t VALUES (?)", ("x" * 100_000,)))
+        assert await database.ping() is True
+    finally:
+        await database.close()

@@ -12,12 +12,14 @@ import click
 
 from rekisteri.audit import audit
 from rekisteri.consent import consent, marketing
+from rekisteri.description import register_description
 from rekisteri.disclosures import disclosures
 from rekisteri.erasure import erasure
 from rekisteri.operations import dlq, status
 from rekisteri.providers import providers
 from rekisteri.rabbitmq import rabbitmq
 from rekisteri.report import report
+from rekisteri.retention import retention
 
 DEFAULT_RABBITMQ_URL = "amqp://guest:guest@localhost:5672/"
 
@@ -58,5 +60,7 @@ for group in (
     dlq,
     audit,
     rabbitmq,
+    retention,
+    register_description,
 ):
     main.add_command(group)

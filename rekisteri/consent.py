@@ -6,6 +6,7 @@ import contextlib
 import csv
 import json
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -127,19 +128,30 @@ def audience(context: click.Context, purpose: str, output: Path | None) -> None:
     click.echo(f"{written} people may be contacted for {purpose}; written{where}", err=True)
 
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_STARTS = "=+-@\t\r"
+# Where a spreadsheet may start a new cell when it opens the file: our comma; the semicolon,
+# the list separator of Finnish (and most European) Excel; tab and pipe, which import dialogs
+# offer; line breaks. Quoting every field is not enough: a spreadsheet splitting on `;` ignores
+# quotes around `"Aino;=HYPERLINK(...)"` and finds a cell starting with `=`.
+_CELL_STARTS = ",;\t|\r\n"
+# A cell start, then the spaces and quotes a spreadsheet skips, then a formula character.
+_FORMULA_CELL = re.compile(
+    rf"(?P<start>^|[{re.escape(_CELL_STARTS)}])(?P<skipped>[ \"]*)"
+    rf"(?=[{re.escape(FORMULA_STARTS)}])"
+)
 
 
 def spreadsheet_safe(value: str) -> str:
-    """A cell a spreadsheet will not run: names come from the web shop's customers, and one
-    starting with `=` (`=HYPERLINK(...)`) would be a formula when the file is opened. Such a
-    value gets a leading `'`, as OWASP advises against CSV injection."""
-    return f"'{value}" if value.startswith(FORMULA_STARTS) else value
+    """A value no spreadsheet will run, whichever delimiter it picks: names come from the web
+    shop's customers, and a cell starting with `=` (`=HYPERLINK(...)`) is a formula when the
+    file is opened. Each place a cell could start with a formula character gets a `'` before
+    that character, as OWASP advises against CSV injection."""
+    return _FORMULA_CELL.sub(r"\g<start>\g<skipped>'", value)
 
 
 async def _export(client: OpsClient, command: ExportAudience, file: TextIO) -> int:
     """Write each page as it arrives: memory stays flat however large the audience."""
-    writer = csv.writer(file)
+    writer = csv.writer(file, quoting=csv.QUOTE_ALL)
     written = 0
     with contextlib.ExitStack() as stack:
         progress = None

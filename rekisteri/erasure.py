@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from rekisteri.output import build, call, emit, emit_record, json_option
+from rekisteri.report import named_person, person_options
 from shared.contracts.erasure import ListErasureRequests, RequestErasure, ShowErasureRequest
 
 POLL_SECONDS = 0.5
@@ -33,7 +34,7 @@ def _print_receipt(request: dict[str, Any]) -> None:
 
 
 @erasure.command("request")
-@click.option("--email", required=True, help="The person's email (only its keyed hash is kept).")
+@person_options
 @click.option(
     "--reason",
     required=True,
@@ -54,7 +55,9 @@ def _print_receipt(request: dict[str, Any]) -> None:
 @click.pass_context
 def request(
     context: click.Context,
-    email: str,
+    email: str | None,
+    order_id: str | None,
+    role: str | None,
     reason: str,
     note: str | None,
     wait: bool,
@@ -62,10 +65,16 @@ def request(
 ) -> None:
     """Erase a person from every service, tell the providers, keep only what law requires.
 
-    While an erasure of the same person is open, that one is shown instead of a second one.
-    With --wait, exits 1 if the request is stuck or not completed in time.
+    Name the person by --email, or by an order they are on (--order with --role; a gift-card
+    recipient may have no email): someone with an email named by an order is erased as if
+    named by that email. While an erasure of the same person is open, that one is shown
+    instead of a second one. With --wait, exits 1 if the request is stuck or not completed in
+    time.
     """
-    command = build(RequestErasure, email=email, reason=reason, note=note)
+    named_person(email, order_id, role)
+    command = build(
+        RequestErasure, email=email, order_id=order_id, role=role, reason=reason, note=note
+    )
     answer = call(context, "erasure", command)
     request_id = answer["request_id"]
     click.echo(f"erasure request {request_id}: {_status(answer)}; deadline {answer['deadline']}")
@@ -94,6 +103,8 @@ def status(context: click.Context, request_id: str, as_json: bool) -> None:
         return
     receipt = answer.pop("receipt", None)
     answer["status"] = _status(answer)
+    if named := answer.get("order"):
+        answer["order"] = f"{named['role']} of order {named['order_id']}"
     emit_record({k: v for k, v in answer.items() if v not in (None, [], False)}, as_json=False)
     if receipt is not None:
         click.echo("receipt:")

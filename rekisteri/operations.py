@@ -7,6 +7,7 @@ does not answer shows up as such rather than as an empty queue.
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -24,31 +25,78 @@ from shared.contracts.runtime import (
 @json_option
 @click.pass_context
 def status(context: click.Context, as_json: bool) -> None:
-    """Each queue's depth and consumers; flags queues nobody consumes and silent services.
+    """Each queue's depth and consumers; flags queues nobody consumes, silent services, and
+    services whose identity keys differ (by fingerprint: the keys themselves never leave them).
 
-    Exits 1 when a service does not answer or a work queue has no consumer.
+    Exits 1 when a service does not answer, a work queue has no consumer, or the identity keys
+    differ.
     """
-    rows, silent = ask_every_service(context, ReportStatus())
+    answers, silent = ask_every_service(context, ReportStatus())
+    rows, keys = _queues_and_keys(answers)
     for row in rows:
         row["attention"] = "NO CONSUMER" if row["kind"] == "work" and row["consumers"] == 0 else ""
         if row["kind"] == "dead-letter" and row["messages"]:
             row["attention"] = "DEAD LETTERS"
     emit(rows, as_json, ["service", "queue", "kind", "messages", "consumers", "attention"])
+    services_by_key = _services_by_key(keys)
+    if len(services_by_key) == 1 and not as_json:
+        [(key, services)] = services_by_key.items()
+        click.echo(f"identity key fingerprint {key}: {', '.join(services)}")
     unconsumed = [row["queue"] for row in rows if row["attention"] == "NO CONSUMER"]
-    if silent or unconsumed:
-        problems = [f"not answering: {', '.join(silent)}"] if silent else []
-        problems += [f"no consumer: {', '.join(unconsumed)}"] if unconsumed else []
+    problems = [f"not answering: {', '.join(silent)}"] if silent else []
+    problems += [f"no consumer: {', '.join(unconsumed)}"] if unconsumed else []
+    if len(services_by_key) > 1:
+        # Services with different keys give one person different subject hashes: an erasure
+        # or a report by email misses what the others hold.
+        problems.append(
+            "identity keys differ ("
+            + "; ".join(f"{key}: {', '.join(names)}" for key, names in services_by_key.items())
+            + "): every service must run with the same IDENTITY_HASH_KEY"
+        )
+    if problems:
         click.echo("; ".join(problems), err=True)
         sys.exit(1)
 
 
+def _queues_and_keys(answers: list[Any]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Each service's queues as rows (with its key's fingerprint), and each fingerprint.
+
+    A service of a version before fingerprints answers with its queues only: its rows come
+    through, and it has no fingerprint to compare.
+    """
+    rows: list[dict[str, Any]] = []
+    keys: dict[str, str] = {}
+    for answer in answers:
+        if "result" not in answer:
+            rows.append(answer)
+            continue
+        service, reported = answer["service"], answer["result"]
+        keys[service] = reported["identity_key"]
+        rows += [
+            {"service": service, **queue, "identity_key": reported["identity_key"]}
+            for queue in reported["queues"]
+        ]
+    return rows, keys
+
+
+def _services_by_key(keys: dict[str, str]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for service, key in keys.items():
+        grouped.setdefault(key, []).append(service)
+    return grouped
+
+
 @click.group()
 def dlq() -> None:
-    """Dead-letter queues: messages the register could not handle, with the reason."""
+    """Dead-letter queues: messages the register could not handle, and disclosures a provider
+    rejected (`dead-letter.disclosures.<provider>`), with the reason."""
 
 
 queue_option = click.option(
-    "--queue", default=None, help="Only this queue (the dead-letter queue or its source)."
+    "--queue",
+    default=None,
+    help="Only this queue: the dead-letter queue or its source (`disclosures.<provider>` for "
+    "what that provider rejected).",
 )
 
 
@@ -71,7 +119,8 @@ def list_(context: click.Context, queue: str | None, limit: int, as_json: bool) 
 def replay(
     context: click.Context, ids: tuple[DeadLetterId, ...], replay_all: bool, queue: str | None
 ) -> None:
-    """Send dead letters (by id, or --all) back to the queue they failed in."""
+    """Send dead letters (by id, or --all) back to the queue they failed in; a provider's, only
+    what the broker dead-lettered from that provider's queue."""
     if bool(ids) == replay_all:
         raise click.UsageError("name the dead letters to replay by id, or use --all")
     command = build(ReplayDeadLetters, ids=None if replay_all else list(ids), queue=queue)

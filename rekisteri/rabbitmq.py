@@ -2,7 +2,8 @@
 
 The one command that does not talk to the services: it makes the users they log in with, so it
 goes to RabbitMQ's management HTTP API with an administrator's credentials instead. Each user
-gets exactly the rights `shared.permissions` defines, in the register's own virtual host.
+gets exactly the rights `shared.permissions` defines, in the register's own virtual host, and
+the topic permissions that narrow which routing keys it may use on the topic exchanges.
 
 Running it again changes no password unless told to: a password given in the environment
 (`RABBITMQ_PASSWORD_<PARTY>`) is set as given; a user that exists and has none given keeps its
@@ -182,6 +183,8 @@ async def _provision(
         else:
             done = "exists; password kept"
         await admin.set_permissions(vhost, user, party.permissions)
+        for topics in party.topic_permissions:
+            await admin.set_topic_permissions(vhost, user, topics)
         if party.name in rotate:
             await admin.close_connections(user)
         results.append(Provisioned(party, user, generated, f"{done}; {party.kind} rights set"))

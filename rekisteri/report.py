@@ -10,13 +10,46 @@ from typing import Any
 import click
 
 from rekisteri.client import OpsError
-from rekisteri.output import build, call_each
+from rekisteri.output import build, call, call_each
 from shared.contracts.erasure import ReportSubject
+from shared.contracts.orders import LookupPerson
 from shared.topology import SERVICES
 
 
+def person_options(command: click.Command) -> click.Command:
+    """`--email`, or `--order` with `--role`: how staff name a person (see `named_person`)."""
+    options = (
+        click.option("--email", default=None, help="The person's email (only its hash is kept)."),
+        click.option(
+            "--order",
+            "order_id",
+            default=None,
+            metavar="ORDER_ID",
+            help="Name the person by an order they are on (with --role): for a gift-card "
+            "recipient without an email.",
+        ),
+        click.option(
+            "--role",
+            type=click.Choice(["buyer", "recipient"]),
+            default=None,
+            help="With --order: the order's buyer or its recipient.",
+        ),
+    )
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def named_person(email: str | None, order_id: str | None, role: str | None) -> None:
+    """Refuse anything but exactly one way of naming the person."""
+    if (email is None) == (order_id is None and role is None):
+        raise click.UsageError("give either --email, or --order with --role")
+    if email is None and (order_id is None or role is None):
+        raise click.UsageError("--order and --role go together")
+
+
 @click.command()
-@click.option("--email", required=True, help="The person's email (the services only hash it).")
+@person_options
 @click.option(
     "--output",
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
@@ -24,13 +57,27 @@ from shared.topology import SERVICES
     help="Write the report to this file instead of standard output.",
 )
 @click.pass_context
-def report(context: click.Context, email: str, output: Path | None) -> None:
+def report(
+    context: click.Context,
+    email: str | None,
+    order_id: str | None,
+    role: str | None,
+    output: Path | None,
+) -> None:
     """Everything held on a person, and who received it, as one JSON document.
 
+    Name the person by --email, or by an order they are on (--order with --role): the orders
+    service says who that is, and every service is then asked about them by their keyed hash.
     Every service answers for its own data; the request is recorded (who asked, when). Fails,
     with no report, when a service does not answer: a partial report would mislead.
     """
-    answers = call_each(context, SERVICES, build(ReportSubject, email=email))
+    named_person(email, order_id, role)
+    if email is not None:
+        command = build(ReportSubject, email=email)
+    else:
+        lookup = build(LookupPerson, order_id=order_id, role=role)
+        command = ReportSubject(subject=call(context, "orders", lookup)["subject"])
+    answers = call_each(context, SERVICES, command)
     failed = {s: a for s, a in answers.items() if isinstance(a, OpsError)}
     if failed:
         raise click.ClickException(
@@ -38,11 +85,13 @@ def report(context: click.Context, email: str, output: Path | None) -> None:
         )
     parts: dict[str, Any] = {service: dict(answer) for service, answer in answers.items()}
     subject = {part.pop("subject") for part in parts.values()}
-    document = {
+    document: dict[str, Any] = {
         "generated_at": datetime.now(UTC).isoformat(),
         "subject": subject.pop() if len(subject) == 1 else sorted(subject),
-        "services": parts,
     }
+    if order_id is not None:
+        document["named_by"] = {"order_id": order_id, "role": role}
+    document["services"] = parts
     text = json.dumps(document, indent=2, ensure_ascii=False)
     if output is None:
         click.echo(text)

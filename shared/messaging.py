@@ -12,8 +12,10 @@
   the quorum queue's delivery limit dead-letters a message that keeps failing.
 - The `rekisteri` tool's commands get one reply each (`subscribe_commands`), or, when the
   answer may be large, a stream of pages (`subscribe_streams`).
-- The `rekisteri` tool's commands are answered only for a sender the broker vouches for (the
-  AMQP `user_id`), and each one is kept in the service's audit log.
+- Every message is judged by its sender, the AMQP `user_id` the broker vouches for
+  (shared/senders.py): a command is carried out only for staff, and is kept in the service's
+  audit log whatever its outcome; any other message is taken only from the party entitled to
+  send it, and dead-lettered, with no effect, when it comes from anyone else.
 """
 
 from __future__ import annotations
@@ -40,6 +42,17 @@ from shared.contracts.ops import OpsPage, OpsReply
 from shared.contracts.runtime import AuditOutcome
 from shared.log import error_location
 from shared.metrics import Outcome
+from shared.senders import (
+    GUEST,
+    ORIGINAL_USER_ID_HEADER,
+    Logins,
+    Senders,
+    command_refusal,
+    login_of,
+    named_refusal,
+    sender_of,
+    sender_refusal,
+)
 from shared.settings import ServiceSettings
 from shared.topology import DEAD_LETTER_EXCHANGE, DELIVERY_LIMIT, Subscription
 
@@ -53,6 +66,8 @@ REJECTED_BY_HEADER = "x-rejected-by"
 ORIGINAL_QUEUE_HEADER = "x-original-queue"
 ORIGINAL_EXCHANGE_HEADER = "x-original-exchange"
 ORIGINAL_ROUTING_KEY_HEADER = "x-original-routing-key"
+LOGIN = "rabbitmq_login"
+"""Where the broker's context holds the user it logs in as: every publish carries it."""
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +83,7 @@ class InvalidMessage(Exception):
 
 
 def make_broker(settings: ServiceSettings) -> RabbitBroker:
-    return RabbitBroker(
+    broker = RabbitBroker(
         settings.rabbitmq_url,
         default_channel=Channel(
             prefetch_count=settings.prefetch_count,
@@ -81,6 +96,8 @@ def make_broker(settings: ServiceSettings) -> RabbitBroker:
         # Per-message lifecycle lines are debugging detail, not operations news.
         log_level=logging.DEBUG,
     )
+    broker.context.set_global(LOGIN, login_of(settings.rabbitmq_url))
+    return broker
 
 
 def describe_validation_error(error: ValidationError) -> str:
@@ -118,7 +135,9 @@ async def publish(
     """Publish JSON and wait for the broker's confirm; raises if a mandatory message is unroutable.
 
     Absent optional fields are left out rather than sent as null: a provider gets the
-    people's data as the web shop sent it.
+    people's data as the web shop sent it. The AMQP `user_id` is the service's login, which is
+    how the receiver knows who sent it (a broker not made by `make_broker`, in tests, logs in
+    as FastStream's default, guest).
     """
     payload = (
         body.model_dump_json(exclude_none=True).encode() if isinstance(body, BaseModel) else body
@@ -134,14 +153,18 @@ async def publish(
         content_type=JSON,
         persist=persist,
         mandatory=mandatory,
+        user_id=broker.context.get(LOGIN, GUEST),
     )
 
 
-async def dead_letter(message: RabbitMessage, queue_name: str, service: str, reason: str) -> None:
+async def dead_letter(
+    message: RabbitMessage, queue_name: str, service: str, reason: str, sender: str | None = None
+) -> None:
     """Publish the message, unchanged, to `dead-letter.<queue>` with why; confirmed.
 
     Sent on the channel the message came in on (it has publisher confirms): no broker object
-    is needed, so handlers take no per-message dependencies.
+    is needed, so handlers take no per-message dependencies. `sender`: the user it was judged
+    to come from (its own `user_id` unless it was relayed), kept for a replay to carry on.
     """
     raw = message.raw_message
     headers = dict(raw.headers or {})
@@ -153,6 +176,7 @@ async def dead_letter(message: RabbitMessage, queue_name: str, service: str, rea
             ORIGINAL_QUEUE_HEADER: queue_name,
             ORIGINAL_EXCHANGE_HEADER: raw.exchange or "",
             ORIGINAL_ROUTING_KEY_HEADER: raw.routing_key or "",
+            ORIGINAL_USER_ID_HEADER: sender or raw.user_id or "",
         }
     )
     await raw.channel.basic_publish(
@@ -198,9 +222,9 @@ def _log_fields(message: RabbitMessage, queue_name: str) -> dict[str, Any]:
 
 
 async def _dead_letter_and_ack(
-    message: RabbitMessage, queue_name: str, service: str, reason: str
+    message: RabbitMessage, queue_name: str, service: str, reason: str, sender: str | None
 ) -> None:
-    await dead_letter(message, queue_name, service, reason)
+    await dead_letter(message, queue_name, service, reason, sender)
     await message.ack()
     log.warning(
         "dead-lettered a message", extra={**_log_fields(message, queue_name), "reason": reason}
@@ -219,13 +243,15 @@ async def _deliver(
     message: RabbitMessage,
     queue_name: str,
     settings: ServiceSettings,
-    handle: Callable[[bytes], Awaitable[None]],
+    handle: Callable[[], Awaitable[None]],
+    sender: str | None,
 ) -> Outcome:
     """Run one delivery through `handle` and settle it: ack, dead-letter or retry later."""
+    service = settings.service_name
     try:
-        await handle(message.body)
+        await handle()
     except InvalidMessage as invalid:
-        await _dead_letter_and_ack(message, queue_name, settings.service_name, invalid.reason)
+        await _dead_letter_and_ack(message, queue_name, service, invalid.reason, sender)
         return "dead_lettered"
     except Exception as error:
         if _previous_deliveries(message) + 1 < DELIVERY_LIMIT:
@@ -238,7 +264,7 @@ async def _deliver(
             f"{type(error).__name__} at {error_location(error)}"
         )
         log.exception("handler failed for the last time", extra=_log_fields(message, queue_name))
-        await _dead_letter_and_ack(message, queue_name, settings.service_name, reason)
+        await _dead_letter_and_ack(message, queue_name, service, reason, sender)
         return "dead_lettered"
     await message.ack()
     return "handled"
@@ -249,14 +275,17 @@ def subscribe_events(
     subscription: Subscription,
     adapter: TypeAdapter[Model],
     settings: ServiceSettings,
+    *,
+    senders: Senders,
 ) -> Callable[[Callable[[Model], Awaitable[None]]], Callable[[Model], Awaitable[None]]]:
-    """Register `handler(event)` for a queue with the delivery rules in this module's docstring."""
+    """Register `handler(event)` for a queue with the delivery rules in this module's docstring.
+
+    `senders`: who may send its messages; from anyone else a message is dead-lettered unread.
+    """
+    logins = Logins.of(settings)
 
     def register(handler: Callable[[Model], Awaitable[None]]) -> Callable[[Model], Awaitable[None]]:
         queue_name = subscription.queue_name
-
-        async def handle(body: bytes) -> None:
-            await handler(decode(body, adapter, settings.max_message_bytes))
 
         @router.subscriber(
             subscription.queue,
@@ -267,8 +296,19 @@ def subscribe_events(
             title=f"{queue_name}:consume",
         )
         async def consume(message: Any) -> None:
+            raw = message.raw_message
+            sender = sender_of(raw.user_id, raw.headers, senders, logins)
+
+            async def handle() -> None:
+                if refused := sender_refusal(sender, senders, logins):
+                    raise InvalidMessage(refused)
+                event = decode(message.body, adapter, settings.max_message_bytes)
+                if refused := named_refusal(sender, senders, logins, event):
+                    raise InvalidMessage(refused)
+                await handler(event)
+
             with metrics.timed(queue_name) as record:
-                record(await _deliver(message, queue_name, settings, handle))
+                record(await _deliver(message, queue_name, settings, handle, sender.user_id))
 
         return handler
 
@@ -282,18 +322,12 @@ class CommandRefused(Exception):
     """A command that cannot be carried out; the text goes back to the operator as it is."""
 
 
-NO_USER_ID = (
-    "refused: the command carries no AMQP user_id; send it with `rekisteri`, which sets it to "
-    "the RabbitMQ user it logs in as"
-)
-
-
-def _actor(message: RabbitMessage) -> str:
-    """The AMQP `user_id` property: RabbitMQ refuses a message whose user id is not the login."""
+def _actor(message: RabbitMessage, logins: Logins) -> str:
+    """The AMQP `user_id` property, a staff user's: RabbitMQ refuses any but the login's."""
     actor = message.raw_message.user_id
-    if not actor:
-        raise CommandRefused(NO_USER_ID)
-    return actor
+    if refused := command_refusal(actor, logins):
+        raise CommandRefused(refused)
+    return str(actor)
 
 
 def _outcome(error: Exception) -> AuditOutcome:
@@ -328,8 +362,10 @@ async def _answer(
     raw = message.raw_message
     command = None
     try:
+        # Who sent it first: a command from anyone but staff is refused unread.
+        actor = _actor(message, Logins.of(settings))
         command = decode(message.body, adapter, settings.max_message_bytes)
-        reply = OpsReply(ok=True, result=await dispatch(command, _actor(message)))
+        reply = OpsReply(ok=True, result=await dispatch(command, actor))
         outcome: AuditOutcome = "ok"
     except Exception as error:
         outcome = _outcome(error)
@@ -367,8 +403,9 @@ def subscribe_commands(
     Every request gets exactly one reply (`OpsReply`), which FastStream sends to its
     `reply_to`; then the request is acknowledged. Commands are not retried: the operator sees
     the failure and decides. `actor` is the AMQP `user_id` property, which RabbitMQ checks
-    against the sender's login; a command without one is refused. Every command, carried out
-    or not, leaves an entry in the service's audit log (shared/audit.py) before the reply.
+    against the sender's login; a command without one, or from a user who is not staff
+    (shared/senders.py), is refused. Every command, carried out or not, leaves an entry in the
+    service's audit log (shared/audit.py) before the reply.
     """
 
     def register(dispatch: Dispatch) -> Dispatch:
@@ -465,6 +502,7 @@ def subscribe_streams(
     The client side is `rekisteri.client.OpsClient.stream`. (The broker comes from FastStream's
     context: a cost per export, not per event.)
     """
+    logins = Logins.of(settings)
 
     def register(dispatch: StreamDispatch) -> StreamDispatch:
         queue_name = subscription.queue_name
@@ -486,8 +524,9 @@ def subscribe_streams(
             raw = message.raw_message
             command, stream, failure = None, None, None
             try:
+                actor = _actor(message, logins)
                 command = decode(message.body, adapter, settings.max_message_bytes)
-                stream = await dispatch(command, _actor(message))
+                stream = await dispatch(command, actor)
             except Exception as error:
                 failure = error
             try:

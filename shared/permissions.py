@@ -10,7 +10,14 @@ needs which right (checked against the real broker in tests/e2e/test_permissions
 - publishing: write on the exchange. The default exchange is checked as `amq.default`, and it
   carries both the replies to direct reply-to addresses and messages sent to a queue by name;
 - consuming, `basic.get` and purging: read on the queue;
-- a passive declare, and consuming from direct reply-to: no right at all.
+- a passive declare, and consuming from direct reply-to: no right at all;
+- on a topic exchange for which the user has a topic permission: publishing also needs the
+  routing key to match its write expression, and binding the binding key its read expression
+  (on any other exchange, and on a topic exchange without one, any key goes).
+
+Since a service must write to `amq.default` (its replies), and RabbitMQ cannot narrow that by
+queue, any service's login can still put a message in any queue by name: the services check
+each message's sender themselves (shared/senders.py).
 
 The parties are the services (their rights follow from `SERVICE_ROLES`: what each consumes,
 publishes and declares for others, plus what every service does: declare the shared exchanges
@@ -27,7 +34,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from faststream.rabbit import RabbitExchange, RabbitQueue
+from faststream.rabbit import ExchangeType, RabbitExchange, RabbitQueue
 
 from shared import topology
 from shared.topology import Subscription
@@ -36,7 +43,8 @@ DEFAULT_EXCHANGE = "amq.default"
 """The name RabbitMQ checks a publish to the default exchange (`""`) against."""
 PROVIDER_ID = "<provider_id>"
 """Stands for any provider id in the resource names of the table."""
-_PLACEHOLDERS = {PROVIDER_ID: "[a-z0-9][a-z0-9-]*"}
+ANY_ROUTING_KEY = "<any routing key>"
+_PLACEHOLDERS = {PROVIDER_ID: "[a-z0-9][a-z0-9-]*", ANY_ROUTING_KEY: ".*"}
 STAFF_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 STAFF_PREFIX = "staff-"
 WEBSHOP = "webshop"
@@ -54,6 +62,15 @@ class Permissions:
 
 
 @dataclass(frozen=True)
+class TopicPermissions:
+    """A user's routing keys on one topic exchange: publishing (write) and binding (read)."""
+
+    exchange: str
+    write: str
+    read: str
+
+
+@dataclass(frozen=True)
 class ServiceRole:
     """What a service does on the broker beyond what every service does.
 
@@ -62,11 +79,13 @@ class ServiceRole:
     tests/unit/test_permissions.py fails until the routers and this table agree.
     `publishes`: exchanges it publishes to (it declares them too), besides dead-letter and the
     replies to commands. `provides`: queues it declares and binds for others to consume.
+    `events`: the routing keys it publishes on `register.events`, the only ones RabbitMQ lets it.
     """
 
     consumes: tuple[Subscription, ...]
     publishes: tuple[RabbitExchange, ...] = ()
     provides: tuple[Subscription, ...] = ()
+    events: tuple[str, ...] = ()
     note: str = ""
 
 
@@ -75,13 +94,15 @@ SERVICE_ROLES: dict[str, ServiceRole] = {
         consumes=(
             topology.order_placed_subscription("orders"),
             topology.erase_subject_subscription("orders"),
+            topology.person_lookup_subscription(),
             topology.ops_subscription("orders"),
         ),
         publishes=(topology.register_events_exchange(),),
+        events=(topology.ERASURE_REPORTED,),
         note=(
             f"Answers for `{topology.UNROUTABLE_QUEUE}`: reads it, and replays its messages to "
-            f"`{topology.WEBSHOP_EXCHANGE}`. Reports its part of an erasure on "
-            f"`{topology.REGISTER_EVENTS_EXCHANGE}`."
+            f"`{topology.WEBSHOP_EXCHANGE}` under any routing key. Reports its part of an erasure "
+            f"on `{topology.REGISTER_EVENTS_EXCHANGE}`."
         ),
     ),
     "consent": ServiceRole(
@@ -94,6 +115,7 @@ SERVICE_ROLES: dict[str, ServiceRole] = {
             topology.ops_stream_subscription("consent"),
         ),
         publishes=(topology.register_events_exchange(),),
+        events=(topology.CONSENT_CHANGED, topology.ERASURE_REPORTED),
         note="Publishes `consent.changed` and its erasure reports on the internal exchange.",
     ),
     "disclosure": ServiceRole(
@@ -103,6 +125,7 @@ SERVICE_ROLES: dict[str, ServiceRole] = {
             topology.ops_subscription("disclosure"),
         ),
         publishes=(topology.disclosures_exchange(), topology.register_events_exchange()),
+        events=(topology.ERASURE_REPORTED,),
         provides=(
             Subscription(
                 topology.provider_queue_name(PROVIDER_ID),
@@ -123,7 +146,15 @@ SERVICE_ROLES: dict[str, ServiceRole] = {
             topology.ops_subscription("erasure"),
         ),
         publishes=(topology.register_events_exchange(),),
-        note="Asks each service to erase a person (`erase.subject.<service>`) and collects reports.",
+        events=(
+            *map(topology.erase_subject_routing_key, topology.ERASURE_PARTICIPANTS),
+            topology.PERSON_LOOKUP,
+        ),
+        note=(
+            "Asks each service to erase a person (`erase.subject.<service>`) and collects "
+            f"reports; asks the orders service who is on an order (`{topology.PERSON_LOOKUP}`, "
+            "answered over direct reply-to, which needs no right)."
+        ),
     ),
 }
 
@@ -139,10 +170,27 @@ class Party:
     configure: frozenset[str] = frozenset()
     write: frozenset[str] = frozenset()
     read: frozenset[str] = frozenset()
+    topic_write: frozenset[tuple[str, str]] = frozenset()
+    """(topic exchange, routing key) it may publish with, on the exchanges named here or in
+    `topic_read`; on a topic exchange named in neither, any key."""
+    topic_read: frozenset[tuple[str, str]] = frozenset()
+    """(topic exchange, binding key) it may bind a queue with."""
 
     @property
     def permissions(self) -> Permissions:
         return Permissions(_regex(self.configure), _regex(self.write), _regex(self.read))
+
+    @property
+    def topic_permissions(self) -> list[TopicPermissions]:
+        exchanges = sorted({exchange for exchange, _ in self.topic_write | self.topic_read})
+        return [
+            TopicPermissions(
+                exchange,
+                _regex(key for on, key in self.topic_write if on == exchange),
+                _regex(key for on, key in self.topic_read if on == exchange),
+            )
+            for exchange in exchanges
+        ]
 
 
 def _pattern(name: str) -> str:
@@ -165,6 +213,8 @@ class _Rights:
         self.configure: set[str] = set()
         self.write: set[str] = set()
         self.read: set[str] = set()
+        self.topic_write: set[tuple[str, str]] = set()
+        self.topic_read: set[tuple[str, str]] = set()
 
     def declare_exchange(self, exchange: RabbitExchange) -> None:
         self.configure.add(exchange.name)
@@ -185,6 +235,8 @@ class _Rights:
         self.declare_exchange(subscription.exchange)
         self.declare_queue(subscription.queue)
         self.bind(subscription.queue_name, subscription.exchange.name)
+        if subscription.exchange.type == ExchangeType.TOPIC:
+            self.topic_read.add((subscription.exchange.name, subscription.routing_key))
 
     def bind(self, queue: str, exchange: str) -> None:
         self.write.add(queue)
@@ -198,6 +250,8 @@ class _Rights:
             frozenset(self.configure),
             frozenset(self.write),
             frozenset(self.read),
+            frozenset(self.topic_write),
+            frozenset(self.topic_read),
         )
 
 
@@ -240,11 +294,13 @@ def service_party(service: str) -> Party:
     if service == topology.UNROUTABLE_QUEUE_OWNER:
         rights.read.add(topology.UNROUTABLE_QUEUE)
         rights.write.add(topology.WEBSHOP_EXCHANGE)
+        rights.topic_write.add((topology.WEBSHOP_EXCHANGE, ANY_ROUTING_KEY))
     # Replies to `rekisteri` go to its direct reply-to address through the default exchange.
     rights.write.add(DEFAULT_EXCHANGE)
     for exchange in role.publishes:
         rights.declare_exchange(exchange)
         rights.write.add(exchange.name)
+    rights.topic_write.update((topology.REGISTER_EVENTS_EXCHANGE, key) for key in role.events)
     dead_lettering = any(map(_dead_lettering, consumed))
     reasons = [
         "Declares, binds and consumes its queues at start, and the exchanges they are bound to.",
@@ -255,6 +311,8 @@ def service_party(service: str) -> Party:
         "service does, so that no start order matters.",
         f"Answers commands through `{DEFAULT_EXCHANGE}` (direct reply-to).",
         role.note,
+        "On the topic exchanges it binds to or publishes on, only the binding and routing keys "
+        "listed (topic permissions).",
     ]
     return rights.party(service, "service", " ".join(filter(None, reasons)))
 
@@ -287,7 +345,8 @@ def _staff_party(user: str) -> Party:
         user,
         "staff",
         f"Sends `rekisteri` commands to `{topology.OPS_EXCHANGE}` under its own user id; the "
-        "replies come back over direct reply-to, which needs no right. Reads no queue.",
+        "replies come back over direct reply-to, which needs no right. Reads no queue. The "
+        "services carry out commands only for staff users (`staff-<name>`).",
         write=frozenset({topology.OPS_EXCHANGE}),
     )
 

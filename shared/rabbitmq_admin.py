@@ -16,7 +16,7 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import quote
 from urllib.request import Request, urlopen
 
-from shared.permissions import Permissions
+from shared.permissions import Permissions, TopicPermissions
 
 TIMEOUT_SECONDS = 10.0
 
@@ -52,6 +52,20 @@ class RabbitMQAdmin:
             f"/api/permissions/{_segment(vhost)}/{_segment(user)}",
             {
                 "configure": permissions.configure,
+                "write": permissions.write,
+                "read": permissions.read,
+            },
+        )
+
+    async def set_topic_permissions(
+        self, vhost: str, user: str, permissions: TopicPermissions
+    ) -> None:
+        """The user's routing keys on one topic exchange (replaces what it had there)."""
+        await self._call(
+            "PUT",
+            f"/api/topic-permissions/{_segment(vhost)}/{_segment(user)}",
+            {
+                "exchange": permissions.exchange,
                 "write": permissions.write,
                 "read": permissions.read,
             },

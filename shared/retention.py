@@ -7,6 +7,9 @@ year to be the calendar year, decided in Finnish time. The orders service keeps 
 person's orders as ledger lines until then; the disclosure service keeps its log of what
 providers received of those orders as long (the proof of Art. 5(2) and 19). A daily sweep in
 each deletes what has reached its end and names nobody any more.
+
+The periods of every other category of data, and this one's place among them:
+`shared.retention_policy`.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ its routers in the broker and returns what to do once the broker is connected. T
 JSON logging, the database connection, the audit log of staff's commands (shared/audit.py), the
 dead-letter queues of every consumed queue, the commands every service answers about itself,
 and an HTTP server with `/health` (the process answers), `/ready` (broker and database
-reachable) and `/metrics` (Prometheus), and nothing else: no AsyncAPI page, whose "try it out"
-would let anyone who reaches the port publish to the broker.
+reachable; the fingerprint of the identity key) and `/metrics` (Prometheus), and nothing else:
+no AsyncAPI page, whose "try it out" would let anyone who reaches the port publish to the broker.
 Uvicorn turns SIGTERM and SIGINT into a graceful stop: consumers are cancelled first, in-flight
 messages finish (up to the broker's graceful timeout), then the database is closed.
 """
@@ -18,7 +18,7 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import uvicorn
@@ -36,9 +36,11 @@ from shared.contracts.runtime import (
     ReplayDeadLetters,
     ReportStatus,
     RuntimeCommand,
+    ServiceStatus,
 )
 from shared.database import Database, StoreError, connect_database, describe_store
 from shared.dead_letters import QueueInspector
+from shared.identity import key_fingerprint
 from shared.log import configure_logging
 from shared.messaging import make_broker, subscribe_commands
 from shared.metrics import exposition
@@ -108,19 +110,40 @@ def command_queue_names(broker: RabbitBroker) -> list[str]:
     return [name for name in queues if name not in dead_lettering]
 
 
-def queue_inspector(settings: ServiceSettings, broker: RabbitBroker) -> QueueInspector:
-    """The service's view of the queues it answers for: those it consumes, their dead letters."""
-    owned_extra = (
-        [topology.UNROUTABLE_QUEUE]
-        if settings.service_name == topology.UNROUTABLE_QUEUE_OWNER
-        else []
-    )
-    return QueueInspector(
-        settings.rabbitmq_url,
-        work_queues=lambda: dead_lettering_queue_names(broker),
-        command_queues=lambda: command_queue_names(broker),
-        extra_dead_letter_queues=owned_extra,
-    )
+QUEUE_INSPECTOR = "queue_inspector"
+"""Where the broker's context holds the service's one `QueueInspector` (see `queue_inspector`)."""
+
+
+def queue_inspector(
+    settings: ServiceSettings,
+    broker: RabbitBroker,
+    provided_queues: Callable[[], Awaitable[Iterable[str]]] | None = None,
+) -> QueueInspector:
+    """The service's view of the queues it answers for: those it consumes, their dead letters,
+    and (`provided_queues`, the disclosure service's providers' queues) the dead letters of the
+    queues it declares for others.
+
+    One per service: the erasure's clean-up and the runtime commands (status, dead letters)
+    then see the same queues, and take turns at browsing them.
+    """
+    inspector = broker.context.get(QUEUE_INSPECTOR)
+    if inspector is None:
+        owned_extra = (
+            [topology.UNROUTABLE_QUEUE]
+            if settings.service_name == topology.UNROUTABLE_QUEUE_OWNER
+            else []
+        )
+        inspector = QueueInspector(
+            settings.rabbitmq_url,
+            work_queues=lambda: dead_lettering_queue_names(broker),
+            command_queues=lambda: command_queue_names(broker),
+            extra_dead_letter_queues=owned_extra,
+        )
+        broker.context.set_global(QUEUE_INSPECTOR, inspector)
+    if provided_queues is not None:
+        inspector.answer_also_for(provided_queues)
+    assert isinstance(inspector, QueueInspector)
+    return inspector
 
 
 async def run_startup_hooks(hooks: StartupHooks) -> Stop:
@@ -174,6 +197,7 @@ def every(
 def runtime_router(settings: ServiceSettings, broker: RabbitBroker) -> RabbitRouter:
     """The commands every service answers about its own queues (status, dead letters)."""
     inspector = queue_inspector(settings, broker)
+    identity_key = key_fingerprint(settings.identity_hash_key.get_secret_value())
     router = RabbitRouter()
     subscription = topology.runtime_subscription(settings.service_name)
 
@@ -181,7 +205,7 @@ def runtime_router(settings: ServiceSettings, broker: RabbitBroker) -> RabbitRou
     async def on_command(command: RuntimeCommand, actor: str) -> Any:
         match command:
             case ReportStatus():
-                return await inspector.status()
+                return ServiceStatus(identity_key=identity_key, queues=await inspector.status())
             case ListDeadLetters(queue=queue, limit=limit):
                 return await inspector.list(queue, limit)
             case ReplayDeadLetters(ids=ids, queue=queue):
@@ -199,8 +223,11 @@ def runtime_router(settings: ServiceSettings, broker: RabbitBroker) -> RabbitRou
 
 
 def health_routes(
-    broker: RabbitBroker, database: Database, consuming: asyncio.Event
+    broker: RabbitBroker, database: Database, consuming: asyncio.Event, identity_key: str
 ) -> list[tuple[str, Any]]:
+    """`identity_key` is the fingerprint of the service's key, never the key: a deployment's
+    checks can compare it across the four services, which must all have the same."""
+
     @get(include_in_schema=False)
     async def health(scope: Any) -> AsgiResponse:
         return AsgiResponse(b'{"status":"alive"}', 200, {"content-type": "application/json"})
@@ -217,7 +244,7 @@ def health_routes(
         status = 200 if broker_ok and database_ok and consuming_ok else 503
         body = (
             f'{{"broker":{str(broker_ok).lower()},"database":{str(database_ok).lower()},'
-            f'"consuming":{str(consuming_ok).lower()}}}'
+            f'"consuming":{str(consuming_ok).lower()},"identity_key":"{identity_key}"}}'
         )
         return AsgiResponse(body.encode(), status, {"content-type": "application/json"})
 
@@ -268,7 +295,12 @@ async def serve(settings: SettingsT, assemble: Assemble[SettingsT]) -> None:
 
         app = AsgiFastStream(
             broker,
-            asgi_routes=health_routes(broker, database, consuming),
+            asgi_routes=health_routes(
+                broker,
+                database,
+                consuming,
+                key_fingerprint(settings.identity_hash_key.get_secret_value()),
+            ),
             on_startup=[declare_before_consuming],
             after_startup=[mark_consuming],
             on_shutdown=[stop_background_work],

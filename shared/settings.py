@@ -15,10 +15,16 @@ from yarl import URL
 # Defaults so that `make dev` works out of the box; production refuses to start with them.
 DEV_IDENTITY_HASH_KEY = "dev-only-identity-hash-key-not-secret"
 DEV_RABBITMQ_PASSWORD = "guest"
+# A key anyone could guess in an afternoon would let them test guessed emails against every
+# stored subject hash: production wants at least as many bytes as the HMAC's output.
+IDENTITY_KEY_MIN_BYTES = 32
 
 
 class ServiceSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+    # A refusal at start names the setting, never its value: the inputs are secrets.
+    model_config = SettingsConfigDict(
+        env_prefix="", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     # Each service's subclass names itself; not read from the environment.
     service_name: ClassVar[str] = ""
@@ -34,6 +40,14 @@ class ServiceSettings(BaseSettings):
     rabbitmq_url: str = Field(
         default="amqp://guest:guest@localhost:5672/",
         description="AMQP URL of the broker, including credentials and virtual host.",
+    )
+    rabbitmq_user_prefix: str = Field(
+        default="",
+        description=(
+            "What `rekisteri rabbitmq provision --user-prefix` put before every user name: the "
+            "services tell staff, the web shop and each other by their users (`<prefix>orders`, "
+            "`<prefix>webshop`, `<prefix>staff-<name>`)."
+        ),
     )
     mongodb_url: str | None = Field(
         default=None,
@@ -83,10 +97,14 @@ class ServiceSettings(BaseSettings):
         return self
 
     def dev_secrets(self) -> list[str]:
-        """What still has a development default among the secrets (a subclass adds its own)."""
+        """What production refuses among the secrets: a development default, an identity key
+        too short to be secret (a subclass adds its own)."""
         problems = []
-        if self.identity_hash_key.get_secret_value() == DEV_IDENTITY_HASH_KEY:
+        identity_key = self.identity_hash_key.get_secret_value()
+        if identity_key == DEV_IDENTITY_HASH_KEY:
             problems.append("IDENTITY_HASH_KEY must be set to a secret value")
+        elif len(identity_key.encode()) < IDENTITY_KEY_MIN_BYTES:
+            problems.append(f"IDENTITY_HASH_KEY must be at least {IDENTITY_KEY_MIN_BYTES} bytes")
         if URL(self.rabbitmq_url).password in (None, "", DEV_RABBITMQ_PASSWORD):
             problems.append("RABBITMQ_URL must log in as the service's own user, not guest")
         return problems

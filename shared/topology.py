@@ -46,6 +46,8 @@ ERASURE_REQUESTED = "erasure.requested"
 ERASE_SUBJECT = "erase.subject"
 """Prefix: the erasure service addresses each participant as `erase.subject.<service>`."""
 ERASURE_REPORTED = "erasure.reported"
+PERSON_LOOKUP = "person.lookup"
+"""The erasure service asks the orders service who is on an order, and waits for the answer."""
 
 # --- queues ----------------------------------------------------------------------------------
 
@@ -175,6 +177,12 @@ def erase_subject_subscription(service: str) -> Subscription:
 
 def erasure_reported_subscription() -> Subscription:
     return Subscription("erasure.erasure-reported", register_events_exchange(), ERASURE_REPORTED)
+
+
+def person_lookup_subscription() -> Subscription:
+    """`orders.person-lookup`: the erasure service's questions who is on an order, each answered
+    over direct reply-to (`shared.requests`)."""
+    return Subscription("orders.person-lookup", register_events_exchange(), PERSON_LOOKUP)
 
 
 def command_queue(name: str, routing_key: str) -> RabbitQueue:

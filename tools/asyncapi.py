@@ -201,6 +201,7 @@ CONSUMED_QUEUES = [
     ),
     *(topology.erase_subject_subscription(s.service_name).queue_name for s in PARTICIPANTS),
     topology.erasure_reported_subscription().queue_name,
+    topology.person_lookup_subscription().queue_name,
 ]
 
 DEAD_LETTER_HEADERS: tuple[tuple[str, str, dict[str, Any]], ...] = (
@@ -356,6 +357,62 @@ def _runtime_route() -> Route:
         },
         send_note=OPS_SEND_NOTE,
     )
+
+
+PERSON_LOOKUP_REPLY = Route(
+    id="personLookupReplies",
+    title="Who is on an order: the orders service's answers",
+    description=(
+        "The orders service answers each `person.lookup` at once, to the default exchange with "
+        "the question's `reply_to` as routing key and its `correlation_id`, not persistent; "
+        f"the erasure service receives it over RabbitMQ's direct reply-to "
+        f"(`{topology.DIRECT_REPLY_TO}`), so the address is only known at run time."
+    ),
+    address=None,
+    exchange=None,
+    message=Message("PersonOnOrder", orders, mode="serialization", correlated=True),
+)
+
+
+def _person_lookup_route() -> Route:
+    subscription = topology.person_lookup_subscription()
+    return Route(
+        id="personLookup",
+        title="Who is on an order",
+        description=(
+            f"Only the orders service knows who was on an order: by the hash of their email, "
+            f"or, for a gift-card recipient without one, by the hash of their place on the "
+            f"order. The erasure service asks it, on exchange "
+            f"`{topology.REGISTER_EVENTS_EXCHANGE}` with routing key `{topology.PERSON_LOOKUP}`, "
+            f"when an erasure names a person by an order; the orders service consumes the "
+            f"questions from queue `{subscription.queue_name}` and answers each with a "
+            f"`PersonOnOrder`. (Staff ask the same with the `person.lookup` command.)"
+        ),
+        address=subscription.routing_key,
+        exchange=subscription.exchange,
+        message=Message("LookupPerson", orders, correlated=True),
+        senders=(Party(ErasureSettings.service_name, "the erasure service"),),
+        receivers=(
+            _service(
+                OrdersSettings,
+                subscription.queue,
+                "Every question gets exactly one answer and is then acknowledged; one from "
+                "anyone but the erasure service, or unreadable, is dead-lettered and answered "
+                "with `error`.",
+            ),
+        ),
+        delivery_mode=TRANSIENT,
+        mandatory=True,
+        reply=PERSON_LOOKUP_REPLY,
+        send_note=(
+            "The erasure service sets `reply_to` to RabbitMQ's direct reply-to and a fresh "
+            "`correlation_id`, and waits a few seconds for the answer; without one its own "
+            "handler fails, and the request is retried after a back-off."
+        ),
+    )
+
+
+PERSON_LOOKUP = _person_lookup_route()
 
 
 WEBSHOP_SEND_NOTE = (
@@ -594,6 +651,8 @@ ROUTES: tuple[Route, ...] = (
             "`<request_id>:<service>`, before the request is acknowledged."
         ),
     ),
+    PERSON_LOOKUP,
+    PERSON_LOOKUP_REPLY,
     *(_ops_route(*server) for server in OPS_SERVERS),
     OPS_REPLY,
     *(_ops_route(*server, paged=True) for server in OPS_STREAMS),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from shared.permissions import Party, parties
+from shared.permissions import Party, TopicPermissions, parties
 
 DOCUMENT = Path(__file__).resolve().parents[1] / "docs" / "security.md"
 BEGIN = "<!-- BEGIN GENERATED: permission table (make security-doc) -->"
@@ -48,6 +48,20 @@ def _party(party: Party) -> str:
             f"| configure | {_resources(party.configure)} | {_regex(rights.configure)} |",
             f"| write | {_resources(party.write)} | {_regex(rights.write)} |",
             f"| read | {_resources(party.read)} | {_regex(rights.read)} |",
+            *(_topics(party, topics) for topics in party.topic_permissions),
+        ]
+    )
+
+
+def _topics(party: Party, topics: TopicPermissions) -> str:
+    """A topic permission as two rows: the routing keys it publishes with, the keys it binds."""
+    on = topics.exchange
+    write = frozenset(key for exchange, key in party.topic_write if exchange == on)
+    read = frozenset(key for exchange, key in party.topic_read if exchange == on)
+    return "\n".join(
+        [
+            f"| publish on `{on}` | {_resources(write)} | {_regex(topics.write)} |",
+            f"| bind to `{on}` | {_resources(read)} | {_regex(topics.read)} |",
         ]
     )
 

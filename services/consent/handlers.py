@@ -12,6 +12,7 @@ from shared.contracts.consent import ConsentCommand, ConsentStream, ExportAudien
 from shared.contracts.erasure import EraseSubject, ReportSubject
 from shared.contracts.webshop import ConsentUpdated, MarketingObjection, OrderPlaced
 from shared.messaging import Stream, subscribe_commands, subscribe_events, subscribe_streams
+from shared.senders import FROM_ERASURE, FROM_WEBSHOP
 from shared.settings import ServiceSettings
 from shared.topology import (
     CONSENT_UPDATED,
@@ -28,7 +29,11 @@ def build_router(service: ConsentService, settings: ServiceSettings) -> RabbitRo
     router = RabbitRouter()
 
     @subscribe_events(
-        router, webshop_subscription(SERVICE, ORDER_PLACED), TypeAdapter(OrderPlaced), settings
+        router,
+        webshop_subscription(SERVICE, ORDER_PLACED),
+        TypeAdapter(OrderPlaced),
+        settings,
+        senders=FROM_WEBSHOP,
     )
     async def on_order_placed(event: OrderPlaced) -> None:
         await service.record_checkout(event)
@@ -38,6 +43,7 @@ def build_router(service: ConsentService, settings: ServiceSettings) -> RabbitRo
         webshop_subscription(SERVICE, CONSENT_UPDATED),
         TypeAdapter(ConsentUpdated),
         settings,
+        senders=FROM_WEBSHOP,
     )
     async def on_consent_updated(event: ConsentUpdated) -> None:
         await service.record_update(event)
@@ -47,12 +53,17 @@ def build_router(service: ConsentService, settings: ServiceSettings) -> RabbitRo
         webshop_subscription(SERVICE, MARKETING_OBJECTION),
         TypeAdapter(MarketingObjection),
         settings,
+        senders=FROM_WEBSHOP,
     )
     async def on_marketing_objection(event: MarketingObjection) -> None:
         await service.record_objection(event)
 
     @subscribe_events(
-        router, erase_subject_subscription(SERVICE), TypeAdapter(EraseSubject), settings
+        router,
+        erase_subject_subscription(SERVICE),
+        TypeAdapter(EraseSubject),
+        settings,
+        senders=FROM_ERASURE,
     )
     async def on_erase_subject(command: EraseSubject) -> None:
         await service.erase(command)
@@ -62,8 +73,8 @@ def build_router(service: ConsentService, settings: ServiceSettings) -> RabbitRo
         match command:
             case ShowConsent(email=email):
                 return await service.show(email, actor)
-            case ReportSubject(email=email):
-                return await service.report(email, actor)
+            case ReportSubject():
+                return await service.report(command, actor)
 
     @subscribe_streams(
         router, ops_stream_subscription(SERVICE), TypeAdapter(ConsentStream), settings

@@ -20,7 +20,7 @@ from services.consent.domain import (
 from services.consent.publisher import ConsentEvents
 from services.consent.store import ConsentStore
 from shared.contracts.consent import ConsentChanged, Contact, Purpose
-from shared.contracts.erasure import EraseSubject, ErasureReported, Retained
+from shared.contracts.erasure import EraseSubject, ErasureReported, ReportSubject, Retained
 from shared.contracts.webshop import ConsentUpdated, MarketingObjection, OrderPlaced
 from shared.erasure.participation import Participation
 from shared.erasure.tombstone import Plan, Tombstone, ignore_buried
@@ -178,7 +178,9 @@ class ConsentService:
 
     async def show(self, email: str, actor: str) -> dict[str, Any]:
         """A person's current permissions and objection, and their whole consent history."""
-        subject = self._hasher(email)
+        return await self._show(self._hasher(email), actor)
+
+    async def _show(self, subject: str, actor: str) -> dict[str, Any]:
         person = await self._store.person(subject)
         facts = await self._store.facts_of(subject)
         log.info("consent shown", extra={"subject": subject, "actor": actor})
@@ -200,13 +202,13 @@ class ConsentService:
             "history": [change.model_dump(mode="json", by_alias=True) for change in history(facts)],
         }
 
-    async def report(self, email: str, actor: str) -> dict[str, Any]:
+    async def report(self, person: ReportSubject, actor: str) -> dict[str, Any]:
         """What the consent service holds on the person (GDPR Art. 15): `show`'s answer, and
         after an erasure when it was and whether they stay suppressed."""
-        subject = self._hasher(email)
+        subject = person.subject_hash(self._hasher)
         tombstone = await self._store.erasures.tombstone(subject)
         return {
-            **await self.show(email, actor),
+            **await self._show(subject, actor),
             "erased_at": None if tombstone is None else tombstone.erased_at,
             "suppressed_since": await self._store.suppressed_since(subject),
         }

@@ -31,16 +31,17 @@ async def assemble(
     )
     queues = ProviderQueues(broker)
 
-    async def provider_dead_letter_queues() -> list[str]:
-        return queues.dead_letter_queues(p.provider_id for p in await store.providers())
+    async def provider_queues() -> list[str]:
+        """Whose dead letters (a disclosure a provider rejected) this service answers for: in
+        `rekisteri status` and `dlq`, and in an erasure's clean-up."""
+        return queues.queue_names(provider.provider_id for provider in await store.providers())
 
     participation = Participation.of(
         "disclosure",
         store.erasures,
-        queue_inspector(settings, broker),
+        queue_inspector(settings, broker, provided_queues=provider_queues),
         hasher,
         broker,
-        provider_dead_letter_queues,
     )
     service = DisclosureService(store, queues, hasher, logins, participation)
     broker.include_router(build_router(service, settings))

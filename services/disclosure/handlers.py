@@ -27,6 +27,7 @@ from shared.contracts.providers import (
 from shared.contracts.webshop import OrderPlaced
 from shared.messaging import CommandRefused, subscribe_commands, subscribe_events
 from shared.rabbitmq_admin import RabbitMQAdminError
+from shared.senders import FROM_ERASURE, FROM_WEBSHOP
 from shared.settings import ServiceSettings
 from shared.topology import (
     erase_subject_subscription,
@@ -39,13 +40,21 @@ def build_router(service: DisclosureService, settings: ServiceSettings) -> Rabbi
     router = RabbitRouter()
 
     @subscribe_events(
-        router, order_placed_subscription("disclosure"), TypeAdapter(OrderPlaced), settings
+        router,
+        order_placed_subscription("disclosure"),
+        TypeAdapter(OrderPlaced),
+        settings,
+        senders=FROM_WEBSHOP,
     )
     async def on_order_placed(event: OrderPlaced) -> None:
         await service.disclose_order(event)
 
     @subscribe_events(
-        router, erase_subject_subscription("disclosure"), TypeAdapter(EraseSubject), settings
+        router,
+        erase_subject_subscription("disclosure"),
+        TypeAdapter(EraseSubject),
+        settings,
+        senders=FROM_ERASURE,
     )
     async def on_erase_subject(command: EraseSubject) -> None:
         await service.erase(command)
@@ -74,8 +83,8 @@ def build_router(service: DisclosureService, settings: ServiceSettings) -> Rabbi
                     return await service.release(order_id, actor)
                 case ListDisclosures():
                     return await service.sent_disclosures(command)
-                case ReportSubject(email=email):
-                    return await service.report(email, actor)
+                case ReportSubject():
+                    return await service.report(command, actor)
         except (ProviderRefused, RabbitMQAdminError) as refused:
             raise CommandRefused(str(refused)) from None
 

@@ -50,9 +50,7 @@ class ProviderQueues:
             message_type=notice.type,
         )
 
-    def dead_letter_queues(self, provider_ids: Iterable[str]) -> list[str]:
-        """Where what the providers rejected waits: an erasure takes its person's out."""
-        return [
-            topology.dead_letter_queue(topology.provider_queue_name(provider_id)).name
-            for provider_id in provider_ids
-        ]
+    def queue_names(self, provider_ids: Iterable[str]) -> list[str]:
+        """The providers' queues, whose dead letters (a disclosure a provider rejected) this
+        service answers for."""
+        return [topology.provider_queue_name(provider_id) for provider_id in provider_ids]

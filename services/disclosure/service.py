@@ -24,7 +24,7 @@ from services.disclosure.domain import (
     unnamed_entry_kept_until,
 )
 from services.disclosure.publisher import ProviderQueues
-from services.disclosure.store import DisclosureStore
+from services.disclosure.store import DisclosureStore, Named
 from shared.contracts.disclosure_ops import (
     HeldDisclosure,
     ListDisclosures,
@@ -32,7 +32,14 @@ from shared.contracts.disclosure_ops import (
     SentDisclosure,
 )
 from shared.contracts.disclosures import Disclosure, ErasureNotice, erasure_notice_id_for
-from shared.contracts.erasure import EraseSubject, ErasureReported, Retained
+from shared.contracts.erasure import (
+    EraseSubject,
+    ErasureReported,
+    OrderPerson,
+    ReportSubject,
+    Retained,
+    Role,
+)
 from shared.contracts.providers import (
     AddProvider,
     ChangeProviderStatus,
@@ -40,7 +47,7 @@ from shared.contracts.providers import (
     ProviderCredentials,
     UpdateProvider,
 )
-from shared.contracts.webshop import OrderPlaced
+from shared.contracts.webshop import OrderPlaced, Person
 from shared.erasure.participation import Participation
 from shared.erasure.tombstone import Plan, ignore_buried
 from shared.identity import SubjectHasher
@@ -91,7 +98,8 @@ class DisclosureService:
         disclosure already in the log (sent or held) is never sent again by a redelivered
         event. A crash between sending and logging sends it again with the same disclosure id.
         """
-        subjects = [self._hasher(e) for e in (event.buyer.email, event.recipient.email) if e]
+        people = self._people(event.order_id, event.buyer, event.recipient)
+        subjects = [person.subject for person in people]
         # From the tombstone check to the last send and log entry, no erasure of these people
         # can interleave: none is told of its orders before a disclosure still on its way.
         async with self._participation.people.holding(subjects):
@@ -108,17 +116,17 @@ class DisclosureService:
             disclosure = planned.disclosure
             if await self._store.is_recorded(str(disclosure.disclosure_id)):
                 continue
-            subjects = self._subjects(disclosure)
+            people = self._people(disclosure.order_id, disclosure.buyer, disclosure.recipient)
             now = datetime.now(UTC)
             if planned.hold_reason is not None:
-                await self._store.record_held(disclosure, subjects, planned.hold_reason, now)
+                await self._store.record_held(disclosure, people, planned.hold_reason, now)
                 log.warning(
                     "disclosure held",
                     extra=_ids(disclosure) | {"reason": planned.hold_reason},
                 )
                 continue
             await self._queues.send(disclosure)
-            await self._store.record_sent(disclosure, subjects, disclosed_fields(disclosure), now)
+            await self._store.record_sent(disclosure, people, disclosed_fields(disclosure), now)
             log.info("disclosure sent", extra=_ids(disclosure))
 
     async def release(self, order_id: str, actor: str) -> ReleaseOutcome:
@@ -140,7 +148,8 @@ class DisclosureService:
             disclosure = await self._store.claim_for_release(held.disclosure_id, now)
             if disclosure is None:  # another release has it, or has just sent it
                 continue
-            subjects = self._subjects(disclosure)
+            people = self._people(disclosure.order_id, disclosure.buyer, disclosure.recipient)
+            subjects = [person.subject for person in people]
             # Claimed, then the people's lock: an erasure that cancelled the claim meanwhile has
             # finished, and none can start until this one is sent and logged.
             async with self._participation.people.holding(subjects):
@@ -155,7 +164,7 @@ class DisclosureService:
                     await self._store.give_back(held.disclosure_id)
                     raise
                 await self._store.record_sent(
-                    disclosure, subjects, disclosed_fields(disclosure), now, released_by=actor
+                    disclosure, people, disclosed_fields(disclosure), now, released_by=actor
                 )
             sent.append(held.provider_id)
             log.info("held disclosure released", extra=_ids(disclosure) | {"actor": actor})
@@ -177,11 +186,13 @@ class DisclosureService:
         await self._participation.erase(command, self)
 
     async def plan_erasure(self, command: EraseSubject) -> Plan:
-        """One notice for each provider that received the person's data, for those orders; the
-        log entries stay, without the person's hash; held disclosures are cancelled."""
+        """One notice for each provider that received the person's data, for those orders and
+        saying as whom (buyer, recipient); the log entries stay, without the person's hash;
+        held disclosures are cancelled."""
         received: dict[str, set[str]] = {}
         for sent in await self._store.sent(subject=command.subject):
             received.setdefault(sent.provider_id, set()).add(sent.order_id)
+        roles = await self._roles(command.subject, {o for ids in received.values() for o in ids})
         held = await self._store.held_of(command.subject)
         kept = [
             Retained(
@@ -191,6 +202,8 @@ class DisclosureService:
                 until=LOG_KEPT_UNTIL,
                 order_ids=sorted(order_ids),
                 provider_id=provider_id,
+                # None, not [], where the log does not say: no role is not "neither role".
+                roles=[role for role in roles if role.order_id in order_ids] or None,
             )
             for provider_id, order_ids in sorted(received.items())
         ]
@@ -207,6 +220,7 @@ class DisclosureService:
                 notice_id=erasure_notice_id_for(command.request_id, retained.provider_id),
                 order_ids=retained.order_ids,
                 occurred_at=command.erased_at,
+                roles=retained.roles,
             )
             await self._queues.send_erasure_notice(retained.provider_id, notice)
             log.info(
@@ -222,6 +236,18 @@ class DisclosureService:
             if (until := unnamed_entry_kept_until(entry.subjects, entry.placed_at)) is not None:
                 await self._store.keep_until(entry.disclosure_id, until)
 
+    async def _roles(self, subject: str, order_ids: set[str]) -> list[OrderPerson]:
+        """The person's place on each of these orders, as their log entries say (none for an
+        entry logged before the log kept roles)."""
+        roles = {
+            OrderPerson(order_id=order_id, role=person.role)
+            for order_id in order_ids
+            for entry in await self._store.log_of(order_id)
+            for person in entry.people
+            if person.subject == subject and person.role is not None
+        }
+        return sorted(roles, key=lambda role: (role.order_id, role.role))
+
     async def delete_expired(self, now: datetime | None = None) -> int:
         """Delete the log entries of erased people whose retention has ended."""
         deleted = await self._store.delete_expired_entries(expired_before(now or datetime.now(UTC)))
@@ -233,10 +259,10 @@ class DisclosureService:
 
     # --- access -----------------------------------------------------------------------------------
 
-    async def report(self, email: str, actor: str) -> dict[str, Any]:
+    async def report(self, person: ReportSubject, actor: str) -> dict[str, Any]:
         """Who received the person's data, which fields and when; what is held back; after an
         erasure, the log entries kept (GDPR Art. 15(1)(c))."""
-        subject = self._hasher(email)
+        subject = person.subject_hash(self._hasher)
         log.info("access report given", extra={"subject": subject, "actor": actor})
         tombstone = await self._store.erasures.tombstone(subject)
         retained = (
@@ -319,9 +345,19 @@ class DisclosureService:
         )
         return provider
 
-    def _subjects(self, disclosure: Disclosure) -> list[str]:
-        emails = [disclosure.buyer.email, disclosure.recipient.email]
-        return [self._hasher(email) for email in emails if email]
+    def _people(self, order_id: str, buyer: Person, recipient: Person) -> list[Named]:
+        """The order's people as every service names them: by the hash of their email, or,
+        without one (a gift-card recipient), by the hash of their place on the order."""
+        roles: tuple[tuple[Role, Person], ...] = (("buyer", buyer), ("recipient", recipient))
+        return [
+            Named(
+                self._hasher(person.email)
+                if person.email
+                else self._hasher.of_order_person(order_id, role),
+                role,
+            )
+            for role, person in roles
+        ]
 
 
 def _event_ids(event: OrderPlaced) -> dict[str, str]:

@@ -19,6 +19,7 @@ from shared.contracts.erasure import (
     ErasureReason,
     ErasureReported,
     ErasureRequestView,
+    OrderPerson,
     Receipt,
     RequestStatus,
     RequestType,
@@ -67,6 +68,9 @@ class ErasureRequest(BaseModel):
     reason: ErasureReason | None = None
     note: str | None = None
     event_id: str | None = None
+    order: OrderPerson | None = None
+    """The order the person was named by, when not by email (their subject is the orders
+    service's answer who is on it): the same request again is known without asking again."""
     deadline: datetime | None = None
     pending: list[str] = Field(default_factory=list)
     """The participants that have not reported yet."""
@@ -94,6 +98,7 @@ def new_erasure(
     now: datetime,
     timing: Timing,
     event_id: str | None = None,
+    order: OrderPerson | None = None,
 ) -> ErasureRequest:
     return ErasureRequest(
         request_id=request_id,
@@ -108,6 +113,7 @@ def new_erasure(
         reason=reason,
         note=note,
         event_id=event_id,
+        order=order,
         deadline=now + timing.deadline,
         pending=list(ERASURE_PARTICIPANTS),
         # The request is started as soon as it is stored; should the service stop before
@@ -187,6 +193,7 @@ def view(request: ErasureRequest, now: datetime) -> ErasureRequestView:
         note=request.note,
         source=request.source,
         requested_by=request.requested_by,
+        order=request.order,
         received_at=request.received_at,
         deadline=request.deadline,
         overdue=request.is_open and request.deadline is not None and now > request.deadline,

@@ -18,6 +18,7 @@ from shared.contracts.erasure import (
 )
 from shared.contracts.webshop import ErasureRequested
 from shared.messaging import subscribe_commands, subscribe_events
+from shared.senders import FROM_THE_SERVICE_IT_NAMES, FROM_WEBSHOP
 from shared.settings import ServiceSettings
 from shared.topology import (
     erasure_reported_subscription,
@@ -30,13 +31,21 @@ def build_router(service: ErasureService, settings: ServiceSettings) -> RabbitRo
     router = RabbitRouter()
 
     @subscribe_events(
-        router, erasure_requested_subscription(), TypeAdapter(ErasureRequested), settings
+        router,
+        erasure_requested_subscription(),
+        TypeAdapter(ErasureRequested),
+        settings,
+        senders=FROM_WEBSHOP,
     )
     async def on_erasure_requested(event: ErasureRequested) -> None:
         await service.request_from_webshop(event)
 
     @subscribe_events(
-        router, erasure_reported_subscription(), TypeAdapter(ErasureReported), settings
+        router,
+        erasure_reported_subscription(),
+        TypeAdapter(ErasureReported),
+        settings,
+        senders=FROM_THE_SERVICE_IT_NAMES,
     )
     async def on_erasure_reported(report: ErasureReported) -> None:
         await service.record_report(report)
@@ -50,7 +59,7 @@ def build_router(service: ErasureService, settings: ServiceSettings) -> RabbitRo
                 return await service.show(request_id)
             case ListErasureRequests(open_only=open_only):
                 return await service.list(open_only)
-            case ReportSubject(email=email):
-                return await service.record_access(email, actor)
+            case ReportSubject():
+                return await service.record_access(command, actor)
 
     return router

@@ -1,4 +1,5 @@
-"""The erasure service's side of `register.events`: asking a participant to erase a person."""
+"""The erasure service's side of `register.events`: asking a participant to erase a person,
+and asking the orders service who is on an order."""
 
 from __future__ import annotations
 
@@ -8,10 +9,15 @@ from aio_pika.exceptions import DeliveryError
 from faststream.rabbit import RabbitBroker
 
 from shared import topology
-from shared.contracts.erasure import EraseSubject
+from shared.contracts.erasure import EraseSubject, OrderPerson
+from shared.contracts.orders import LookupPerson, PersonOnOrder
 from shared.messaging import publish
+from shared.requests import ask
 
 log = logging.getLogger(__name__)
+
+LOOKUP_TIMEOUT_SECONDS = 5.0
+"""How long the erasure service waits for the orders service to say who is on an order."""
 
 
 class Participants:
@@ -43,3 +49,15 @@ class Participants:
             )
             return False
         return True
+
+    async def person_on_order(self, person: OrderPerson) -> PersonOnOrder:
+        """Who is in that role on that order, as the orders service (which alone knows) says;
+        `shared.requests.NoAnswer` if it does not say in time."""
+        return await ask(
+            self._broker,
+            LookupPerson(order_id=person.order_id, role=person.role),
+            PersonOnOrder,
+            exchange=topology.register_events_exchange(),
+            routing_key=topology.PERSON_LOOKUP,
+            seconds=LOOKUP_TIMEOUT_SECONDS,
+        )

@@ -1,5 +1,11 @@
 """The erasure service's use cases: taking erasure requests from staff and the web shop, asking
-the participants, collecting their reports, and recording and answering access requests."""
+the participants, collecting their reports, and recording and answering access requests.
+
+A person is named by email, or by an order they are on (a gift-card recipient may have no
+email). Only the orders service knows who is on an order, so it is asked (`person.lookup`); from
+then on the request goes exactly as one naming an email: a person with an email named by an
+order is found by the hash of that email, and erased once.
+"""
 
 from __future__ import annotations
 
@@ -25,12 +31,16 @@ from shared.contracts.erasure import (
     EraseSubject,
     ErasureReported,
     ErasureRequestView,
+    NamedByEmailOrOrder,
+    ReportSubject,
     RequestErasure,
 )
+from shared.contracts.orders import PersonOnOrder, missing_person
 from shared.contracts.webshop import ErasureRequested
 from shared.erasure.participation import DeadLetterRemover
 from shared.identity import SubjectHasher
 from shared.messaging import CommandRefused, InvalidMessage
+from shared.requests import NoAnswer
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +72,7 @@ class ErasureService:
 
     async def request_from_staff(self, command: RequestErasure, actor: str) -> ErasureRequestView:
         """A new erasure, or the one already open for the same person."""
-        subject = self._hasher(command.email)
+        subject = await self._subject_for_staff(command)
         open_requests = [r for r in await self._store.requests_of(subject) if r.is_open]
         if open_requests:
             return view(open_requests[0], self._clock())
@@ -75,6 +85,7 @@ class ErasureService:
             actor,
             self._clock(),
             self._timing,
+            order=command.order,
         )
         await self._store.add(request)
         _log("erasure requested", request, actor=actor)
@@ -82,8 +93,17 @@ class ErasureService:
         return await self.show(request.request_id)
 
     async def request_from_webshop(self, event: ErasureRequested) -> None:
-        """The web shop's request, once: the same request id again is the same request."""
-        subject = self._hasher(event.email)
+        """The web shop's request, once: the same request id again is the same request.
+
+        Naming an order the register does not know, or a role whose person was erased already,
+        it is dead-lettered; when the orders service does not say who is on the order, the
+        handler fails and the request is retried after a back-off, as any failure is.
+        """
+        if event.order is not None:
+            earlier = await self._store.request(event.request_id)
+            if earlier is not None and earlier.order == event.order:
+                return  # the same request again; its person may be erased by now
+        subject = await self._subject_for_webshop(event)
         request = new_erasure(
             event.request_id,
             subject,
@@ -94,6 +114,7 @@ class ErasureService:
             self._clock(),
             self._timing,
             event_id=str(event.event_id),
+            order=event.order,
         )
         existing = await self._store.add(request)
         if existing is not None:
@@ -102,6 +123,44 @@ class ErasureService:
             return
         _log("erasure requested", request, actor=WEBSHOP)
         await self._start(request)
+
+    async def _found(self, person: NamedByEmailOrOrder) -> PersonOnOrder:
+        """The person's subject: the hash of their email, or whom the orders service finds on
+        the order (`NoAnswer` when it cannot say)."""
+        if person.order is None:
+            assert person.email is not None
+            return PersonOnOrder(subject=self._hasher(person.email))
+        found = await self._participants.person_on_order(person.order)
+        if found.error is not None:
+            raise NoAnswer(f"the orders service could not say who is on an order: {found.error}")
+        return found
+
+    async def _subject_for_staff(self, command: RequestErasure) -> str:
+        try:
+            found = await self._found(command)
+        except NoAnswer as error:
+            raise CommandRefused(
+                f"{error}; is the orders service running? Nothing was started: try again"
+            ) from None
+        if found.missing is not None:
+            assert command.order_id is not None and command.role is not None
+            raise CommandRefused(missing_person(command.order_id, command.role, found.missing))
+        assert found.subject is not None
+        return found.subject
+
+    async def _subject_for_webshop(self, event: ErasureRequested) -> str:
+        found = await self._found(event)
+        if found.missing == "order":
+            raise InvalidMessage("order_id: no order with this id is known to the register")
+        if found.missing == "person":
+            raise InvalidMessage("role: the order names nobody in this role any more (erased)")
+        if found.missing == "unnamed":
+            raise InvalidMessage(
+                "role: the order's person in this role has no email and was recorded before "
+                "such people were named by their order; name them by email"
+            )
+        assert found.subject is not None
+        return found.subject
 
     async def show(self, request_id: str) -> ErasureRequestView:
         request = await self._store.request(request_id)
@@ -172,10 +231,10 @@ class ErasureService:
 
     # --- access requests ---------------------------------------------------------------------------
 
-    async def record_access(self, email: str, actor: str) -> dict[str, Any]:
+    async def record_access(self, person: ReportSubject, actor: str) -> dict[str, Any]:
         """Record the access request (who asked, when) and give the erasure service's part of the
         report: the person's erasure and access requests, with their receipts."""
-        subject = self._hasher(email)
+        subject = person.subject_hash(self._hasher)
         request = new_access(str(uuid.uuid4()), subject, actor, self._clock())
         await self._store.add(request)
         _log("access requested", request, actor=actor)

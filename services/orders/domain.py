@@ -12,16 +12,16 @@ retention ends (shared/retention.py), and then go.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from shared.contracts.erasure import Role
 from shared.contracts.webshop import OrderPlaced, Person
 from shared.identity import SubjectHasher
 from shared.retention import RETENTION_BASIS, ledger_kept_until
 from shared.times import to_millis
 
-Role = Literal["buyer", "recipient"]
 ROLES: tuple[Role, ...] = ("buyer", "recipient")
 
 
@@ -81,6 +81,14 @@ def person_data(person: Person) -> dict[str, Any]:
     return person.model_dump(mode="json", exclude_none=True)
 
 
+def subject_of(person: Person, order_id: str, role: Role, hasher: SubjectHasher) -> str:
+    """How every service names a person of an order: by the hash of their email, or, without
+    one (a gift-card recipient), by the hash of their place on the order."""
+    if person.email:
+        return hasher(person.email)
+    return hasher.of_order_person(order_id, role)
+
+
 def order_from_event(event: OrderPlaced, hasher: SubjectHasher, recorded_at: datetime) -> Order:
     lines = [LedgerLine(**item.model_dump()) for item in event.items]
     return Order(
@@ -92,8 +100,8 @@ def order_from_event(event: OrderPlaced, hasher: SubjectHasher, recorded_at: dat
         currency=event.currency,
         lines=lines,
         total_cents=sum(line.total_cents for line in lines),
-        buyer_subject=hasher(event.buyer.email),
-        recipient_subject=hasher(event.recipient.email) if event.recipient.email else None,
+        buyer_subject=subject_of(event.buyer, event.order_id, "buyer", hasher),
+        recipient_subject=subject_of(event.recipient, event.order_id, "recipient", hasher),
         buyer=person_data(event.buyer),
         recipient=person_data(event.recipient),
     )
@@ -101,11 +109,12 @@ def order_from_event(event: OrderPlaced, hasher: SubjectHasher, recorded_at: dat
 
 def profiles_from_order(order: Order) -> list[Profile]:
     """The buyer's profile, and the recipient's when the web shop knows their email (neither
-    for a person erased from the order)."""
+    for a person erased from the order). A recipient known only by this order has no data
+    but what the order holds: no profile repeats it."""
     profiles = []
     for role in ROLES:
         subject, person = order.subject(role), order.person(role)
-        if subject is not None and person is not None:
+        if subject is not None and person is not None and person.get("email"):
             profiles.append(
                 Profile(subject=subject, role=role, as_of=order.placed_at, person=person)
             )

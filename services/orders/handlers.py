@@ -8,31 +8,69 @@ from faststream.rabbit import RabbitRouter
 from pydantic import TypeAdapter
 
 from services.orders.service import SERVICE, OrdersService
-from shared.contracts.erasure import EraseSubject
-from shared.contracts.orders import OrdersCommand
+from shared.contracts.erasure import EraseSubject, ReportSubject
+from shared.contracts.orders import (
+    LookupPerson,
+    OrdersCommand,
+    PersonOnOrder,
+    missing_person,
+)
 from shared.contracts.webshop import OrderPlaced
-from shared.messaging import subscribe_commands, subscribe_events
+from shared.messaging import CommandRefused, subscribe_commands, subscribe_events
+from shared.requests import subscribe_requests
+from shared.senders import FROM_ERASURE, FROM_WEBSHOP
 from shared.settings import ServiceSettings
-from shared.topology import erase_subject_subscription, ops_subscription, order_placed_subscription
+from shared.topology import (
+    erase_subject_subscription,
+    ops_subscription,
+    order_placed_subscription,
+    person_lookup_subscription,
+)
 
 
 def build_router(service: OrdersService, settings: ServiceSettings) -> RabbitRouter:
     router = RabbitRouter()
 
     @subscribe_events(
-        router, order_placed_subscription(SERVICE), TypeAdapter(OrderPlaced), settings
+        router,
+        order_placed_subscription(SERVICE),
+        TypeAdapter(OrderPlaced),
+        settings,
+        senders=FROM_WEBSHOP,
     )
     async def on_order_placed(event: OrderPlaced) -> None:
         await service.record_order(event)
 
     @subscribe_events(
-        router, erase_subject_subscription(SERVICE), TypeAdapter(EraseSubject), settings
+        router,
+        erase_subject_subscription(SERVICE),
+        TypeAdapter(EraseSubject),
+        settings,
+        senders=FROM_ERASURE,
     )
     async def on_erase_subject(command: EraseSubject) -> None:
         await service.erase(command)
 
+    @subscribe_requests(
+        router,
+        person_lookup_subscription(),
+        TypeAdapter(LookupPerson),
+        settings,
+        senders=FROM_ERASURE,
+        failed=lambda error: PersonOnOrder(error=error),
+    )
+    async def on_person_lookup(question: LookupPerson) -> PersonOnOrder:
+        return await service.person_on_order(question.order_id, question.role)
+
     @subscribe_commands(router, ops_subscription(SERVICE), TypeAdapter(OrdersCommand), settings)
     async def on_command(command: OrdersCommand, actor: str) -> Any:
-        return await service.report(command.email, actor)
+        match command:
+            case ReportSubject():
+                return await service.report(command, actor)
+            case LookupPerson(order_id=order_id, role=role):
+                found = await service.person_on_order(order_id, role)
+                if found.missing is not None:
+                    raise CommandRefused(missing_person(order_id, role, found.missing))
+                return {"order_id": order_id, "role": role, "subject": found.subject}
 
     return router

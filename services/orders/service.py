@@ -1,5 +1,5 @@
 """The orders service's use cases: an order arrives, a person is erased, a person asks what is
-kept on them."""
+kept on them, and who is on an order (only this service knows)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from services.orders.domain import (
     without_people,
 )
 from services.orders.store import OrdersStore
-from shared.contracts.erasure import EraseSubject, ErasureReported, Retained
+from shared.contracts.erasure import EraseSubject, ErasureReported, ReportSubject, Retained, Role
+from shared.contracts.orders import PersonOnOrder
 from shared.contracts.webshop import OrderPlaced
 from shared.erasure.participation import Participation
 from shared.erasure.tombstone import Plan, ignore_buried
@@ -110,12 +111,37 @@ class OrdersService:
             log.info("orders past their retention deleted", extra={"count": deleted})
         return deleted
 
+    # --- who is on an order -----------------------------------------------------------------------
+
+    async def person_on_order(self, order_id: str, role: Role) -> PersonOnOrder:
+        """The subject of the person in `role` on the order, as every service names them.
+
+        After their erasure the order names nobody in that role. Someone erased by the name
+        their place on the order gives them (a recipient without an email) is still found by
+        it, through their tombstone: asking again finds their erasure, not a stranger.
+        """
+        order = await self._store.order(order_id)
+        if order is None:
+            return PersonOnOrder(missing="order")
+        subject = order.subject(role)
+        if subject is None and order.person(role) is not None:
+            # Recorded before people without an email were named by their order: no service
+            # knows them by that name, so an erasure by it would leave their data behind.
+            return PersonOnOrder(missing="unnamed")
+        if subject is None:
+            reference = self._hasher.of_order_person(order_id, role)
+            if await self._store.erasures.tombstone(reference) is not None:
+                subject = reference
+        if subject is None:
+            return PersonOnOrder(missing="person")
+        return PersonOnOrder(subject=subject)
+
     # --- access -----------------------------------------------------------------------------------
 
-    async def report(self, email: str, actor: str) -> dict[str, Any]:
+    async def report(self, person: ReportSubject, actor: str) -> dict[str, Any]:
         """What the orders service holds on the person (GDPR Art. 15): their profiles, their
         data in each order they bought or received, and after an erasure the ledger lines kept."""
-        subject = self._hasher(email)
+        subject = person.subject_hash(self._hasher)
         log.info("access report given", extra={"subject": subject, "actor": actor})
         tombstone = await self._store.erasures.tombstone(subject)
         profiles = {role: await self._store.profile(role, subject) for role in ROLES}

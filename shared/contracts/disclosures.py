@@ -8,6 +8,7 @@ from uuid import UUID, uuid5
 
 from pydantic import AwareDatetime, Field
 
+from shared.contracts.erasure import OrderPerson
 from shared.contracts.fields import Contract, CurrencyCode, Identifier, ProviderId
 from shared.contracts.webshop import Buyer, OrderItem, Recipient
 
@@ -57,3 +58,10 @@ class ErasureNotice(Contract):
     notice_id: UUID
     order_ids: list[Identifier] = Field(min_length=1)
     occurred_at: AwareDatetime
+    roles: list[OrderPerson] | None = Field(
+        default=None,
+        description="Whether the person was the buyer or the recipient of each of `order_ids`: "
+        "one entry per order and role (two for someone who bought for themselves). Erase that "
+        "person's data of the order, and no one else's. Absent from notices of erasures "
+        "planned before the register logged roles.",
+    )

@@ -9,10 +9,11 @@ reports and carries no personal data.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, model_validator
 
 from shared.contracts.fields import (
     Contract,
@@ -30,6 +31,41 @@ RequestStatus = Literal["received", "in_progress", "stuck", "completed", "answer
 Note = bounded_text(500)
 ParticipantName = Literal["orders", "consent", "disclosure"]
 """`shared.topology.ERASURE_PARTICIPANTS`, as a type."""
+Role = Literal["buyer", "recipient"]
+"""A person's place on an order."""
+
+
+class OrderPerson(Contract):
+    """A person named by their place on an order: its buyer, or its recipient."""
+
+    order_id: Identifier
+    role: Role
+
+
+class NamedByEmailOrOrder(Contract):
+    """Names a person by their email, or by an order they are on (`order_id` and `role`): the
+    only way to name a gift-card recipient the web shop has no email for. A person with an email
+    named by an order is the same person as named by that email."""
+
+    email: Email | None = None
+    order_id: Identifier | None = None
+    role: Role | None = None
+
+    @model_validator(mode="after")
+    def _one_way_of_naming(self) -> Self:
+        by_order = self.order_id is not None or self.role is not None
+        if (self.email is not None) == by_order:
+            raise ValueError("give either email, or order_id with role")
+        if by_order and (self.order_id is None or self.role is None):
+            raise ValueError("order_id and role go together")
+        return self
+
+    @property
+    def order(self) -> OrderPerson | None:
+        """The order the person is named by; None when named by email."""
+        if self.order_id is None or self.role is None:
+            return None
+        return OrderPerson(order_id=self.order_id, role=self.role)
 
 
 # --- between the services (exchange `register.events`) ----------------------------------------
@@ -58,6 +94,11 @@ class Retained(Contract):
     until: str
     order_ids: list[Identifier] = Field(default_factory=list)
     provider_id: ProviderId | None = None
+    roles: list[OrderPerson] | None = Field(
+        default=None,
+        description="For what a provider received: the person's place on each of `order_ids` "
+        "(both, for one who bought for themselves).",
+    )
 
 
 class ErasureReported(Contract):
@@ -77,12 +118,11 @@ class ErasureReported(Contract):
 # --- operators' commands (exchange `ops`, routing key `erasure`) --------------------------------
 
 
-class RequestErasure(Contract):
-    """Erase a person everywhere. While an erasure of the same person is open, that one is
-    returned instead of a second one being started."""
+class RequestErasure(NamedByEmailOrOrder):
+    """Erase a person everywhere, named by email or by an order they are on. While an erasure
+    of the same person is open, that one is returned instead of a second one being started."""
 
     command: Literal["erasure.request"] = "erasure.request"
-    email: Email
     reason: ErasureReason
     note: Note | None = None
 
@@ -99,10 +139,28 @@ class ListErasureRequests(Contract):
 
 class ReportSubject(Contract):
     """Everything a service holds on a person (GDPR Art. 15). Every service answers it; the
-    erasure service also records that the access request was made, by whom and when."""
+    erasure service also records that the access request was made, by whom and when.
+
+    The person is named by `email`, or by `subject`, their keyed hash: how `rekisteri report
+    --order` names someone the orders service found on an order (`person.lookup`).
+    """
 
     command: Literal["report.subject"] = "report.subject"
-    email: Email
+    email: Email | None = None
+    subject: SubjectHash | None = None
+
+    @model_validator(mode="after")
+    def _one_way_of_naming(self) -> Self:
+        if (self.email is None) == (self.subject is None):
+            raise ValueError("give either email or subject")
+        return self
+
+    def subject_hash(self, hasher: Callable[[str], str]) -> str:
+        """The person's keyed hash: the one given, or that of the email."""
+        if self.subject is not None:
+            return self.subject
+        assert self.email is not None
+        return hasher(self.email)
 
 
 ErasureCommand = Annotated[
@@ -143,6 +201,8 @@ class ErasureRequestView(Contract):
     note: str | None = None
     source: Literal["ops", "webshop"]
     requested_by: str
+    order: OrderPerson | None = None
+    """The order the person was named by, when not by email."""
     received_at: datetime
     deadline: datetime | None = None
     overdue: bool = False

@@ -25,6 +25,7 @@ from pydantic import (
     WithJsonSchema,
 )
 from pydantic.networks import validate_email
+from pydantic_core import PydanticCustomError
 
 from shared.countries import is_country_code
 
@@ -67,7 +68,31 @@ def _valid_email(value: str) -> str:
     """pydantic's `EmailStr` check, with the common case answered by a pattern: email-validator
     takes longer than the rest of an order's validation together (tests/unit/test_email.py
     holds the two to the same answers)."""
-    return _plain_address(value) or validate_email(value)[1]
+    if (plain := _plain_address(value)) is not None:
+        return plain
+    try:
+        return validate_email(value)[1]
+    except PydanticCustomError as error:
+        reason = _reason_without_input(str((error.context or {}).get("reason", "")))
+        raise PydanticCustomError(
+            "value_error", "value is not a valid email address: {reason}", {"reason": reason}
+        ) from None
+
+
+# email-validator's and idna's explanations quote what they refuse ("Codepoint U+1F4A9 at
+# position 1 of '<the label>' not allowed", "invalid characters before the @-sign: 'ä'"); a
+# rejection reason goes into dead-letter headers and logs, so it keeps only the sentence before
+# any such detail, and no detail at all when even that looks as if it held some of the input.
+_DETAIL = re.compile(r"\s*[(:].*", re.S)
+_QUOTED_OR_FOREIGN = re.compile(r"['`\[\]@]|[^\x20-\x7e]")
+_NO_DETAIL = "the address is not valid"
+
+
+def _reason_without_input(reason: str) -> str:
+    sentence = _DETAIL.sub("", reason).rstrip(" .")
+    if not sentence or _QUOTED_OR_FOREIGN.search(sentence.replace("@-sign", "")):
+        return _NO_DETAIL
+    return sentence
 
 
 def _printable(value: str) -> str:

@@ -86,6 +86,14 @@ class QueueStatus(Contract):
     consumers: int
 
 
+class ServiceStatus(Contract):
+    """A service's answer to `status`: its queues, and the fingerprint of its identity key
+    (shared.identity.key_fingerprint), which must be the same in every service."""
+
+    identity_key: str
+    queues: list[QueueStatus]
+
+
 class DeadLetter(Contract):
     """A dead-lettered message as operators see it: why, from where, and a masked preview."""
 

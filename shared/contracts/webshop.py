@@ -6,7 +6,7 @@ from uuid import UUID
 
 from pydantic import Field, model_validator
 
-from shared.contracts.erasure import ErasureReason
+from shared.contracts.erasure import ErasureReason, NamedByEmailOrOrder
 from shared.contracts.fields import (
     BirthDate,
     City,
@@ -125,8 +125,13 @@ class MarketingObjection(Contract):
     source: Source
 
 
-class ErasureRequested(Contract):
+class ErasureRequested(NamedByEmailOrOrder):
     """Routing key `erasure.requested`: a person asked on the web shop for their data to be erased.
+
+    The person is named by `email`, or by an order they are on: `order_id` with `role` (`buyer`
+    or `recipient`), for a gift-card recipient the web shop has no email for. A request naming
+    an order the register does not know, or a role whose person was erased already, is
+    dead-lettered with the reason.
 
     `request_id` is the web shop's own id for the request; the same request delivered again, or
     sent again with the same `request_id`, is one erasure.
@@ -135,5 +140,4 @@ class ErasureRequested(Contract):
     event_id: UUID
     occurred_at: EventTime
     request_id: Identifier
-    email: Email
     reason: ErasureReason

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -61,25 +60,17 @@ class SubjectDeadLetters:
 
     The email never travels with an erasure, so each message's email addresses (a buyer's, a
     recipient's) are normalised and hashed as the services hash them and compared with the
-    subject; internal messages that carry the hash itself match too
-    (shared/dead_letters.py `mentions_subject`). `extra_queues`: dead-letter queues to search
-    beyond the inspector's.
+    subject, as is the place on an order of a person without an email; internal messages that
+    carry the hash itself match too (shared/dead_letters.py `mentions_subject`).
     """
 
-    def __init__(
-        self,
-        inspector: QueueInspector,
-        hasher: SubjectHasher,
-        extra_queues: Callable[[], Awaitable[list[str]]] | None = None,
-    ) -> None:
+    def __init__(self, inspector: QueueInspector, hasher: SubjectHasher) -> None:
         self._inspector = inspector
         self._hasher = hasher
-        self._extra_queues = extra_queues
 
     async def remove_subject(self, subject: str) -> int:
-        extra = await self._extra_queues() if self._extra_queues is not None else []
         return await self._inspector.remove(
-            lambda body: mentions_subject(body, subject, self._hasher), also=extra
+            lambda body: mentions_subject(body, subject, self._hasher)
         )
 
 
@@ -129,10 +120,9 @@ class Participation:
         inspector: QueueInspector,
         hasher: SubjectHasher,
         broker: RabbitBroker,
-        extra_dead_letter_queues: Callable[[], Awaitable[list[str]]] | None = None,
     ) -> Participation:
         """A service's participation, wired as every service wires it."""
-        dead_letters = SubjectDeadLetters(inspector, hasher, extra_dead_letter_queues)
+        dead_letters = SubjectDeadLetters(inspector, hasher)
         return cls(service, records, dead_letters, ErasureReporter(broker))
 
     async def erase(self, command: EraseSubject, participant: Participant) -> ErasureReported:

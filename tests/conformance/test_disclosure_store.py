@@ -8,7 +8,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.disclosure.domain import plan_disclosures
-from services.disclosure.store import RELEASE_LEASE, DisclosureStore, NamedEntry, open_store
+from services.disclosure.store import (
+    RELEASE_LEASE,
+    DisclosureStore,
+    Named,
+    NamedEntry,
+    open_store,
+)
 from shared.contracts.disclosures import Disclosure
 from shared.contracts.erasure import EraseSubject
 from shared.contracts.providers import Provider
@@ -348,6 +354,50 @@ async def test_an_erased_person_is_named_in_no_entry_and_their_reference_in_each
     assert [h.provider_id for h in await store.held_of(reference)] == ["kart-oy"]
     assert [e.subjects for e in await store.log_of("KK-3")] == [(OTTO,)]
     assert [e.disclosure_id for e in await store.entries_naming(EINO)] == sorted(ids([spa, kart]))
+
+
+async def test_an_entry_names_each_person_as_buyer_or_recipient_and_erasure_keeps_the_role(
+    database: Database,
+) -> None:
+    store = await open_store(database)
+    spa, kart = disclosures("KK-1", "spa-oy", "kart-oy")
+    [to_herself] = disclosures("KK-2", "spa-oy")
+    await store.record_sent(spa, [Named(AINO, "buyer"), Named(EINO, "recipient")], FIELDS, NOW)
+    await store.record_held(
+        kart, [Named(AINO, "buyer"), Named(EINO, "recipient")], "not registered", NOW
+    )
+    both = [Named(AINO, "recipient"), Named(AINO, "buyer")]
+    await store.record_sent(to_herself, both, FIELDS, NOW)
+    await store.record_sent(to_herself, both, FIELDS, NOW + timedelta(seconds=1))  # a repeat
+
+    [spa_entry, kart_entry] = await store.log_of("KK-1")
+    assert spa_entry.people == kart_entry.people == (Named(AINO, "buyer"), Named(EINO, "recipient"))
+    [herself] = await store.log_of("KK-2")
+    assert herself.people == (Named(AINO, "buyer"), Named(AINO, "recipient"))
+    assert herself.subjects == (AINO,)
+
+    reference = "erased:req-1"
+    await store.replace_subject(AINO, reference)
+    await store.replace_subject(AINO, reference)
+    [spa_entry, kart_entry] = await store.log_of("KK-1")
+    assert spa_entry.people == (Named(reference, "buyer"), Named(EINO, "recipient"))
+    assert kart_entry.people == spa_entry.people
+    [herself] = await store.log_of("KK-2")
+    assert herself.people == (Named(reference, "buyer"), Named(reference, "recipient"))
+    assert AINO not in repr(await store.log_of("KK-1")) + repr(herself)
+
+
+async def test_a_person_named_without_a_role_is_logged_with_the_role_unknown(
+    database: Database,
+) -> None:
+    store = await open_store(database)
+    spa = a_disclosure("KK-1")
+    await store.record_sent(spa, [AINO, Named(EINO, "recipient")], FIELDS, NOW)
+    [entry] = await store.log_of("KK-1")
+    assert entry.people == (Named(AINO), Named(EINO, "recipient"))
+    await store.replace_subject(AINO, "erased:req-1")
+    [entry] = await store.log_of("KK-1")
+    assert entry.people == (Named("erased:req-1"), Named(EINO, "recipient"))
 
 
 async def test_entries_kept_to_a_day_are_deleted_after_it_with_all_they_hold(

@@ -24,7 +24,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import aio_pika
 from aio_pika.abc import (
@@ -167,12 +167,14 @@ class Register:
         env = {k: v for k, v in os.environ.items() if k != "MONGODB_URL"}
         env.update(
             RABBITMQ_URL=self.rabbitmq_urls[name],
+            RABBITMQ_USER_PREFIX=user_prefix(self.rabbitmq_urls[name], name),
             DATA_DIR=str(self.data_dir),
             HEALTH_PORT=str(port),
             IDENTITY_HASH_KEY=IDENTITY_HASH_KEY,
-            **self.extra_env,
-            **self.service_env.get(name, {}),
         )
+        # Later settings win: the register's, then one service's own.
+        env.update(self.extra_env)
+        env.update(self.service_env.get(name, {}))
         if self.mongodb_url is not None:
             env.update(MONGODB_URL=self.mongodb_url, MONGODB_DATABASE=self.database_name(name))
         return env
@@ -235,6 +237,13 @@ class Register:
 
     def logs(self) -> str:
         return "\n".join(service.log() for service in self.services.values())
+
+
+def user_prefix(rabbitmq_url: str, service: str) -> str:
+    """What provisioning put before the service's user (`<prefix><service>`); none for a
+    service logged in as someone else (the administrator, in some tests)."""
+    user = unquote(urlsplit(rabbitmq_url).username or "")
+    return user.removesuffix(service) if user.endswith(service) else ""
 
 
 IDENTITY_HASH_KEY = "e2e-test-key"
@@ -369,6 +378,8 @@ class WebShop(AmqpParty):
     async def publish(
         self, routing_key: str, payload: dict[str, Any] | bytes, **properties: Any
     ) -> None:
+        """As the web shop must: with the AMQP `user_id` set to its login, which is how the
+        services know the message is the web shop's."""
         assert self.channel is not None
         exchange = await self.channel.get_exchange("webshop", ensure=False)
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
@@ -376,7 +387,7 @@ class WebShop(AmqpParty):
             body,
             content_type="application/json",
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            **properties,
+            **{"user_id": unquote(urlsplit(self._url).username or "guest"), **properties},
         )
         await exchange.publish(message, routing_key=routing_key)
 

@@ -133,6 +133,10 @@ async def test_operators_list_replay_and_purge_dead_letters(
         lambda rows: len(rows) == len(broken),
     )
     assert {row["message_id"] for row in again} == set(broken)
+    # Judged as the web shop's again (the replay names its first sender), so refused for the
+    # same reason as before, not as a message from the orders service.
+    [replayed_row] = [row for row in again if row["message_id"] == "operator-in-email"]
+    assert replayed_row["reason"] == operator_row["reason"]
 
     refused = rekisteri(
         staff_url, "dlq", "purge", "--queue", "orders.order-placed", input_text="n\n"

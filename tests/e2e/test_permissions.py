@@ -12,22 +12,29 @@ import json
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from urllib.parse import quote, urlsplit
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
 
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 from aiormq.exceptions import ChannelPreconditionFailed, ProbableAuthenticationError
+from pydantic import BaseModel
 
 from shared import topology
-from shared.contracts.providers import ListProviders
+from shared.contracts.erasure import ErasureReported
+from shared.contracts.ops import OpsReply
+from shared.contracts.providers import IssueProviderCredentials, ListProviders
 from shared.permissions import service_subscriptions
 from tests.e2e.harness import (
     Attempt,
     Logins,
+    QueueReader,
     Register,
     consume_one,
     declare,
+    eventually,
     publish_to,
     refused,
     rekisteri,
@@ -141,7 +148,7 @@ async def test_staff_send_commands_under_their_own_name_and_may_read_no_queue(
 
         # Sending no user id at all: the service answers that it refuses, and records it.
         channel = await staff.channel()
-        answer = await request_without_user_id(channel, "disclosure")
+        answer = await ask(channel, ListProviders(), exchange="ops", routing_key="disclosure")
         assert "no AMQP user_id" in answer
     audited = rekisteri(staff_url, "audit", "list", "--json")
     assert audited.returncode == 0, audited.stderr
@@ -149,7 +156,15 @@ async def test_staff_send_commands_under_their_own_name_and_may_read_no_queue(
     assert (unsigned["command"], unsigned["outcome"]) == ("providers.list", "refused")
 
 
-async def request_without_user_id(channel: AbstractChannel, service: str) -> str:
+async def ask(
+    channel: AbstractChannel,
+    command: BaseModel,
+    *,
+    exchange: str,
+    routing_key: str,
+    user_id: str | None = None,
+) -> str:
+    """Send a command as `rekisteri` would, but by hand; the reply, as it came."""
     replies = await channel.get_queue(topology.DIRECT_REPLY_TO, ensure=False)
     answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
 
@@ -157,12 +172,122 @@ async def request_without_user_id(channel: AbstractChannel, service: str) -> str
         answer.set_result(message.body)
 
     await replies.consume(on_reply, no_ack=True)
-    ops = await channel.get_exchange("ops", ensure=False)
-    command = aio_pika.Message(
-        ListProviders().model_dump_json().encode(), reply_to=topology.DIRECT_REPLY_TO
+    to = (
+        await channel.get_exchange(exchange, ensure=False) if exchange else channel.default_exchange
     )
-    await ops.publish(command, routing_key=service)
+    message = aio_pika.Message(
+        command.model_dump_json().encode(), reply_to=topology.DIRECT_REPLY_TO, user_id=user_id
+    )
+    await to.publish(message, routing_key=routing_key)
     return (await asyncio.wait_for(answer, 10)).decode()
+
+
+def user_of(url: str) -> str:
+    return unquote(urlsplit(url).username or "")
+
+
+async def test_a_services_login_cannot_command_not_even_straight_into_a_command_queue(
+    register: Register,
+    logins: Logins,
+    staff_url: str,
+    rabbitmq: Broker,
+    provider_user_prefix: str,
+) -> None:
+    """The orders service's password, leaked, must not yield a provider's credentials: it may
+    write to `amq.default` (its replies), and so reach `ops.disclosure` by name, but the
+    disclosure service carries out commands only for staff users."""
+    await with_a_provider(staff_url)
+    orders = user_of(logins.services["orders"])
+    async with connected(logins.services["orders"]) as connection:
+        answer = await ask(
+            await connection.channel(),
+            IssueProviderCredentials(provider_id="spa-oy"),
+            exchange="",
+            routing_key="ops.disclosure",
+            user_id=orders,
+        )
+    reply = OpsReply.model_validate_json(answer)
+    assert not reply.ok and f"user {orders} is not a staff user" in (reply.error or "")
+    users = {user["name"] for user in await rabbitmq.management("GET", "/api/users")}
+    assert not any(user.startswith(provider_user_prefix) for user in users), "no user made"
+
+    audited = rekisteri(staff_url, "audit", "list", "--actor", orders, "--json")
+    assert audited.returncode == 0, audited.stderr
+    [entry] = json.loads(audited.stdout)
+    assert (entry["service"], entry["command"], entry["outcome"]) == (
+        "disclosure",
+        "providers.credentials",
+        "refused",
+    )
+
+
+async def test_a_report_forged_by_another_services_login_completes_no_erasure(
+    register: Register, logins: Logins, staff_url: str, vhost_url: str
+) -> None:
+    """The consent service's login reports "for the disclosure service" while that service is
+    down: the report is dead-lettered, naming who sent it, and the erasure waits for the real
+    one."""
+    register.stop(["disclosure"])
+    requested = rekisteri(
+        staff_url, "erasure", "request", "--email", "forged.report@example.fi",
+        "--reason", "subject-request",
+    )  # fmt: skip
+    assert requested.returncode == 0, requested.stderr
+    request_id = requested.stdout.split()[2].rstrip(":")
+
+    def status() -> dict[str, Any]:
+        shown = rekisteri(staff_url, "erasure", "status", request_id, "--json")
+        assert shown.returncode == 0, shown.stderr
+        return dict(json.loads(shown.stdout))
+
+    await eventually(status, lambda shown: shown["missing"] == ["disclosure"])
+    consent = user_of(logins.services["consent"])
+    forged = ErasureReported(
+        request_id=request_id,
+        service="disclosure",
+        reported_at=datetime.now(UTC),
+        erased={"forged": 99},
+    )
+    async with connected(logins.services["consent"]) as connection:
+        channel = await connection.channel(publisher_confirms=True)
+        events = await channel.get_exchange(topology.REGISTER_EVENTS_EXCHANGE, ensure=False)
+        message = aio_pika.Message(
+            forged.model_dump_json().encode(),
+            content_type="application/json",
+            user_id=consent,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        await events.publish(message, routing_key=topology.ERASURE_REPORTED)
+    async with QueueReader(vhost_url) as reader:
+        [dead] = await reader.receive("dead-letter.erasure.erasure-reported", 1)
+    headers = dead.headers or {}
+    assert headers["x-original-user-id"] == consent
+    reason = str(headers["x-rejection-reason"])
+    assert f"sent by user {consent}, but its service is disclosure" in reason
+    shown = status()
+    assert (shown["status"], shown["missing"]) == ("in_progress", ["disclosure"])
+
+    register.start(["disclosure"])
+    done = await eventually(status, lambda shown: shown["status"] == "completed")
+    assert "forged" not in done["receipt"]["services"]["disclosure"]["erased"]
+
+
+async def test_on_the_internal_exchange_rabbitmq_lets_a_service_use_only_its_own_keys(
+    register: Register, logins: Logins
+) -> None:
+    """Topic permissions: RabbitMQ refuses a service a routing key it does not publish, and a
+    binding key it does not consume, on `register.events` and `webshop`."""
+    events = topology.REGISTER_EVENTS_EXCHANGE
+    async with connected(logins.services["consent"]) as consent:
+        assert not await refused(consent, publish_to(events, topology.CONSENT_CHANGED))
+        assert not await refused(consent, publish_to(events, topology.ERASURE_REPORTED))
+        assert await refused(consent, publish_to(events, "erase.subject.orders"))
+        assert await refused(consent, bind("consent.order-placed", events, "erase.subject.#"))
+        assert await refused(consent, bind("consent.order-placed", "webshop", "erasure.requested"))
+    async with connected(logins.services["erasure"]) as erasure:
+        assert not await refused(erasure, publish_to(events, "erase.subject.orders"))
+        assert await refused(erasure, publish_to(events, topology.ERASURE_REPORTED))
+        assert await refused(erasure, publish_to(events, topology.CONSENT_CHANGED))
 
 
 async def test_provisioning_again_keeps_passwords_and_rotates_only_when_asked(
@@ -262,10 +387,10 @@ def declare_dead_lettering(queue_name: str) -> Attempt:
     return attempt
 
 
-def bind(queue_name: str, exchange_name: str) -> Attempt:
+def bind(queue_name: str, exchange_name: str, routing_key: str = "key") -> Attempt:
     async def attempt(channel: AbstractChannel) -> object:
         queue = await channel.get_queue(queue_name, ensure=False)
-        return await queue.bind(exchange_name, routing_key="key")
+        return await queue.bind(exchange_name, routing_key=routing_key)
 
     return attempt
 

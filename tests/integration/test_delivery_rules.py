@@ -16,6 +16,7 @@ from pymongo.errors import AutoReconnect
 from shared.contracts.webshop import OrderPlaced
 from shared.messaging import make_broker, subscribe_events
 from shared.runtime import declare_dead_letter_queues
+from shared.senders import FROM_WEBSHOP
 from shared.settings import ServiceSettings
 from shared.topology import DELIVERY_LIMIT, order_placed_subscription
 from tests.e2e.harness import QueueReader, WebShop
@@ -34,7 +35,9 @@ async def failing_consumer(vhost_url: str) -> AsyncIterator[list[float]]:
     router = RabbitRouter()
     attempts: list[float] = []
 
-    @subscribe_events(router, subscription, TypeAdapter(OrderPlaced), settings)
+    @subscribe_events(
+        router, subscription, TypeAdapter(OrderPlaced), settings, senders=FROM_WEBSHOP
+    )
     async def store_order(event: OrderPlaced) -> None:
         attempts.append(time.monotonic())
         raise AutoReconnect("the database is down")

@@ -160,7 +160,7 @@ async def test_an_export_is_audited_with_how_many_people_it_held_before_any_is_s
         assert (exported["command"], exported["outcome"], exported["actor"]) == (
             "marketing.audience",
             "ok",
-            "ops-anna",
+            "staff-anna",
         )
         assert (exported["targets"], exported["count"]) == ({"purpose": "marketing"}, 3)
         assert shown["subject"] == SubjectHasher("unit-test-key")(email)

@@ -355,3 +355,19 @@ def test_only_the_disclosure_service_holds_the_rabbitmq_administrator(
         assert (env["RABBITMQ_DEFAULT_PASS"] in " ".join(held.values())) == (name == "disclosure")
         if name == "disclosure":  # it makes the providers' users
             assert held["RABBITMQ_MANAGEMENT_USER"] == env["RABBITMQ_DEFAULT_USER"]
+
+
+def test_the_key_env_example_tells_how_to_make_is_long_enough_for_production(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made = re.search(r"secrets\.token_urlsafe\((\d+)\)", ENV_EXAMPLE.read_text())
+    assert made, ".env.example tells how to make a key"
+    cls = settings_class("orders")
+    for variable in setting_names(cls):
+        monkeypatch.delenv(variable, raising=False)
+    settings: Any = cls(
+        REGISTER_ENV="production",
+        identity_hash_key=secrets.token_urlsafe(int(made[1])),
+        rabbitmq_url="amqp://orders:fake-password@rabbitmq:5672/register",
+    )
+    assert len(settings.identity_hash_key.get_secret_value().encode()) >= 32

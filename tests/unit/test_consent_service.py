@@ -48,6 +48,7 @@ class Consent:
             exchange=topology.webshop_exchange(),
             routing_key=routing_key,
             content_type="application/json",
+            user_id="webshop",
         )
 
     async def command(self, command: BaseModel) -> OpsReply:
@@ -55,7 +56,7 @@ class Consent:
             command.model_dump_json().encode(),
             exchange=topology.ops_exchange(),
             routing_key="consent",
-            user_id="ops-anna",
+            user_id="staff-anna",
         )
         return OpsReply.model_validate_json(reply.body)
 
@@ -68,7 +69,7 @@ class Consent:
             routing_key=topology.ops_stream_routing_key("consent"),
             reply_to=REPLIES,
             correlation_id="export-1",
-            user_id="ops-anna",
+            user_id="staff-anna",
         )
         return list(self.pages)
 

@@ -70,10 +70,11 @@ def test_an_order_keeps_ledger_lines_apart_from_the_people() -> None:
     assert recorded.buyer["first_name"] == event.buyer.first_name
 
 
-def test_a_recipient_without_email_gets_no_profile_but_stays_in_the_order() -> None:
+def test_a_recipient_without_email_is_named_by_their_place_on_the_order_with_no_profile() -> None:
     event = order(recipient=person("Eino", "Korhonen", None))
     recorded = order_from_event(event, HASHER, NOW)
-    assert recorded.recipient_subject is None
+    assert recorded.recipient_subject == HASHER.of_order_person(event.order_id, "recipient")
+    assert recorded.recipient_subject != HASHER.of_order_person(event.order_id, "buyer")
     assert recorded.recipient == {"first_name": "Eino", "last_name": "Korhonen"}
     assert [p.role for p in profiles_from_order(recorded)] == ["buyer"]
 

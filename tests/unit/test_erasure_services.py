@@ -328,7 +328,12 @@ async def test_disclosure_tells_each_provider_once_and_keeps_the_log_without_the
     assert spa["notice_id"] == str(erasure_notice_id_for("req-1", "spa-oy"))
     assert sorted(spa["order_ids"]) == sorted([both["order_id"], gift["order_id"]])
     assert kart["order_ids"] == [both["order_id"]]
-    assert set(spa) == {"type", "notice_id", "order_ids", "occurred_at"}
+    assert set(spa) == {"type", "notice_id", "order_ids", "occurred_at", "roles"}
+    assert sorted(spa["roles"], key=lambda r: r["role"]) == [
+        {"order_id": both["order_id"], "role": "buyer"},
+        {"order_id": gift["order_id"], "role": "recipient"},
+    ]
+    assert kart["roles"] == [{"order_id": both["order_id"], "role": "buyer"}]
 
     first, again = reports
     assert first == again and first["providers_notified"] == ["kart-oy", "spa-oy"]
@@ -566,9 +571,7 @@ async def test_an_objection_delivered_while_her_erasure_is_carried_out_still_sta
 
     async def objection_arrives_after_planning(self: ConsentService, command: Any) -> Any:
         planned = await plan(self, command)
-        deliveries.append(
-            asyncio.create_task(service.deliver(topology.MARKETING_OBJECTION, late))
-        )
+        deliveries.append(asyncio.create_task(service.deliver(topology.MARKETING_OBJECTION, late)))
         await asyncio.sleep(0)  # the delivery starts, and waits for the erasure
         return planned
 

@@ -102,7 +102,14 @@ def test_the_publisher_sends_exactly_one_erasure_notice_to_one_provider_at_a_tim
     assert [p.name for p in parameters] == ["self", "provider_id", "notice"]
     hints = typing.get_type_hints(ProviderQueues.send_erasure_notice)
     assert (hints["provider_id"], hints["notice"]) == (str, ErasureNotice)
-    assert set(ErasureNotice.model_fields) == {"type", "notice_id", "order_ids", "occurred_at"}
+    # Orders and roles on them: no personal data.
+    assert set(ErasureNotice.model_fields) == {
+        "type",
+        "notice_id",
+        "order_ids",
+        "occurred_at",
+        "roles",
+    }
 
 
 def test_the_publisher_publishes_only_in_send() -> None:

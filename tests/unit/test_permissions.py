@@ -11,6 +11,7 @@ from faststream.rabbit import RabbitBroker
 from shared import topology
 from shared.permissions import (
     SERVICE_ROLES,
+    TopicPermissions,
     parties,
     provider_party,
     service_party,
@@ -112,3 +113,52 @@ def test_every_pattern_is_anchored_so_it_grants_whole_names_only() -> None:
         for pattern in vars(party.permissions).values():
             assert pattern.startswith("^") and pattern.endswith("$"), (party.name, pattern)
     assert not matches(service_party("orders").permissions.read, "xorders.order-placed")
+
+
+def topic_rights(party_name: str, exchange: str) -> TopicPermissions | None:
+    party = next(party for party in parties() if party.name == party_name)
+    return next((t for t in party.topic_permissions if t.exchange == exchange), None)
+
+
+def test_on_the_internal_exchange_each_service_publishes_only_its_own_events() -> None:
+    events = topology.REGISTER_EVENTS_EXCHANGE
+    publishes = {
+        "orders": {"erasure.reported"},
+        "consent": {"consent.changed", "erasure.reported"},
+        "disclosure": {"erasure.reported"},
+        "erasure": {f"erase.subject.{service}" for service in topology.ERASURE_PARTICIPANTS},
+    }
+    keys = set().union(*publishes.values()) | {"erase.subject.#", "erasure.requested", "x"}
+    for service, own in publishes.items():
+        rights = topic_rights(service, events)
+        assert rights is not None, service
+        for key in keys:
+            assert matches(rights.write, key) == (key in own), (service, key)
+
+
+def test_a_service_binds_its_queues_only_with_their_own_keys() -> None:
+    for service in topology.SERVICES:
+        for exchange in (topology.REGISTER_EVENTS_EXCHANGE, topology.WEBSHOP_EXCHANGE):
+            own = {
+                s.routing_key for s in service_subscriptions(service) if s.exchange.name == exchange
+            }
+            rights = topic_rights(service, exchange)
+            assert rights is not None or not own, (service, exchange)
+            if rights is not None:
+                assert all(matches(rights.read, key) for key in own), (service, exchange)
+                for key in ("#", "*.*", "erase.subject.#", "erasure.requested", "order.placed"):
+                    assert matches(rights.read, key) == (key in own), (service, exchange, key)
+
+
+def test_only_the_orders_service_publishes_on_the_web_shops_exchange_with_any_key() -> None:
+    webshop = topology.WEBSHOP_EXCHANGE
+    orders = topic_rights("orders", webshop)
+    assert orders is not None and matches(orders.write, "order.cancelled")
+    for service in ("consent", "disclosure", "erasure"):
+        rights = topic_rights(service, webshop)
+        assert rights is not None and rights.write == "^$", service
+        assert not matches(service_party(service).permissions.write, webshop), service
+    # The web shop, staff and providers have no topic permission: on `webshop` the web shop may
+    # use any key (one nobody consumes lands in the unroutable catch-all).
+    for party in (webshop_party(), staff_party("anna"), provider_party("spa-oy")):
+        assert party.topic_permissions == [], party.name

@@ -73,6 +73,7 @@ async def place(broker: RabbitBroker, payload: dict[str, Any] | bytes) -> None:
         exchange=topology.webshop_exchange(),
         routing_key=topology.ORDER_PLACED,
         content_type="application/json",
+        user_id="webshop",
     )
 
 
@@ -132,7 +133,7 @@ async def command(broker: RabbitBroker, body: Any) -> OpsReply:
         body.model_dump_json().encode() if hasattr(body, "model_dump_json") else body,
         exchange=topology.ops_exchange(),
         routing_key="disclosure",
-        user_id="ops-anna",
+        user_id="staff-anna",
     )
     return OpsReply.model_validate_json(reply.body)
 
@@ -143,7 +144,7 @@ async def test_a_provider_is_registered_once_with_who_did_it(
     broker, database = disclosure
     add = AddProvider(provider_id="spa-oy", name="Kylpylä Oy", country="FI")
     first = await command(broker, add)
-    assert first.ok and first.result["created_by"] == "ops-anna"
+    assert first.ok and first.result["created_by"] == "staff-anna"
     again = await command(broker, add)
     assert not again.ok and again.error == "provider spa-oy is already registered"
     abroad = await command(broker, AddProvider(provider_id="us-spa", name="US Spa", country="US"))
@@ -193,7 +194,7 @@ async def test_provider_changes_record_who_and_when_and_refuse_outside_the_eea(
     added = await ok(broker, AddProvider(provider_id="spa-oy", name="Spa", country="FI"))
     updated = await ok(broker, UpdateProvider(provider_id="spa-oy", name="Kylpylä Oy"))
     assert (updated["name"], updated["country"]) == ("Kylpylä Oy", "FI")
-    assert updated["changed_by"] == "ops-anna" and updated["changed_at"] > added["changed_at"]
+    assert updated["changed_by"] == "staff-anna" and updated["changed_at"] > added["changed_at"]
     assert updated["created_at"][:23] == added["created_at"][:23]  # MongoDB keeps milliseconds
 
     abroad = await command(broker, UpdateProvider(provider_id="spa-oy", name="X", country="US"))
@@ -237,7 +238,7 @@ async def test_a_suspended_provider_gets_nothing_until_activated_and_released_on
     assert received["order_id"] == order["order_id"] and received["buyer"] == order["buyer"]
 
     [entry] = await (await open_store(database)).log_of(order["order_id"])
-    assert entry.status == "sent" and entry.released_by == "ops-anna"
+    assert entry.status == "sent" and entry.released_by == "staff-anna"
     assert not entry.holds_data and entry.hold_reason is None
     assert await ok(broker, ListHeldDisclosures()) == []
 

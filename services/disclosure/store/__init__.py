@@ -6,6 +6,7 @@ from services.disclosure.store.port import (
     RELEASE_LEASE,
     DisclosureStore,
     LogEntry,
+    Named,
     NamedEntry,
 )
 from shared.database import Database
@@ -27,4 +28,4 @@ async def open_store(database: Database) -> DisclosureStore:
     return store
 
 
-__all__ = ["RELEASE_LEASE", "DisclosureStore", "LogEntry", "NamedEntry", "open_store"]
+__all__ = ["RELEASE_LEASE", "DisclosureStore", "LogEntry", "Named", "NamedEntry", "open_store"]

@@ -1,8 +1,10 @@
 """The disclosure store on MongoDB: the service's own database in production.
 
 Collections: `providers` (the registry, `_id` the provider id) and `disclosures` (the log: one
-document per order and provider, `_id` the disclosure id, the people's hashes in `subjects`, the
-held copy of the data in `pending`), and the erasure records (shared/erasure/records.py).
+document per order and provider, `_id` the disclosure id, the people's hashes in `subjects` and,
+beside them, `people`: each with their role on the order, `[{subject, role}]`; the held copy of
+the data in `pending`), and the erasure records (shared/erasure/records.py). An entry logged
+before roles were has no `people`: its people's roles are unknown.
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ from services.disclosure.store.port import (
     RELEASING,
     SENT,
     LogEntry,
+    Named,
     NamedEntry,
+    People,
+    people_of,
 )
 from shared.contracts.disclosure_ops import HeldDisclosure, SentDisclosure
 from shared.contracts.disclosures import Disclosure
@@ -107,7 +112,7 @@ class MongoDisclosureStore:
     async def record_sent(
         self,
         disclosure: Disclosure,
-        subjects: list[str],
+        people: People,
         fields: list[str],
         now: datetime,
         released_by: str | None = None,
@@ -116,7 +121,7 @@ class MongoDisclosureStore:
         # a repeat after a crash, finds its entry there and updates it.
         released = {} if released_by is None else {"released_by": released_by}
         sent = {
-            **_log_entry(disclosure, subjects),
+            **_log_entry(disclosure, people),
             **released,
             "status": SENT,
             "fields": fields,
@@ -135,14 +140,14 @@ class MongoDisclosureStore:
             )
 
     async def record_held(
-        self, disclosure: Disclosure, subjects: list[str], reason: str, now: datetime
+        self, disclosure: Disclosure, people: People, reason: str, now: datetime
     ) -> None:
         # Filtered on `_id` alone: the server retries an upsert that races another by itself.
         await self._disclosures.update_one(
             {"_id": str(disclosure.disclosure_id)},
             {
                 "$setOnInsert": {
-                    **_log_entry(disclosure, subjects),
+                    **_log_entry(disclosure, people),
                     "status": HELD,
                     "hold_reason": reason,
                     "recorded_at": now,
@@ -221,6 +226,17 @@ class MongoDisclosureStore:
         )
 
     async def replace_subject(self, subject: str, reference: str) -> None:
+        # Each entry's `people` first, their roles kept; then `subjects`, by which a repeat
+        # after a crash still finds the entries left to do.
+        cursor = self._disclosures.find({"subjects": subject}, {"people": 1})
+        for document in await cursor.to_list(None):
+            people = [
+                Named(reference, person.role) if person.subject == subject else person
+                for person in _people(document)
+            ]
+            await self._disclosures.update_one(
+                {"_id": document["_id"]}, {"$set": {"people": _people_documents(people)}}
+            )
         # Two steps (MongoDB cannot add to and pull from one array in one update); repeating
         # them after a crash in between finishes the job.
         await self._disclosures.update_many(
@@ -265,12 +281,14 @@ def _check_provider_fields(changes: dict[str, Any]) -> None:
         raise ValueError(f"not fields a provider change may set: {sorted(unknown)}")
 
 
-def _log_entry(disclosure: Disclosure, subjects: list[str]) -> dict[str, Any]:
+def _log_entry(disclosure: Disclosure, people: People) -> dict[str, Any]:
+    named = people_of(people)
     return {
         "order_id": disclosure.order_id,
         "provider_id": disclosure.provider_id,
         "message_id": str(disclosure.disclosure_id),
-        "subjects": list(dict.fromkeys(subjects)),
+        "subjects": list(dict.fromkeys(person.subject for person in named)),
+        "people": _people_documents(named),
         "product_ids": [item.product_id for item in disclosure.items],
         "placed_at": disclosure.occurred_at,
     }
@@ -282,6 +300,23 @@ def _moment(value: datetime | None) -> datetime | None:
 
 def _subjects(document: dict[str, Any]) -> tuple[str, ...]:
     return tuple(sorted(set(document.get("subjects", []))))
+
+
+def _people(document: dict[str, Any]) -> list[Named]:
+    """Each person with their role; one named in `subjects` alone, with the role unknown."""
+    named = [Named(person["subject"], person["role"]) for person in document.get("people", [])]
+    known = {person.subject for person in named}
+    unknown = [Named(subject) for subject in document.get("subjects", []) if subject not in known]
+    return people_of([*named, *unknown])
+
+
+def _people_documents(people: People) -> list[dict[str, Any]]:
+    """`people` as stored: only those whose role is known (`subjects` names everyone)."""
+    return [
+        {"subject": person.subject, "role": person.role}
+        for person in people_of(people)
+        if person.role is not None
+    ]
 
 
 def _provider(document: dict[str, Any]) -> Provider:
@@ -322,6 +357,7 @@ def _entry(document: dict[str, Any]) -> LogEntry:
         provider_id=document["provider_id"],
         status=document["status"],
         subjects=_subjects(document),
+        people=tuple(_people(document)),
         product_ids=tuple(document["product_ids"]),
         fields=None if fields is None else tuple(fields),
         placed_at=_moment(document.get("placed_at")),

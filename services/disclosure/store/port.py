@@ -6,21 +6,24 @@ lists the fields sent; it keeps no copy of the data. A held one keeps the disclo
 until it is released; releasing claims it first (`held` → `releasing`, atomically), so two
 releases can never both send it. Once it is sent or cancelled, the held copy is deleted.
 
-When a person is erased, their held disclosures are cancelled, and in every entry their subject
-hash is replaced by `erased:<request id>`: the log still proves to whom the erased person's data
+An entry names each person with their place on the order (`Named`: buyer or recipient), so an
+erasure notice can tell the provider whose data of the order to erase. When a person is erased,
+their held disclosures are cancelled, and in every entry their subject hash is replaced by
+`erased:<request id>`, their place kept: the log still proves to whom the erased person's data
 was disclosed, without naming them. Once an entry names nobody, `kept_until` says the last day it
 is kept (that of the order's ledger lines); the retention sweep deletes it after that day.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from shared.contracts.disclosure_ops import HeldDisclosure, SentDisclosure
 from shared.contracts.disclosures import Disclosure
+from shared.contracts.erasure import Role
 from shared.contracts.providers import Provider
 from shared.erasure.records import ErasureRecords
 
@@ -36,6 +39,25 @@ NOT_SENT: tuple[Status, ...] = (HELD, RELEASING)
 RELEASE_LEASE = timedelta(minutes=1)
 PROVIDER_FIELDS = frozenset({"name", "country", "contact_email", "status"})
 """The registry fields `change_provider` may set (besides who changed it, and when)."""
+
+
+@dataclass(frozen=True)
+class Named:
+    """A person an entry names (their subject hash, or an erased person's reference), and their
+    place on the order; `role` None for entries logged before the log kept it."""
+
+    subject: str
+    role: Role | None = None
+
+
+People = Sequence[Named | str]
+"""Whom an entry names; a bare subject names a person without saying as whom."""
+
+
+def people_of(people: People) -> list[Named]:
+    """Each person once per role, in a stable order: by subject, then buyer before recipient."""
+    named = {person if isinstance(person, Named) else Named(person) for person in people}
+    return sorted(named, key=lambda person: (person.subject, person.role or ""))
 
 
 @dataclass(frozen=True)
@@ -58,6 +80,7 @@ class LogEntry:
     provider_id: str
     status: Status
     subjects: tuple[str, ...]
+    people: tuple[Named, ...]
     product_ids: tuple[str, ...]
     fields: tuple[str, ...] | None
     placed_at: datetime | None
@@ -104,7 +127,7 @@ class DisclosureStore(Protocol):
     async def record_sent(
         self,
         disclosure: Disclosure,
-        subjects: list[str],
+        people: People,
         fields: list[str],
         now: datetime,
         released_by: str | None = None,
@@ -114,7 +137,7 @@ class DisclosureStore(Protocol):
         ...
 
     async def record_held(
-        self, disclosure: Disclosure, subjects: list[str], reason: str, now: datetime
+        self, disclosure: Disclosure, people: People, reason: str, now: datetime
     ) -> None:
         """Log the disclosure as held, with a copy of it to send on release; an entry already
         logged (held or sent) is left as it is."""
@@ -158,8 +181,8 @@ class DisclosureStore(Protocol):
         ...
 
     async def replace_subject(self, subject: str, reference: str) -> None:
-        """Put `reference` in place of the person's hash in every entry that names them;
-        repeating it after a crash finishes the job."""
+        """Put `reference` in place of the person's hash in every entry that names them, in
+        each of their roles; repeating it after a crash finishes the job."""
         ...
 
     async def entries_naming(self, subject: str) -> list[NamedEntry]:

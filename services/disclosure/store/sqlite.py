@@ -3,7 +3,8 @@
 `providers`: the registry, one row per provider. `disclosures`: the log, one row per order and
 provider, with a column for everything it is searched, sorted or filtered by, and the product
 ids and fields sent as JSON lists. `disclosure_subjects` names the people of each entry (by hash,
-or an erased person's reference), so that what names a person is one index search away.
+or an erased person's reference, with their role), so that what names a person is one index
+search away (the schema, and the migration of files from before roles: sqlite_schema.py).
 `held_disclosures` keeps the copy of a held disclosure's data, in a table of its own so that
 sending or cancelling it deletes the row, not a flag. Both go with their entry (foreign keys).
 Every method is one operation of the writer thread: atomic, whatever else runs meanwhile.
@@ -28,57 +29,17 @@ from services.disclosure.store.port import (
     RELEASING,
     SENT,
     LogEntry,
+    Named,
     NamedEntry,
+    People,
+    people_of,
 )
+from services.disclosure.store.sqlite_schema import SCHEMA, UNKNOWN_ROLE, add_roles
 from shared.contracts.disclosure_ops import HeldDisclosure, SentDisclosure
 from shared.contracts.disclosures import Disclosure
 from shared.contracts.providers import Provider
-from shared.erasure.records import SQLITE_SCHEMA as ERASURE_SCHEMA
 from shared.erasure.records import SqliteErasureRecords
 from shared.sqlite import SqliteDatabase, from_millis, millis
-
-SCHEMA = (
-    *ERASURE_SCHEMA,
-    # The columns are the `Provider`'s fields, by name.
-    """CREATE TABLE IF NOT EXISTS providers (
-        provider_id TEXT PRIMARY KEY,
-        name TEXT NOT NULL, country TEXT NOT NULL, contact_email TEXT, status TEXT NOT NULL,
-        created_at INTEGER NOT NULL, created_by TEXT NOT NULL,
-        changed_at INTEGER NOT NULL, changed_by TEXT NOT NULL
-    ) WITHOUT ROWID""",
-    """CREATE TABLE IF NOT EXISTS disclosures (
-        disclosure_id TEXT PRIMARY KEY,
-        order_id TEXT NOT NULL,
-        provider_id TEXT NOT NULL,
-        message_id TEXT NOT NULL,
-        status TEXT NOT NULL,
-        product_ids TEXT NOT NULL,
-        fields TEXT,
-        placed_at INTEGER,
-        recorded_at INTEGER NOT NULL,
-        sent_at INTEGER,
-        released_by TEXT,
-        hold_reason TEXT,
-        claimed_at INTEGER,
-        kept_until TEXT
-    ) WITHOUT ROWID""",
-    "CREATE INDEX IF NOT EXISTS disclosures_order ON disclosures (order_id, status, recorded_at)",
-    "CREATE INDEX IF NOT EXISTS disclosures_status ON disclosures (status, recorded_at)",
-    "CREATE INDEX IF NOT EXISTS disclosures_provider "
-    "ON disclosures (provider_id, status, sent_at DESC)",
-    "CREATE INDEX IF NOT EXISTS disclosures_kept_until ON disclosures (kept_until) "
-    "WHERE kept_until IS NOT NULL",
-    """CREATE TABLE IF NOT EXISTS disclosure_subjects (
-        disclosure_id TEXT NOT NULL REFERENCES disclosures ON DELETE CASCADE,
-        subject TEXT NOT NULL,
-        PRIMARY KEY (disclosure_id, subject)
-    ) WITHOUT ROWID""",
-    "CREATE INDEX IF NOT EXISTS disclosure_subjects_subject ON disclosure_subjects (subject)",
-    """CREATE TABLE IF NOT EXISTS held_disclosures (
-        disclosure_id TEXT PRIMARY KEY REFERENCES disclosures ON DELETE CASCADE,
-        disclosure TEXT NOT NULL
-    ) WITHOUT ROWID""",
-)
 
 PROVIDER_COLUMNS = ", ".join(Provider.model_fields)
 HELD_COLUMNS = (
@@ -106,6 +67,7 @@ class SqliteDisclosureStore:
         self.erasures = SqliteErasureRecords(database)
 
     async def prepare(self) -> None:
+        await self._database.run(add_roles)
         await self._database.create_schema(SCHEMA)
 
     # --- providers -----------------------------------------------------------------------------
@@ -187,12 +149,13 @@ class SqliteDisclosureStore:
     async def record_sent(
         self,
         disclosure: Disclosure,
-        subjects: list[str],
+        people: People,
         fields: list[str],
         now: datetime,
         released_by: str | None = None,
     ) -> None:
         disclosure_id = str(disclosure.disclosure_id)
+        named = _people_rows(disclosure_id, people)
         row = (
             *_entry_row(disclosure),
             SENT,
@@ -201,7 +164,6 @@ class SqliteDisclosureStore:
             millis(now),
             released_by,
         )
-        people = [(disclosure_id, subject) for subject in dict.fromkeys(subjects)]
 
         def record(connection: sqlite3.Connection) -> None:
             # A new entry, or a held one (or a repeat) updated; either way its held copy goes.
@@ -221,9 +183,7 @@ class SqliteDisclosureStore:
             connection.execute(
                 "DELETE FROM disclosure_subjects WHERE disclosure_id = ?", (disclosure_id,)
             )
-            connection.executemany(
-                "INSERT INTO disclosure_subjects (disclosure_id, subject) VALUES (?, ?)", people
-            )
+            connection.executemany(INSERT_PERSON, named)
             connection.execute(
                 "DELETE FROM held_disclosures WHERE disclosure_id = ?", (disclosure_id,)
             )
@@ -231,11 +191,11 @@ class SqliteDisclosureStore:
         await self._database.run(record)
 
     async def record_held(
-        self, disclosure: Disclosure, subjects: list[str], reason: str, now: datetime
+        self, disclosure: Disclosure, people: People, reason: str, now: datetime
     ) -> None:
         disclosure_id = str(disclosure.disclosure_id)
         row = (*_entry_row(disclosure), HELD, reason, millis(now))
-        people = [(disclosure_id, subject) for subject in dict.fromkeys(subjects)]
+        named = _people_rows(disclosure_id, people)
         copy = disclosure.model_dump_json()
 
         def record(connection: sqlite3.Connection) -> None:
@@ -247,9 +207,7 @@ class SqliteDisclosureStore:
             ).rowcount
             if not added:
                 return
-            connection.executemany(
-                "INSERT INTO disclosure_subjects (disclosure_id, subject) VALUES (?, ?)", people
-            )
+            connection.executemany(INSERT_PERSON, named)
             connection.execute(
                 "INSERT INTO held_disclosures (disclosure_id, disclosure) VALUES (?, ?)",
                 (disclosure_id, copy),
@@ -351,8 +309,8 @@ class SqliteDisclosureStore:
     async def replace_subject(self, subject: str, reference: str) -> None:
         def replace(connection: sqlite3.Connection) -> None:
             connection.execute(
-                "INSERT OR IGNORE INTO disclosure_subjects (disclosure_id, subject) "
-                "SELECT disclosure_id, ? FROM disclosure_subjects WHERE subject = ?",
+                "INSERT OR IGNORE INTO disclosure_subjects (disclosure_id, subject, role) "
+                "SELECT disclosure_id, ?, role FROM disclosure_subjects WHERE subject = ?",
                 (reference, subject),
             )
             connection.execute("DELETE FROM disclosure_subjects WHERE subject = ?", (subject,))
@@ -360,24 +318,24 @@ class SqliteDisclosureStore:
         await self._database.run(replace)
 
     async def entries_naming(self, subject: str) -> list[NamedEntry]:
-        def read(connection: sqlite3.Connection) -> tuple[list[Any], dict[str, list[str]]]:
+        def read(connection: sqlite3.Connection) -> tuple[list[Any], dict[str, list[Named]]]:
             rows = connection.execute(
                 "SELECT disclosure_id, placed_at FROM disclosures "
                 f"WHERE disclosure_id IN ({NAMING} = ?) ORDER BY disclosure_id",
                 (subject,),
             ).fetchall()
-            return rows, _subjects_of(connection, f"{NAMING} = ?", (subject,))
+            return rows, _people_of(connection, f"{NAMING} = ?", (subject,))
 
-        rows, subjects = await self._database.run(read)
+        rows, people = await self._database.run(read)
         return [
-            NamedEntry(disclosure_id, tuple(sorted(subjects[disclosure_id])), _moment(placed_at))
+            NamedEntry(disclosure_id, _subjects(people[disclosure_id]), _moment(placed_at))
             for disclosure_id, placed_at in rows
         ]
 
     async def log_of(self, order_id: str) -> list[LogEntry]:
         def read(
             connection: sqlite3.Connection,
-        ) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+        ) -> tuple[list[dict[str, Any]], dict[str, list[Named]]]:
             rows = _rows(
                 connection,
                 f"SELECT {ENTRY_COLUMNS} FROM disclosures AS d WHERE order_id = ? "
@@ -385,10 +343,10 @@ class SqliteDisclosureStore:
                 (order_id,),
             )
             ids = "SELECT disclosure_id FROM disclosures WHERE order_id = ?"
-            return rows, _subjects_of(connection, ids, (order_id,))
+            return rows, _people_of(connection, ids, (order_id,))
 
-        rows, subjects = await self._database.run(read)
-        return [_entry(row, subjects[row["disclosure_id"]]) for row in rows]
+        rows, people = await self._database.run(read)
+        return [_entry(row, people[row["disclosure_id"]]) for row in rows]
 
     async def keep_until(self, disclosure_id: str, until: str) -> None:
         await self._database.run(
@@ -436,17 +394,31 @@ def _entry_row(disclosure: Disclosure) -> tuple[Any, ...]:
     )
 
 
-def _subjects_of(
+INSERT_PERSON = "INSERT INTO disclosure_subjects (disclosure_id, subject, role) VALUES (?, ?, ?)"
+
+
+def _people_rows(disclosure_id: str, people: People) -> list[tuple[str, str, str]]:
+    return [
+        (disclosure_id, person.subject, person.role or UNKNOWN_ROLE) for person in people_of(people)
+    ]
+
+
+def _people_of(
     connection: sqlite3.Connection, ids: str, parameters: Sequence[object]
-) -> dict[str, list[str]]:
+) -> dict[str, list[Named]]:
     """The people named by each entry the query `ids` selects."""
-    subjects: dict[str, list[str]] = defaultdict(list)
-    for disclosure_id, subject in connection.execute(
-        f"SELECT disclosure_id, subject FROM disclosure_subjects WHERE disclosure_id IN ({ids})",
+    people: dict[str, list[Named]] = defaultdict(list)
+    for disclosure_id, subject, role in connection.execute(
+        "SELECT disclosure_id, subject, role FROM disclosure_subjects "
+        f"WHERE disclosure_id IN ({ids})",
         parameters,
     ):
-        subjects[disclosure_id].append(subject)
-    return subjects
+        people[disclosure_id].append(Named(subject, role or None))
+    return people
+
+
+def _subjects(people: list[Named]) -> tuple[str, ...]:
+    return tuple(sorted({person.subject for person in people}))
 
 
 def _rows(
@@ -478,12 +450,13 @@ def _sent(row: dict[str, Any]) -> SentDisclosure:
     )
 
 
-def _entry(row: dict[str, Any], subjects: list[str]) -> LogEntry:
+def _entry(row: dict[str, Any], people: list[Named]) -> LogEntry:
     fields = row["fields"]
     return LogEntry(
         **{
             **row,
-            "subjects": tuple(sorted(subjects)),
+            "subjects": _subjects(people),
+            "people": tuple(people_of(people)),
             "product_ids": tuple(orjson.loads(row["product_ids"])),
             "fields": None if fields is None else tuple(orjson.loads(fields)),
             "placed_at": _moment(row["placed_at"]),

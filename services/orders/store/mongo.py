@@ -66,6 +66,10 @@ class MongoOrdersStore:
             subject=subject, role=role, as_of=document["as_of"], person=document["person"]
         )
 
+    async def order(self, order_id: str) -> Order | None:
+        document = await self._orders.find_one({"_id": order_id})
+        return None if document is None else _order(document)
+
     async def orders_of(self, subject: str) -> list[Order]:
         query = {"$or": [{f"{role}_subject": subject} for role in ROLES]}
         orders = [_order(document) for document in await self._orders.find(query).to_list(None)]
@@ -93,8 +97,7 @@ class MongoOrdersStore:
             },
         )
         # A second step, after the first in every erasure, so that of two erasures of its two
-        # people at once the later one always sees the order hold nobody's data. (A recipient
-        # without an email address has no hash to be erased by: their name keeps the order.)
+        # people at once the later one always sees the order hold nobody's data.
         await self._orders.update_one(
             {"_id": order_id, **dict.fromkeys(ROLES)},
             {"$set": {"kept_until": kept["until"]}},

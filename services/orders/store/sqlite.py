@@ -120,6 +120,14 @@ class SqliteOrdersStore:
             subject=subject, role=role, as_of=from_millis(row[0]), person=orjson.loads(row[1])
         )
 
+    async def order(self, order_id: str) -> Order | None:
+        row = await self._database.run(
+            lambda connection: connection.execute(
+                "SELECT document FROM orders WHERE order_id = ?", (order_id,)
+            ).fetchone()
+        )
+        return None if row is None else Order.model_validate_json(row[0])
+
     async def orders_of(self, subject: str) -> list[Order]:
         rows = await self._database.run(lambda connection: _orders_of(connection, subject))
         return [Order.model_validate_json(row) for row in rows]
@@ -170,8 +178,6 @@ class SqliteOrdersStore:
                 "erasures": erasures,
             }
             stripped = order.model_copy(update=changes)
-            # A recipient without an email address has no hash to be erased by: their name
-            # keeps the order.
             if all(stripped.person(other) is None for other in ROLES):
                 stripped = stripped.model_copy(update={"kept_until": kept["until"]})
             connection.execute(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -100,12 +101,28 @@ def make_broker(settings: ServiceSettings) -> RabbitBroker:
     return broker
 
 
+_FIELD_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
+
+
 def describe_validation_error(error: ValidationError) -> str:
-    """`buyer.email: value is not a valid email address; items: too short`, values left out."""
+    """`buyer.email: value is not a valid email address; items: too short`, values left out.
+
+    A location is the sender's too: an unknown key, or a dictionary's key, may be anything,
+    an email included. Only parts shaped like field names are shown, others as `<key>`.
+    Parsers' messages that describe the input (a UUID's "found `i` at 1") are cut to their
+    first clause.
+    """
     problems = []
     for detail in error.errors(include_url=False, include_input=False, include_context=False):
-        location = ".".join(str(part) for part in detail["loc"]) or "message"
-        problems.append(f"{location}: {detail['msg']}")
+        parts = [
+            str(part) if isinstance(part, int) or _FIELD_NAME.match(str(part)) else "<key>"
+            for part in detail["loc"]
+        ]
+        message = detail["msg"]
+        if detail["type"].endswith("_parsing"):
+            message = message.split(",", 1)[0]
+        location = ".".join(parts) or "message"
+        problems.append(f"{location}: {message}")
     return "; ".join(problems[:10]) + ("; ..." if len(problems) > 10 else "")
 
 

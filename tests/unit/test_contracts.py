@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import TypeAdapter
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from shared.contracts.webshop import OrderPlaced
-from shared.messaging import InvalidMessage, decode
+from shared.messaging import InvalidMessage, decode, describe_validation_error
 from tests.factories import MISSING, changed, full_person, item, order_placed
 
 ADAPTER = TypeAdapter(OrderPlaced)
@@ -111,3 +112,20 @@ def test_the_example_order_in_the_documentation_is_valid() -> None:
     example = Path(__file__).resolve().parents[2] / "docs" / "examples" / "order-placed.json"
     order = decode_order(example.read_bytes())
     assert order.provider_ids() == ["kylpyla-oy", "kartingrata-oy"]
+
+
+def test_a_rejection_reason_never_quotes_a_key_or_a_value_it_was_sent() -> None:
+    class Event(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        event_id: uuid.UUID
+        counts: dict[str, int] = {}
+
+    body = '{"event_id": "aino-1984", "aino@virtanen.fi": 1, "counts": {"Aino Virtanen": "x"}}'
+    with pytest.raises(ValidationError) as raised:
+        Event.model_validate_json(body)
+    reason = describe_validation_error(raised.value)
+    assert "event_id: Input should be a valid UUID" in reason
+    assert "<key>: Extra inputs are not permitted" in reason
+    assert "counts.<key>: Input should be a valid integer" in reason
+    for value in ("aino", "1984", "Virtanen", "virtanen.fi"):
+        assert value.lower() not in reason.lower(), value

@@ -44,13 +44,22 @@ bench: $(INSTALLED)
 	$(BIN)/python -m tools.bench $(BENCH_ARGS)
 
 # `make bench --scale` is not something make accepts: `make bench BENCH_ARGS=--scale`, or these.
-# Cost against register size, 10k and 1M people (needs MONGODB_URL): BENCH_ARGS="--people 500,5000"
+# Start time, memory and per-order cost of each service at 10k, 100k and 1M people on the embedded
+# SQLite store (no MongoDB needed; the 1M fill takes minutes): BENCH_ARGS="--people 1000,5000"
 bench-scale: $(INSTALLED)
 	$(BIN)/python -m tools.bench --scale $(BENCH_ARGS)
 
 # Peak memory of `rekisteri marketing audience` at 10k and 100k people: BENCH_ARGS="--json m.json"
 bench-audience-memory: $(INSTALLED)
 	$(BIN)/python -m tools.bench --audience-memory $(BENCH_ARGS)
+
+# A throw-away CA and a server certificate in deploy/tls/, FOR TRIALS ONLY (deploy/tls/README.md):
+# make tls-trial-certs TLS_HOSTNAMES="localhost broker.example"
+TLS_HOSTNAMES ?= localhost
+.PHONY: tls-trial-certs
+tls-trial-certs: $(INSTALLED)
+	$(BIN)/rekisteri tls trial-certificates --out deploy/tls \
+		$(foreach name,$(TLS_HOSTNAMES),--hostname $(name)) $(TLS_ARGS)
 
 # Written to a temporary file first so that a failure leaves the committed document intact.
 asyncapi: $(INSTALLED)

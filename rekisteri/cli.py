@@ -20,6 +20,7 @@ from rekisteri.providers import providers
 from rekisteri.rabbitmq import rabbitmq
 from rekisteri.report import report
 from rekisteri.retention import retention
+from rekisteri.tls import tls
 
 DEFAULT_RABBITMQ_URL = "amqp://guest:guest@localhost:5672/"
 
@@ -62,5 +63,6 @@ for group in (
     rabbitmq,
     retention,
     register_description,
+    tls,
 ):
     main.add_command(group)

@@ -7,11 +7,13 @@ does not answer shows up as such rather than as an empty queue.
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 import click
 
 from rekisteri.output import ask_every_service, build, emit, json_option
+from rekisteri.retention import load_policy
 from shared.contracts.runtime import (
     DeadLetterId,
     ListDeadLetters,
@@ -19,6 +21,7 @@ from shared.contracts.runtime import (
     ReplayDeadLetters,
     ReportStatus,
 )
+from shared.retention_policy import Category, finnish_date
 
 
 @click.command()
@@ -29,15 +32,31 @@ def status(context: click.Context, as_json: bool) -> None:
     services whose identity keys differ (by fingerprint: the keys themselves never leave them).
 
     Exits 1 when a service does not answer, a work queue has no consumer, or the identity keys
-    differ.
+    differ. Warns (on standard error, exit status unchanged) of dead letters that have waited
+    RETENTION_DEAD_LETTER_WARN_DAYS: the daily sweep deletes them at RETENTION_DEAD_LETTER_DAYS.
     """
+    dead_letters = load_policy()[Category.DEAD_LETTER]
+    today = finnish_date(datetime.now(UTC))
     answers, silent = ask_every_service(context, ReportStatus())
     rows, keys = _queues_and_keys(answers)
+    waiting = []
     for row in rows:
         row["attention"] = "NO CONSUMER" if row["kind"] == "work" and row["consumers"] == 0 else ""
         if row["kind"] == "dead-letter" and row["messages"]:
             row["attention"] = "DEAD LETTERS"
+            oldest = row.get("oldest_at")
+            if oldest and dead_letters.warned(datetime.fromisoformat(oldest), today):
+                days = (today - finnish_date(datetime.fromisoformat(oldest))).days
+                row["attention"] = f"DEAD LETTERS, OLDEST {days} DAYS"
+                waiting.append(row["queue"])
     emit(rows, as_json, ["service", "queue", "kind", "messages", "consumers", "attention"])
+    if waiting and dead_letters.warn_after is not None:
+        click.echo(
+            f"dead letters waiting {dead_letters.warn_after.describe('en')} or more: "
+            f"{', '.join(waiting)}; look at them (`rekisteri dlq list`): they are deleted "
+            f"{dead_letters.describe('en')['rule']}",
+            err=True,
+        )
     services_by_key = _services_by_key(keys)
     if len(services_by_key) == 1 and not as_json:
         [(key, services)] = services_by_key.items()

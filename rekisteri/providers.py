@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import secrets
 from typing import Any
 
 import click
+from yarl import URL
 
 from rekisteri.output import build, call, emit, emit_record, json_option
+from rekisteri.rabbitmq import (
+    issue_provider_login,
+    management_password_option,
+    management_url_option,
+    management_user_option,
+    virtual_host,
+)
 from shared.contracts.providers import (
     AddProvider,
     ChangeProviderStatus,
@@ -16,6 +26,7 @@ from shared.contracts.providers import (
     ShowProvider,
     UpdateProvider,
 )
+from shared.rabbitmq_admin import RabbitMQAdmin, RabbitMQAdminError
 
 COUNTRY_HELP = "ISO 3166-1 alpha-2 code; must be in the EEA."
 EMAIL_HELP = "Where the provider's data contact is reached."
@@ -125,19 +136,55 @@ def show(context: click.Context, provider_id: str, as_json: bool) -> None:
 
 @providers.command("credentials")
 @click.argument("provider_id")
+@management_url_option
+@management_user_option
+@management_password_option
 @click.pass_context
-def credentials(context: click.Context, provider_id: str) -> None:
+def credentials(
+    context: click.Context,
+    provider_id: str,
+    management_url: str,
+    management_user: str,
+    management_password: str,
+) -> None:
     """Create or rotate PROVIDER_ID's RabbitMQ user and print its AMQP URL, once.
 
-    The user may read the provider's own queue and nothing else. Rotating closes the
-    provider's open connections and makes the previous password useless.
+    The disclosure service confirms the provider is registered, names its user and where it
+    connects, and records the request in its audit log; then this command, as RabbitMQ's
+    administrator (RABBITMQ_MANAGEMENT_USER), makes the user and its queues. The user may read
+    the provider's own queue and nothing else. Rotating closes the provider's open connections
+    and makes the previous password useless.
     """
     command = build(IssueProviderCredentials, provider_id=provider_id)
-    issued = call(context, "disclosure", command)
+    login = call(context, "disclosure", command)
+    vhost = virtual_host(context.find_root().obj["rabbitmq_url"])
+    address = URL(login["amqp_url"])
+    if virtual_host(str(address)) != vhost:
+        raise click.ClickException(
+            f"the disclosure service tells providers to connect to virtual host "
+            f"{virtual_host(str(address))}, but the register is in {vhost}: fix PROVIDER_AMQP_URL"
+        )
+    password = secrets.token_urlsafe(32)
+    admin = RabbitMQAdmin(management_url, management_user, management_password)
+    try:
+        asyncio.run(
+            issue_provider_login(
+                admin, management_user, vhost, provider_id, login["username"], password
+            )
+        )
+    except RabbitMQAdminError as error:
+        raise click.ClickException(str(error)) from None
     click.echo(
-        f"RabbitMQ user {issued['username']} may read queue disclosures.{provider_id} only. "
+        f"RabbitMQ user {login['username']} may read queue disclosures.{provider_id} only. "
         "The URL below holds its password and is shown only this once: give it to the "
-        "provider over a secure channel.",
+        "provider over a secure channel, with the CA certificate it is to trust "
+        "(docs/providers.md).",
         err=True,
     )
-    click.echo(issued["amqp_url"])
+    if address.scheme != "amqps":
+        click.echo(
+            "Warning: the URL is plain amqp://, without TLS: set PROVIDER_AMQP_URL to the "
+            "broker's amqps:// address before giving it to a provider outside this host.",
+            err=True,
+        )
+    click.echo(str(address.with_user(login["username"]).with_password(password)))

@@ -1,9 +1,12 @@
-"""`rekisteri rabbitmq provision`: the RabbitMQ users of the services, the web shop and staff.
+"""`rekisteri rabbitmq provision`: the register's exchanges, queues and bindings, and the
+RabbitMQ users of the services, the web shop and staff.
 
-The one command that does not talk to the services: it makes the users they log in with, so it
-goes to RabbitMQ's management HTTP API with an administrator's credentials instead. Each user
-gets exactly the rights `shared.permissions` defines, in the register's own virtual host, and
-the topic permissions that narrow which routing keys it may use on the topic exchanges.
+The one command that does not talk to the services: it makes what they log in with and find at
+start, so it goes to RabbitMQ's management HTTP API with an administrator's credentials instead.
+It declares the register's topology once (`shared.permissions.register_topology`), which the
+services, without the rights to declare or bind it, only find. Each user gets exactly the rights
+`shared.permissions` defines, in the register's own virtual host, and the topic permissions that
+narrow which routing keys it may use on the topic exchanges.
 
 Running it again changes no password unless told to: a password given in the environment
 (`RABBITMQ_PASSWORD_<PARTY>`) is set as given; a user that exists and has none given keeps its
@@ -22,11 +25,44 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import click
+from yarl import URL
 
-from shared.permissions import Party, password_variable, provisioned_parties
+from shared.permissions import (
+    Party,
+    Permissions,
+    Topology,
+    password_variable,
+    provider_party,
+    provider_topology,
+    provisioned_parties,
+    register_topology,
+)
 from shared.rabbitmq_admin import RabbitMQAdmin, RabbitMQAdminError, RabbitMQUnreachable
 
 DEFAULT_VHOST = "register"
+ALL = Permissions(".*", ".*", ".*")
+
+management_url_option = click.option(
+    "--management-url",
+    envvar="RABBITMQ_MANAGEMENT_URL",
+    default="http://localhost:15672",
+    show_default=True,
+    help="[env: RABBITMQ_MANAGEMENT_URL]",
+)
+management_user_option = click.option(
+    "--management-user",
+    envvar="RABBITMQ_MANAGEMENT_USER",
+    default="guest",
+    show_default=True,
+    help="An administrator. [env: RABBITMQ_MANAGEMENT_USER]",
+)
+management_password_option = click.option(
+    "--management-password",
+    envvar="RABBITMQ_MANAGEMENT_PASSWORD",
+    default="guest",
+    show_default=False,
+    help="Its password; give it in the environment. [env: RABBITMQ_MANAGEMENT_PASSWORD]",
+)
 
 
 @dataclass(frozen=True)
@@ -71,27 +107,9 @@ def rabbitmq() -> None:
     help="Put before every user name, for registers that share one broker. "
     "[env: RABBITMQ_USER_PREFIX]",
 )
-@click.option(
-    "--management-url",
-    envvar="RABBITMQ_MANAGEMENT_URL",
-    default="http://localhost:15672",
-    show_default=True,
-    help="[env: RABBITMQ_MANAGEMENT_URL]",
-)
-@click.option(
-    "--management-user",
-    envvar="RABBITMQ_MANAGEMENT_USER",
-    default="guest",
-    show_default=True,
-    help="An administrator. [env: RABBITMQ_MANAGEMENT_USER]",
-)
-@click.option(
-    "--management-password",
-    envvar="RABBITMQ_MANAGEMENT_PASSWORD",
-    default="guest",
-    show_default=False,
-    help="Its password; give it in the environment. [env: RABBITMQ_MANAGEMENT_PASSWORD]",
-)
+@management_url_option
+@management_user_option
+@management_password_option
 @click.option(
     "--wait",
     default=0.0,
@@ -108,7 +126,8 @@ def provision(
     management_password: str,
     wait: float,
 ) -> None:
-    """Create or update every party's user with the rights of shared/permissions.py.
+    """Declare the register's exchanges, queues and bindings, and create or update every
+    party's user with the rights of shared/permissions.py.
 
     Passwords come from RABBITMQ_PASSWORD_<PARTY> (RABBITMQ_PASSWORD_ORDERS,
     RABBITMQ_PASSWORD_STAFF_ANNA ...); a new user without one gets a generated password, printed
@@ -137,11 +156,14 @@ def provision(
         )
     admin = RabbitMQAdmin(management_url, management_user, management_password)
     try:
-        results = asyncio.run(
-            _provision(admin, vhost, user_prefix, parties, passwords, set(rotate), wait)
+        declared, results = asyncio.run(
+            _provision(
+                admin, management_user, vhost, user_prefix, parties, passwords, set(rotate), wait
+            )
         )
     except RabbitMQAdminError as error:
         raise click.ClickException(str(error)) from None
+    click.echo(f"virtual host {vhost}: {declared}", err=True)
     for result in results:
         click.echo(f"{result.user}: {result.done}", err=True)
     generated = [result for result in results if result.password is not None]
@@ -157,14 +179,16 @@ def provision(
 
 async def _provision(
     admin: RabbitMQAdmin,
+    management_user: str,
     vhost: str,
     user_prefix: str,
     parties: Sequence[Party],
     passwords: Mapping[str, str],
     rotate: set[str],
     wait: float,
-) -> list[Provisioned]:
+) -> tuple[str, list[Provisioned]]:
     await _create_vhost(admin, vhost, wait)
+    declared = await declare(admin, management_user, vhost, register_topology())
     results = []
     for party in parties:
         user = user_prefix + party.name
@@ -188,7 +212,28 @@ async def _provision(
         if party.name in rotate:
             await admin.close_connections(user)
         results.append(Provisioned(party, user, generated, f"{done}; {party.kind} rights set"))
-    return results
+    return declared, results
+
+
+async def declare(
+    admin: RabbitMQAdmin, management_user: str, vhost: str, topology: Topology
+) -> str:
+    """Declare the exchanges, queues and bindings in the virtual host, as the administrator;
+    what exists as declared stays as it is. Says what was declared."""
+    # Declaring through the management API takes the administrator's own rights in the vhost,
+    # which RabbitMQ gives whoever creates it there; one made otherwise may lack them.
+    if not await admin.has_permissions(vhost, management_user):
+        await admin.set_permissions(vhost, management_user, ALL)
+    for exchange in topology.exchanges:
+        await admin.put_exchange(vhost, exchange)
+    for queue in topology.queues:
+        await admin.put_queue(vhost, queue)
+    for binding in topology.bindings:
+        await admin.bind(vhost, binding)
+    return (
+        f"{len(topology.exchanges)} exchanges, {len(topology.queues)} queues and "
+        f"{len(topology.bindings)} bindings declared"
+    )
 
 
 async def _create_vhost(admin: RabbitMQAdmin, vhost: str, wait: float) -> None:
@@ -201,3 +246,26 @@ async def _create_vhost(admin: RabbitMQAdmin, vhost: str, wait: float) -> None:
             if time.monotonic() >= deadline:
                 raise
             await asyncio.sleep(1)
+
+
+async def issue_provider_login(
+    admin: RabbitMQAdmin,
+    management_user: str,
+    vhost: str,
+    provider_id: str,
+    username: str,
+    password: str,
+) -> None:
+    """The provider's user with this password and the rights of its row of the table, its
+    queue and its dead letters' queue, both bound; then its open connections closed, so that a
+    rotation after a leak locks the old holder out at once."""
+    await declare(admin, management_user, vhost, provider_topology(provider_id))
+    await admin.put_user(username, password)
+    await admin.set_permissions(vhost, username, provider_party(provider_id).permissions)
+    await admin.close_connections(username)
+
+
+def virtual_host(amqp_url: str) -> str:
+    """The virtual host of an AMQP URL, as the AMQP client reads it (`/` when it names none)."""
+    path = URL(amqp_url).path
+    return "/" if path in ("", "/") else path[1:]

@@ -1,23 +1,32 @@
-"""`rekisteri retention`: the retention policy, per category of data (shared/retention_policy.py).
+"""`rekisteri retention`: the retention policy, per category of data (shared/retention_policy.py),
+and what the services' daily sweeps would delete on a given day (shared/retention_sweep.py).
 
-The policy is read from the tool's own environment (`RETENTION_*`): the services must run with
-the same settings (docs/configuration.md).
+The policy `show` prints is read from the tool's own environment (`RETENTION_*`): the services
+must run with the same settings (docs/configuration.md). `preview` asks the services, which
+apply their own.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import click
 
+from rekisteri.client import OpsError
+from rekisteri.output import call_each, print_table
+from shared.contracts.runtime import PreviewRetention
 from shared.retention_policy import (
     LANGUAGES,
+    Category,
     Language,
     Retention,
     RetentionPolicy,
+    finnish_date,
     policy_from_environment,
 )
+from shared.topology import SERVICES
 
 
 def load_policy() -> RetentionPolicy:
@@ -77,3 +86,51 @@ def show(language: str, as_json: bool) -> None:
         for label, text in lines:
             click.echo(f"  {label.ljust(8)}{text}")
         click.echo()
+
+
+@retention.command("preview")
+@click.option(
+    "--as-of",
+    "as_of",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="The day of the sweep, YYYY-MM-DD (default: today).",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON: an object from category to count."
+)
+@click.pass_context
+def preview(context: click.Context, as_of: datetime | None, as_json: bool) -> None:
+    """How many records of each category the services' daily sweeps would delete on that day,
+    of what they hold now; nothing is deleted (held disclosures: cancelled).
+
+    Each service counts its own (a buyer known to both the orders and the consent service
+    counts in each); the counts are summed. Fails, with no preview, when a service does not
+    answer: a partial count would mislead.
+    """
+    day = as_of.date() if as_of is not None else finnish_date(datetime.now(UTC))
+    targets = [f"{service}.runtime" for service in SERVICES]
+    answers = call_each(context, targets, PreviewRetention(as_of=day))
+    failed = {t: a for t, a in answers.items() if isinstance(a, OpsError)}
+    if failed:
+        raise click.ClickException(
+            "no preview: "
+            + "; ".join(f"{t.removesuffix('.runtime')}: {error}" for t, error in failed.items())
+        )
+    totals = dict.fromkeys((str(category) for category in Category), 0)
+    by_service: dict[str, list[str]] = {category: [] for category in totals}
+    for target, counts in answers.items():
+        for category, count in counts.items():
+            totals[category] = totals.get(category, 0) + count
+            if count:
+                service = target.removesuffix(".runtime")
+                by_service.setdefault(category, []).append(f"{service} {count}")
+    if as_json:
+        click.echo(json.dumps(totals, indent=2))
+        return
+    click.echo(f"a sweep on {day.isoformat()} would delete:")
+    rows = [
+        {"category": category, "records": count, "services": by_service.get(category, [])}
+        for category, count in totals.items()
+    ]
+    print_table(rows, ["category", "records", "services"])

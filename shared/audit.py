@@ -4,9 +4,10 @@ Each service keeps its own audit log in its own database (`AuditRecords`: MongoD
 collection or SQLite's `audit` table). The command
 path in shared/messaging.py writes one entry for every command, whatever its outcome, before
 the reply goes out; a reply whose entry could not be written is withheld. Entries are only ever
-inserted. A command names a person by `email`: the entry keeps the keyed subject hash
-(shared.identity), never the email; of the rest it keeps only ids (`TARGET_FIELDS`), never
-names, addresses or free text. `rekisteri audit list` reads every service's log.
+inserted, and deleted when their retention ends (the daily sweep, shared/retention_sweep.py).
+A command names a person by `email`: the entry keeps the keyed subject hash (shared.identity),
+never the email; of the rest it keeps only ids (`TARGET_FIELDS`), never names, addresses or
+free text. `rekisteri audit list` reads every service's log.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pydantic import BaseModel
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from shared.contracts.runtime import AuditEntry, AuditOutcome
-from shared.database import Database, MongoDocuments
+from shared.database import Database, MongoDocuments, adapter_for
 from shared.identity import SubjectHasher
 from shared.settings import ServiceSettings
 from shared.sqlite import SqliteDatabase, millis
@@ -46,7 +47,8 @@ _COMMAND_NAME = re.compile(r"^[a-z][a-z.]{0,63}$")
 
 
 class AuditRecords(Protocol):
-    """Where a service's audit entries are kept: only ever appended to."""
+    """Where a service's audit entries are kept: only ever appended to, and deleted at the end
+    of their retention."""
 
     async def prepare(self) -> None: ...
 
@@ -56,6 +58,14 @@ class AuditRecords(Protocol):
         self, since: datetime | None, actor: str | None, limit: int
     ) -> list[AuditEntry]:
         """Newest first."""
+        ...
+
+    async def count_before(self, before: datetime) -> int:
+        """How many entries are from before `before` (the retention sweep's preview)."""
+        ...
+
+    async def delete_before(self, before: datetime) -> int:
+        """Delete the entries from before `before`, whose retention has ended; how many."""
         ...
 
 
@@ -84,6 +94,12 @@ class MongoAuditRecords:
             query["at"] = {"$gte": since}
         cursor = self._entries.find(query, {"_id": 0}).sort("at", DESCENDING).limit(limit)
         return [AuditEntry.model_validate(document, strict=False) async for document in cursor]
+
+    async def count_before(self, before: datetime) -> int:
+        return await self._entries.count_documents({"at": {"$lt": before}})
+
+    async def delete_before(self, before: datetime) -> int:
+        return (await self._entries.delete_many({"at": {"$lt": before}})).deleted_count
 
 
 class SqliteAuditRecords:
@@ -138,11 +154,26 @@ class SqliteAuditRecords:
             for row in await self._database.run(read)
         ]
 
+    async def count_before(self, before: datetime) -> int:
+        moment = millis(before)
+        return await self._database.run(
+            lambda connection: connection.execute(
+                "SELECT count(*) FROM audit WHERE at < ?", (moment,)
+            ).fetchone()[0]
+        )
+
+    async def delete_before(self, before: datetime) -> int:
+        moment = millis(before)
+        return await self._database.run(
+            lambda connection: (
+                connection.execute("DELETE FROM audit WHERE at < ?", (moment,)).rowcount
+            )
+        )
+
 
 def audit_records(database: Database) -> AuditRecords:
-    if isinstance(database, SqliteDatabase):
-        return SqliteAuditRecords(database)
-    return MongoAuditRecords(database.documents)
+    records: AuditRecords = adapter_for(database, SqliteAuditRecords, MongoAuditRecords)
+    return records
 
 
 class AuditLog:
@@ -189,6 +220,13 @@ class AuditLog:
     ) -> list[AuditEntry]:
         """Newest first."""
         return await self._records.entries(since, actor, limit)
+
+    async def count_before(self, before: datetime) -> int:
+        return await self._records.count_before(before)
+
+    async def delete_before(self, before: datetime) -> int:
+        """Delete the entries whose retention has ended (shared/retention_sweep.py)."""
+        return await self._records.delete_before(before)
 
 
 def _claimed_command(body: bytes) -> str:

@@ -10,9 +10,10 @@ nothing above the store knows which one it has.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pymongo import AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
@@ -53,6 +54,18 @@ class MongoDatabase:
 
 
 Database = MongoDatabase | SqliteDatabase
+Adapter = TypeVar("Adapter")
+
+
+def adapter_for(
+    database: Database,
+    sqlite: Callable[[SqliteDatabase], Adapter],
+    mongo: Callable[[MongoDocuments], Adapter],
+) -> Adapter:
+    """The store adapter for the kind of database the service has: the one place that asks."""
+    if isinstance(database, SqliteDatabase):
+        return sqlite(database)
+    return mongo(database.documents)
 
 
 def describe_store(settings: ServiceSettings) -> str:

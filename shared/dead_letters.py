@@ -4,7 +4,9 @@ Every service answers `status`, `dlq.list`, `dlq.replay` and `dlq.purge` for the
 owns (wired by shared/runtime.py). Dead letters are read with `basic.get` on a channel of
 their own and left unacknowledged, so closing the channel puts every one not replayed back.
 A listing shows why, from where and when, and a preview whose personal data is masked. An
-erasure takes the person's dead letters out (`remove`, `mentions_subject`).
+erasure takes the person's dead letters out (`remove`, `mentions_subject`); the daily retention
+sweep those set aside too long ago (`expire`, `set_aside_at`), and `status` says since when the
+oldest of each queue has waited.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from shared import topology
 from shared.contracts.erasure import Role
 from shared.contracts.fields import Email
 from shared.contracts.runtime import DeadLetter, QueueStatus
+from shared.dead_letter_age import set_aside_at
 from shared.identity import SubjectHasher
 from shared.messaging import (
     ORIGINAL_QUEUE_HEADER,
@@ -298,24 +301,33 @@ class QueueInspector:
             yield connection
 
     async def status(self) -> list[QueueStatus]:
+        """Each queue's depth and consumers; a dead-letter queue's also since when its oldest
+        message (the one at its head) has waited, for `rekisteri status`'s warning."""
         kinds = (
             [(q, "work") for q in self._work_queues()]
             + [(q, "dead-letter") for q in await self.dead_letter_queues()]
             + [(q, "commands") for q in self._command_queues()]
         )
         statuses = []
-        async with self._connection() as connection:
+        # Its turn: a peeked message is out of an erasure's sight until the channel closes.
+        async with self._turn, self._connection() as connection:
             for name, kind in kinds:
                 async with _opened(connection, name) as opened:
                     if opened is None:
                         continue
                     result = opened[1].declaration_result
+                    messages = result.message_count or 0
+                    oldest = None
+                    if kind == "dead-letter" and messages:
+                        head = await opened[1].get(no_ack=False, fail=False)
+                        oldest = None if head is None else set_aside_at(head)
                     statuses.append(
                         QueueStatus(
                             queue=name,
                             kind=kind,  # type: ignore[arg-type]
-                            messages=result.message_count or 0,
+                            messages=messages,
                             consumers=result.consumer_count or 0,
+                            oldest_at=oldest,
                         )
                     )
         return statuses
@@ -378,6 +390,26 @@ class QueueInspector:
                             await message.ack()
                             removed += 1
         return removed
+
+    async def expire(self, before: datetime, *, delete: bool) -> int:
+        """The dead letters set aside before `before` (`set_aside_at`), in every dead-letter
+        queue this service answers for: counted, and with `delete` deleted; the others stay
+        where they were. A message whose time cannot be told is kept."""
+        found = 0
+        async with self._turn, self._connection() as connection:
+            for name in await self.dead_letter_queues():
+                async with _opened(connection, name) as opened:
+                    if opened is None:
+                        continue
+                    waiting = opened[1].declaration_result.message_count or 0
+                    async for message in _browse(opened[1], limit=waiting):
+                        moment = set_aside_at(message)
+                        if moment is None or moment >= before:
+                            continue
+                        found += 1
+                        if delete:
+                            await message.ack()
+        return found
 
     async def purge(self, only: str | None) -> int:
         purged = 0

@@ -1,46 +1,50 @@
 """How every service consumes and publishes: at least once in, effectively once out.
 
-- Publishing is persistent, mandatory and confirmed: `publish` returns only once RabbitMQ has
-  taken responsibility for the message, and raises if no queue would receive it (unless the
-  caller says a message nobody is bound for yet may be dropped: `mandatory=False`).
+FastStream does the work; this module gives it the register's rules.
+
+- Each handler takes the message's contract (`async def on_order_placed(event: OrderPlaced)`).
+  The body is validated strictly by the subscription's decoder (`strict_decoder`), never
+  leniently, so a message of the wrong shape never reaches a handler.
 - A consumed message is acknowledged only after its handler (store write and any follow-up
-  publish) has finished.
-- A message that can never be handled (not JSON, wrong shape, too large) is published to the
-  dead-letter exchange with the reason in a header, then acknowledged: nothing is lost and the
-  queue keeps moving. The reason names fields, never their values.
-- A handler that fails for another reason (a database that is down) is retried after a back-off;
-  the quorum queue's delivery limit dead-letters a message that keeps failing.
-- The `rekisteri` tool's commands get one reply each (`subscribe_commands`), or, when the
-  answer may be large, a stream of pages (`subscribe_streams`).
+  publish) has finished. `DeliveryRules`, a FastStream middleware around each subscription,
+  settles every delivery:
+  - a message that can never be handled (not JSON, wrong shape, too large) is published to the
+    dead-letter exchange with the reason in a header, then acknowledged: nothing is lost and
+    the queue keeps moving. The reason names fields, never their values;
+  - a handler that fails for another reason (a database that is down) is retried after a
+    back-off; its last delivery the queue allows is dead-lettered with the error's type and
+    place.
 - Every message is judged by its sender, the AMQP `user_id` the broker vouches for
-  (shared/senders.py): a command is carried out only for staff, and is kept in the service's
-  audit log whatever its outcome; any other message is taken only from the party entitled to
-  send it, and dead-lettered, with no effect, when it comes from anyone else.
+  (shared/senders.py): a message is taken only from the party entitled to send it, and
+  dead-lettered, with no effect, when it comes from anyone else. (Commands, for staff only, are
+  shared/commands.py's.)
+- What a service publishes is declared (`Publication`), so that FastStream knows it: persistent,
+  mandatory and confirmed, returning only once RabbitMQ has taken responsibility for the
+  message, and raising if no queue would receive it (unless a message nobody is bound for yet
+  may be dropped: `mandatory=False`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import re
-from collections.abc import AsyncIterable, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 import aio_pika
 import aiormq
-from faststream import AckPolicy, Context
+from faststream import AckPolicy
 from faststream.message import StreamMessage
-from faststream.rabbit import Channel, RabbitBroker, RabbitExchange, RabbitResponse, RabbitRouter
-from faststream.rabbit.annotations import RabbitBroker as BrokerInContext
+from faststream.middlewares import BaseMiddleware
+from faststream.rabbit import Channel, RabbitBroker, RabbitExchange, RabbitRouter
 from faststream.rabbit.annotations import RabbitMessage
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from shared import metrics
-from shared.audit import AUDIT_LOG, AuditLog
-from shared.contracts.ops import OpsPage, OpsReply
-from shared.contracts.runtime import AuditOutcome
 from shared.log import error_location
 from shared.metrics import Outcome
 from shared.senders import (
@@ -48,7 +52,6 @@ from shared.senders import (
     ORIGINAL_USER_ID_HEADER,
     Logins,
     Senders,
-    command_refusal,
     login_of,
     named_refusal,
     sender_of,
@@ -73,6 +76,7 @@ LOGIN = "rabbitmq_login"
 log = logging.getLogger(__name__)
 
 Model = TypeVar("Model")
+Handler = Callable[[Model], Awaitable[None]]
 
 
 class InvalidMessage(Exception):
@@ -81,6 +85,10 @@ class InvalidMessage(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class CommandRefused(Exception):
+    """A command that cannot be carried out; the text goes back to the operator as it is."""
 
 
 def make_broker(settings: ServiceSettings) -> RabbitBroker:
@@ -100,6 +108,8 @@ def make_broker(settings: ServiceSettings) -> RabbitBroker:
     broker.context.set_global(LOGIN, login_of(settings.rabbitmq_url))
     return broker
 
+
+# --- reading a body ----------------------------------------------------------------------------
 
 _FIELD_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,63}$")
 
@@ -136,42 +146,86 @@ def decode(body: bytes, adapter: TypeAdapter[Model], max_bytes: int) -> Model:
         raise InvalidMessage(describe_validation_error(error)) from None
 
 
-async def publish(
-    broker: RabbitBroker,
-    body: BaseModel | bytes,
-    *,
-    exchange: RabbitExchange | str,
-    routing_key: str,
-    message_id: str | None = None,
-    message_type: str | None = None,
-    headers: Mapping[str, Any] | None = None,
-    correlation_id: str | None = None,
-    persist: bool = True,
-    mandatory: bool = True,
-) -> None:
-    """Publish JSON and wait for the broker's confirm; raises if a mandatory message is unroutable.
+def strict_decoder(
+    adapter: TypeAdapter[Model], max_bytes: int
+) -> Callable[[StreamMessage[Any]], Awaitable[Model]]:
+    """A subscription's FastStream decoder: the body as its contract, validated strictly, or
+    `InvalidMessage` with the reason. (FastStream's own would parse any JSON and leave the
+    handler's annotation to coerce it leniently.) FastStream keeps what it returns for the
+    message, so a middleware that reads the body first does not decode it twice."""
 
-    Absent optional fields are left out rather than sent as null: a provider gets the
-    people's data as the web shop sent it. The AMQP `user_id` is the service's login, which is
-    how the receiver knows who sent it (a broker not made by `make_broker`, in tests, logs in
-    as FastStream's default, guest).
+    async def decode_strictly(message: StreamMessage[Any]) -> Model:
+        return decode(message.body, adapter, max_bytes)
+
+    return decode_strictly
+
+
+def as_json(body: BaseModel) -> bytes:
+    """Absent optional fields are left out rather than sent as null: a provider gets the
+    people's data as the web shop sent it."""
+    return body.model_dump_json(exclude_none=True).encode()
+
+
+# --- publishing --------------------------------------------------------------------------------
+
+
+class Publication:
+    """One kind of message a service publishes, declared to FastStream (and so in its AsyncAPI).
+
+    Persistent, confirmed (the broker's channel has publisher confirms) and, unless declared
+    otherwise, mandatory: `publish` returns once RabbitMQ has taken the message, and raises if no
+    queue would receive it. The AMQP `user_id` is the service's login, which is how the receiver
+    knows who sent it (a broker not made by `make_broker`, in tests, logs in as guest).
     """
-    payload = (
-        body.model_dump_json(exclude_none=True).encode() if isinstance(body, BaseModel) else body
-    )
-    await broker.publish(
-        payload,
-        exchange=exchange,
-        routing_key=routing_key,
-        message_id=message_id,
-        message_type=message_type,
-        headers=dict(headers) if headers else None,
-        correlation_id=correlation_id,
-        content_type=JSON,
-        persist=persist,
-        mandatory=mandatory,
-        user_id=broker.context.get(LOGIN, GUEST),
-    )
+
+    def __init__(
+        self,
+        broker: RabbitBroker,
+        *,
+        exchange: RabbitExchange,
+        routing_key: str,
+        schema: type[BaseModel],
+        title: str,
+        description: str,
+        mandatory: bool = True,
+        persist: bool = True,
+    ) -> None:
+        self.routing_key = routing_key
+        self._publisher = broker.publisher(
+            exchange=exchange,
+            routing_key=routing_key,
+            mandatory=mandatory,
+            persist=persist,
+            content_type=JSON,
+            user_id=broker.context.get(LOGIN, GUEST),
+            schema=schema,
+            title=title,
+            description=description,
+        )
+
+    async def publish(
+        self,
+        body: BaseModel,
+        *,
+        message_id: str,
+        message_type: str | None = None,
+        routing_key: str = "",
+    ) -> None:
+        """`routing_key`: for a publication declared with a placeholder (`{provider_id}`)."""
+        await self._publisher.publish(
+            as_json(body), routing_key=routing_key, message_id=message_id, message_type=message_type
+        )
+
+    async def request(
+        self, body: BaseModel, *, correlation_id: str, seconds: float
+    ) -> StreamMessage[Any]:
+        """Publish and wait up to `seconds` for the answer over direct reply-to."""
+        return await self._publisher.request(
+            as_json(body), correlation_id=correlation_id, timeout=seconds
+        )
+
+
+# --- dead letters ------------------------------------------------------------------------------
 
 
 async def dead_letter(
@@ -210,18 +264,11 @@ async def dead_letter(
     )
 
 
-async def _raw_body(message: StreamMessage[Any]) -> bytes:
-    """FastStream's decoder, replaced: bodies are decoded and validated here, with reasons."""
-    return message.body
+def log_fields(message: StreamMessage[Any], queue_name: str) -> dict[str, Any]:
+    return {"queue": queue_name, "message_id": message.raw_message.message_id}
 
 
-async def _whole_message(message: StreamMessage[Any]) -> StreamMessage[Any]:
-    """FastStream's decoder, replaced: the handler gets the message itself as its argument.
-
-    Asking for it through FastStream's context instead would resolve it in a worker thread
-    for every message.
-    """
-    return message
+# --- the delivery rules ------------------------------------------------------------------------
 
 
 def _previous_deliveries(message: RabbitMessage) -> int:
@@ -234,57 +281,84 @@ def _retry_delay(message: RabbitMessage) -> float:
     return min(0.25 * 2 ** _previous_deliveries(message), MAX_RETRY_DELAY_SECONDS)
 
 
-def _log_fields(message: RabbitMessage, queue_name: str) -> dict[str, Any]:
-    return {"queue": queue_name, "message_id": message.raw_message.message_id}
+@dataclass(frozen=True, slots=True)
+class DeliveryRules:
+    """The rules of this module's docstring for one subscription, as a FastStream middleware
+    (a factory FastStream calls for each message, like its own `CriticalLogMiddleware`).
 
+    `senders`: who may send its messages; from anyone else a message is dead-lettered unread.
+    """
 
-async def _dead_letter_and_ack(
-    message: RabbitMessage, queue_name: str, service: str, reason: str, sender: str | None
-) -> None:
-    await dead_letter(message, queue_name, service, reason, sender)
-    await message.ack()
-    log.warning(
-        "dead-lettered a message", extra={**_log_fields(message, queue_name), "reason": reason}
-    )
+    queue_name: str
+    service: str
+    senders: Senders
+    logins: Logins
 
+    def __call__(self, msg: Any, /, *, context: Any) -> BaseMiddleware:
+        return _Delivery(msg, context=context, rules=self)
 
-async def _retry_later(message: RabbitMessage, queue_name: str) -> None:
-    log.exception(
-        "handler failed; the message will be retried", extra=_log_fields(message, queue_name)
-    )
-    await asyncio.sleep(_retry_delay(message))
-    await message.nack(requeue=True)
+    async def settle(
+        self, message: RabbitMessage, handle: Callable[[RabbitMessage], Awaitable[Any]]
+    ) -> Outcome:
+        """Run one delivery through `handle` (FastStream's decoder and the handler) and settle
+        it: ack, dead-letter or retry later."""
+        raw = message.raw_message
+        sender = sender_of(raw.user_id, raw.headers, self.senders, self.logins)
+        try:
+            if refused := sender_refusal(sender, self.senders, self.logins):
+                raise InvalidMessage(refused)
+            if self.senders.named_by is not None and (
+                refused := named_refusal(sender, self.senders, self.logins, await message.decode())
+            ):
+                raise InvalidMessage(refused)
+            await handle(message)
+        except InvalidMessage as invalid:
+            await self._dead_letter(message, invalid.reason, sender.user_id)
+            return "dead_lettered"
+        except Exception as error:
+            if _previous_deliveries(message) + 1 < DELIVERY_LIMIT:
+                log.exception(
+                    "handler failed; the message will be retried",
+                    extra=log_fields(message, self.queue_name),
+                )
+                await asyncio.sleep(_retry_delay(message))
+                await message.nack(requeue=True)
+                return "retried"
+            # The last delivery the queue allows: dead-letter it ourselves, with a reason the
+            # broker's own `delivery_limit` dead-lettering could not give.
+            reason = (
+                f"the handler failed on all {DELIVERY_LIMIT} deliveries; last error "
+                f"{type(error).__name__} at {error_location(error)}"
+            )
+            log.exception(
+                "handler failed for the last time", extra=log_fields(message, self.queue_name)
+            )
+            await self._dead_letter(message, reason, sender.user_id)
+            return "dead_lettered"
+        await message.ack()
+        return "handled"
 
-
-async def _deliver(
-    message: RabbitMessage,
-    queue_name: str,
-    settings: ServiceSettings,
-    handle: Callable[[], Awaitable[None]],
-    sender: str | None,
-) -> Outcome:
-    """Run one delivery through `handle` and settle it: ack, dead-letter or retry later."""
-    service = settings.service_name
-    try:
-        await handle()
-    except InvalidMessage as invalid:
-        await _dead_letter_and_ack(message, queue_name, service, invalid.reason, sender)
-        return "dead_lettered"
-    except Exception as error:
-        if _previous_deliveries(message) + 1 < DELIVERY_LIMIT:
-            await _retry_later(message, queue_name)
-            return "retried"
-        # The last delivery the queue allows: dead-letter it ourselves, with a reason the
-        # broker's own `delivery_limit` dead-lettering could not give.
-        reason = (
-            f"the handler failed on all {DELIVERY_LIMIT} deliveries; last error "
-            f"{type(error).__name__} at {error_location(error)}"
+    async def _dead_letter(self, message: RabbitMessage, reason: str, sender: str | None) -> None:
+        await dead_letter(message, self.queue_name, self.service, reason, sender)
+        await message.ack()
+        log.warning(
+            "dead-lettered a message",
+            extra={**log_fields(message, self.queue_name), "reason": reason},
         )
-        log.exception("handler failed for the last time", extra=_log_fields(message, queue_name))
-        await _dead_letter_and_ack(message, queue_name, service, reason, sender)
-        return "dead_lettered"
-    await message.ack()
-    return "handled"
+
+
+class _Delivery(BaseMiddleware):
+    __slots__ = ("rules",)
+
+    def __init__(self, msg: Any, /, *, context: Any, rules: DeliveryRules) -> None:
+        super().__init__(msg, context=context)
+        self.rules = rules
+
+    async def consume_scope(
+        self, call_next: Callable[[Any], Awaitable[Any]], msg: StreamMessage[Any]
+    ) -> None:
+        with metrics.timed(self.rules.queue_name) as record:
+            record(await self.rules.settle(msg, call_next))  # type: ignore[arg-type]
 
 
 def subscribe_events(
@@ -294,293 +368,33 @@ def subscribe_events(
     settings: ServiceSettings,
     *,
     senders: Senders,
-) -> Callable[[Callable[[Model], Awaitable[None]]], Callable[[Model], Awaitable[None]]]:
-    """Register `handler(event)` for a queue with the delivery rules in this module's docstring.
+) -> Callable[[Handler[Model]], Handler[Model]]:
+    """Register `handler(event)` for a queue, by the rules in this module's docstring.
 
-    `senders`: who may send its messages; from anyone else a message is dead-lettered unread.
+    The handler's docstring is the subscription's description in the AsyncAPI document, and
+    its annotation the message's schema. It takes nothing but the event: FastStream resolves
+    nothing else per message (`no_reply`, no context), which the profile of a burst of events
+    found costly once.
     """
-    logins = Logins.of(settings)
+    queue_name = subscription.queue_name
+    # A router of its own carries the subscription's rules to its one subscriber.
+    own = RabbitRouter(
+        middlewares=(
+            DeliveryRules(queue_name, settings.service_name, senders, Logins.of(settings)),
+        )
+    )
+    router.include_router(own)
 
-    def register(handler: Callable[[Model], Awaitable[None]]) -> Callable[[Model], Awaitable[None]]:
-        queue_name = subscription.queue_name
-
-        @router.subscriber(
+    def register(handler: Handler[Model]) -> Handler[Model]:
+        own.subscriber(
             subscription.queue,
             subscription.exchange,
             ack_policy=AckPolicy.MANUAL,
-            decoder=_whole_message,
+            decoder=strict_decoder(adapter, settings.max_message_bytes),
             no_reply=True,
-            title=f"{queue_name}:consume",
-        )
-        async def consume(message: Any) -> None:
-            raw = message.raw_message
-            sender = sender_of(raw.user_id, raw.headers, senders, logins)
-
-            async def handle() -> None:
-                if refused := sender_refusal(sender, senders, logins):
-                    raise InvalidMessage(refused)
-                event = decode(message.body, adapter, settings.max_message_bytes)
-                if refused := named_refusal(sender, senders, logins, event):
-                    raise InvalidMessage(refused)
-                await handler(event)
-
-            with metrics.timed(queue_name) as record:
-                record(await _deliver(message, queue_name, settings, handle, sender.user_id))
-
+            title=queue_name,
+            description=inspect.getdoc(handler),
+        )(handler)
         return handler
-
-    return register
-
-
-Dispatch = Callable[[Any, str], Awaitable[Any]]
-
-
-class CommandRefused(Exception):
-    """A command that cannot be carried out; the text goes back to the operator as it is."""
-
-
-def _actor(message: RabbitMessage, logins: Logins) -> str:
-    """The AMQP `user_id` property, a staff user's: RabbitMQ refuses any but the login's."""
-    actor = message.raw_message.user_id
-    if refused := command_refusal(actor, logins):
-        raise CommandRefused(refused)
-    return str(actor)
-
-
-def _outcome(error: Exception) -> AuditOutcome:
-    if isinstance(error, InvalidMessage):
-        return "invalid"
-    return "refused" if isinstance(error, CommandRefused) else "failed"
-
-
-def _explain_failure(
-    error: Exception, message: RabbitMessage, queue_name: str, service: str
-) -> str:
-    """What the operator is told about a failed command; logs the unexpected (call in `except`)."""
-    if isinstance(error, InvalidMessage):
-        return f"invalid command: {error.reason}"
-    if isinstance(error, CommandRefused):
-        return str(error)
-    log.exception("command failed", extra=_log_fields(message, queue_name))
-    return (
-        f"the {service} service failed; see its log (message id {message.raw_message.message_id})"
-    )
-
-
-async def _answer(
-    message: RabbitMessage,
-    queue_name: str,
-    adapter: TypeAdapter[Any],
-    settings: ServiceSettings,
-    dispatch: Dispatch,
-    audit: AuditLog,
-) -> OpsReply:
-    """Carry out the command and audit it; a reply whose audit entry is missing is withheld."""
-    raw = message.raw_message
-    command = None
-    try:
-        # Who sent it first: a command from anyone but staff is refused unread.
-        actor = _actor(message, Logins.of(settings))
-        command = decode(message.body, adapter, settings.max_message_bytes)
-        reply = OpsReply(ok=True, result=await dispatch(command, actor))
-        outcome: AuditOutcome = "ok"
-    except Exception as error:
-        outcome = _outcome(error)
-        reply = OpsReply(
-            ok=False,
-            error=_explain_failure(error, message, queue_name, settings.service_name),
-        )
-    try:
-        await audit.record(
-            actor=raw.user_id or None,
-            command=command,
-            body=message.body,
-            outcome=outcome,
-            count=len(reply.result) if isinstance(reply.result, list) else None,
-            message_id=raw.message_id,
-        )
-    except Exception:
-        log.exception("audit entry not written", extra=_log_fields(message, queue_name))
-        return OpsReply(
-            ok=False,
-            error=f"the {settings.service_name} service could not write its audit log, so it "
-            "withholds the answer; the command may have taken effect",
-        )
-    return reply
-
-
-def subscribe_commands(
-    router: RabbitRouter,
-    subscription: Subscription,
-    adapter: TypeAdapter[Any],
-    settings: ServiceSettings,
-) -> Callable[[Dispatch], Dispatch]:
-    """Register `dispatch(command, actor)` for the `rekisteri` tool's requests to this service.
-
-    Every request gets exactly one reply (`OpsReply`), which FastStream sends to its
-    `reply_to`; then the request is acknowledged. Commands are not retried: the operator sees
-    the failure and decides. `actor` is the AMQP `user_id` property, which RabbitMQ checks
-    against the sender's login; a command without one, or from a user who is not staff
-    (shared/senders.py), is refused. Every command, carried out or not, leaves an entry in the
-    service's audit log (shared/audit.py) before the reply.
-    """
-
-    def register(dispatch: Dispatch) -> Dispatch:
-        queue_name = subscription.queue_name
-
-        @router.subscriber(
-            subscription.queue,
-            subscription.exchange,
-            ack_policy=AckPolicy.ACK,
-            decoder=_raw_body,
-            title=f"{queue_name}:consume",
-        )
-        async def serve(
-            message: RabbitMessage, audit: Annotated[AuditLog, Context(AUDIT_LOG)]
-        ) -> RabbitResponse:
-            reply = await _answer(message, queue_name, adapter, settings, dispatch, audit)
-            metrics.COMMANDS.labels(queue_name, str(reply.ok).lower()).inc()
-            # Not mandatory: RabbitMQ returns a mandatory message sent to a direct reply-to
-            # address as unroutable even when it delivers it.
-            return RabbitResponse(
-                reply.model_dump_json(exclude_none=True).encode(),
-                mandatory=False,
-                content_type=JSON,
-            )
-
-        return dispatch
-
-    return register
-
-
-@dataclass(frozen=True)
-class Stream:
-    """An answer sent in pages: `total` rows in all, then the rows, one list per page.
-
-    `pages` should read its rows a page at a time (a cursor over an index), so that neither the
-    service nor the requester ever holds more than a page.
-    """
-
-    total: int
-    pages: AsyncIterable[list[Any]]
-
-
-StreamDispatch = Callable[[Any, str], Awaitable[Stream]]
-
-
-class _PageSender:
-    """Numbers the pages of one answer and sends each to the requester, confirmed."""
-
-    def __init__(self, broker: RabbitBroker, message: RabbitMessage) -> None:
-        self._broker = broker
-        self._reply_to = message.raw_message.reply_to or ""
-        self._correlation_id = message.raw_message.correlation_id
-        self._sequence = 0
-        self.total: int | None = None
-
-    async def send(self, rows: list[Any], *, final: bool = False, error: str | None = None) -> None:
-        page = OpsPage(
-            sequence=self._sequence,
-            total=self.total if self._sequence == 0 else None,
-            rows=rows,
-            final=final,
-            error=error,
-        )
-        # Not mandatory, like every reply (see `subscribe_commands`).
-        await publish(
-            self._broker,
-            page,
-            exchange="",
-            routing_key=self._reply_to,
-            correlation_id=self._correlation_id,
-            persist=False,
-            mandatory=False,
-        )
-        self._sequence += 1
-
-
-def subscribe_streams(
-    router: RabbitRouter,
-    subscription: Subscription,
-    adapter: TypeAdapter[Any],
-    settings: ServiceSettings,
-) -> Callable[[StreamDispatch], StreamDispatch]:
-    """Register `dispatch(command, actor) -> Stream` for commands answered in pages.
-
-    For answers that can grow with the register (an export): instead of one `OpsReply`, the
-    requester's `reply_to` gets `OpsPage`s with the request's correlation id, numbered from 0;
-    the first carries the `total`, the last is `final`. An invalid or refused command, or a
-    failure midway, ends the answer with a final page carrying `error`. Each page is confirmed
-    by the broker before the next is read, so memory does not grow with the answer. Pages for
-    a requester that has stopped listening are dropped by RabbitMQ.
-
-    The request is acknowledged on arrival: an answer cannot be resumed, so one cut short by a
-    crash is not started again for a requester that has given up (it sees the pages stop).
-    The client side is `rekisteri.client.OpsClient.stream`. (The broker comes from FastStream's
-    context: a cost per export, not per event.)
-    """
-    logins = Logins.of(settings)
-
-    def register(dispatch: StreamDispatch) -> StreamDispatch:
-        queue_name = subscription.queue_name
-
-        @router.subscriber(
-            subscription.queue,
-            subscription.exchange,
-            ack_policy=AckPolicy.ACK_FIRST,
-            decoder=_raw_body,
-            no_reply=True,
-            title=f"{queue_name}:consume",
-        )
-        async def serve(
-            message: RabbitMessage,
-            broker: BrokerInContext,
-            audit: Annotated[AuditLog, Context(AUDIT_LOG)],
-        ) -> None:
-            pages = _PageSender(broker, message)
-            raw = message.raw_message
-            command, stream, failure = None, None, None
-            try:
-                actor = _actor(message, logins)
-                command = decode(message.body, adapter, settings.max_message_bytes)
-                stream = await dispatch(command, actor)
-            except Exception as error:
-                failure = error
-            try:
-                # Exports are audited before a single row leaves the service.
-                await audit.record(
-                    actor=raw.user_id or None,
-                    command=command,
-                    body=message.body,
-                    outcome="ok" if failure is None else _outcome(failure),
-                    count=stream.total if stream is not None else None,
-                    message_id=raw.message_id,
-                )
-            except Exception:
-                log.exception("audit entry not written", extra=_log_fields(message, queue_name))
-                await pages.send(
-                    [],
-                    final=True,
-                    error=f"the {settings.service_name} service could not write its audit log, "
-                    "so it withholds the answer",
-                )
-                metrics.COMMANDS.labels(queue_name, "false").inc()
-                return
-            try:
-                if failure is not None:
-                    raise failure
-                assert stream is not None
-                pages.total = stream.total
-                async for rows in stream.pages:
-                    await pages.send(rows)
-                await pages.send([], final=True)
-            except Exception as error:
-                explanation = _explain_failure(error, message, queue_name, settings.service_name)
-                await pages.send([], final=True, error=explanation)
-                metrics.COMMANDS.labels(queue_name, "false").inc()
-                return
-            metrics.COMMANDS.labels(queue_name, "true").inc()
-
-        return dispatch
 
     return register

@@ -1,6 +1,7 @@
 """Prometheus metrics every service exposes at `/metrics`.
 
-Labels are queue names and outcomes only: never anything taken from a message.
+Labels are queue names, outcomes, service names and categories of data (those of
+shared/retention_policy.py) only: never anything taken from a message.
 """
 
 from __future__ import annotations
@@ -33,6 +34,21 @@ COMMANDS = Counter(
 IGNORED_AFTER_ERASURE = Counter(
     "register_events_ignored_after_erasure_total",
     "Events left alone because they happened before their person was erased.",
+    ["service"],
+)
+RETENTION_DELETED = Counter(
+    "register_retention_deleted_total",
+    "Records the daily retention sweep deleted (held disclosures: cancelled), by category of data.",
+    ["service", "category"],
+)
+RETENTION_SWEEP_FAILED = Counter(
+    "register_retention_sweep_failed_total",
+    "Parts of the daily retention sweep that failed (tried again the next day), by category.",
+    ["service", "category"],
+)
+IGNORED_AFTER_RETENTION = Counter(
+    "register_events_ignored_after_retention_total",
+    "Events whose data had passed its retention period when they arrived: left out.",
     ["service"],
 )
 

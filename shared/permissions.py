@@ -19,12 +19,19 @@ Since a service must write to `amq.default` (its replies), and RabbitMQ cannot n
 queue, any service's login can still put a message in any queue by name: the services check
 each message's sender themselves (shared/senders.py).
 
+The register's exchanges, queues and bindings are declared once, by the administrator's
+provisioning step (`register_topology`, declared by `rekisteri rabbitmq provision`); a service
+logged in as its own user only finds them (a passive declare needs no right). So a service has
+no configure right on anything of the register's but the providers' queues, and no read right
+on any exchange but `disclosures`: it cannot bind a queue of its own to `ops`, `webshop`,
+`register.events` or `dead-letter` and so receive copies of what is meant for others.
+
 The parties are the services (their rights follow from `SERVICE_ROLES`: what each consumes,
-publishes and declares for others, plus what every service does: declare the shared exchanges
-and its dead-letter queues at start, dead-letter, answer commands), the web shop, each staff
-member and each provider. `rekisteri rabbitmq provision` gives the services, the web shop and
-staff their users; the disclosure service gives each provider its own. docs/security.md's
-table is generated from `parties()` (`make security-doc`).
+publishes and declares for others, plus what every service does: dead-letter, answer
+commands), the web shop, each staff member and each provider. `rekisteri rabbitmq provision`
+gives the services, the web shop and staff their users, `rekisteri providers credentials`
+each provider its own. docs/security.md's table is generated from `parties()` (`make
+security-doc`).
 """
 
 from __future__ import annotations
@@ -68,6 +75,24 @@ class TopicPermissions:
     exchange: str
     write: str
     read: str
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A queue bound to an exchange with one routing key."""
+
+    exchange: str
+    queue: str
+    routing_key: str
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Exchanges, queues and bindings to declare, in that order."""
+
+    exchanges: tuple[RabbitExchange, ...]
+    queues: tuple[RabbitQueue, ...]
+    bindings: tuple[Binding, ...]
 
 
 @dataclass(frozen=True)
@@ -134,9 +159,13 @@ SERVICE_ROLES: dict[str, ServiceRole] = {
             ),
         ),
         note=(
-            "Sends each provider its disclosures and erasure notices and declares the provider "
-            "queues; RabbitMQ asks for read on a queue it creates with a dead-letter exchange, "
-            "so it may read them too."
+            "Sends each provider its disclosures and erasure notices. Declares each provider's "
+            "queue when the provider is registered (and again at start), bound to `disclosures`, "
+            "so that its data can wait; RabbitMQ asks for read on a queue it creates with a "
+            "dead-letter exchange, so it may read them too. It declares the provider's "
+            "dead-letter queue, but `rekisteri providers credentials` binds it to `dead-letter`: "
+            "read on that exchange would let the service bind a queue of its own to any "
+            "service's dead letters."
         ),
     ),
     "erasure": ServiceRole(
@@ -216,13 +245,6 @@ class _Rights:
         self.topic_write: set[tuple[str, str]] = set()
         self.topic_read: set[tuple[str, str]] = set()
 
-    def declare_exchange(self, exchange: RabbitExchange) -> None:
-        self.configure.add(exchange.name)
-        alternate = (exchange.arguments or {}).get("alternate-exchange")
-        if alternate:
-            self.read.add(exchange.name)
-            self.write.add(alternate)
-
     def declare_queue(self, queue: RabbitQueue) -> None:
         self.configure.add(queue.name)
         dead_letters = (queue.arguments or {}).get("x-dead-letter-exchange")
@@ -230,17 +252,12 @@ class _Rights:
             self.read.add(queue.name)
             self.write.add(dead_letters)
 
-    def subscribe(self, subscription: Subscription) -> None:
-        """Declare the exchange and the queue, and bind them, as FastStream does at start."""
-        self.declare_exchange(subscription.exchange)
-        self.declare_queue(subscription.queue)
-        self.bind(subscription.queue_name, subscription.exchange.name)
+    def bind(self, subscription: Subscription) -> None:
+        """Bind the subscription's queue to its exchange with its routing key."""
+        self.write.add(subscription.queue_name)
+        self.read.add(subscription.exchange.name)
         if subscription.exchange.type == ExchangeType.TOPIC:
             self.topic_read.add((subscription.exchange.name, subscription.routing_key))
-
-    def bind(self, queue: str, exchange: str) -> None:
-        self.write.add(queue)
-        self.read.add(exchange)
 
     def party(self, name: str, kind: Kind, reason: str) -> Party:
         return Party(
@@ -269,21 +286,9 @@ def service_party(service: str) -> Party:
     role = SERVICE_ROLES[service]
     rights = _Rights()
     consumed = service_subscriptions(service)
-    for subscription in (*consumed, *role.provides):
-        rights.subscribe(subscription)
+    # Its queues are declared and bound before it starts (`register_topology`): it finds them
+    # with passive declares, which need no right, and reads them.
     rights.read.update(subscription.queue_name for subscription in consumed)
-    # shared/runtime.py: the dead-letter queue of every dead-lettering queue, and the web shop's
-    # unroutable catch-all, are declared by every service at start.
-    rights.declare_exchange(topology.dead_letter_exchange())
-    for subscription in (*consumed, *role.provides):
-        if _dead_lettering(subscription):
-            dead_letter_queue = topology.dead_letter_queue(subscription.queue_name)
-            rights.declare_queue(dead_letter_queue)
-            rights.bind(dead_letter_queue.name, topology.DEAD_LETTER_EXCHANGE)
-    unroutable = topology.webshop_unroutable_exchange()
-    rights.declare_exchange(unroutable)
-    rights.declare_queue(topology.unroutable_queue())
-    rights.bind(topology.UNROUTABLE_QUEUE, unroutable.name)
     # shared/messaging.py dead-letters what it cannot handle; shared/dead_letters.py lists,
     # purges and replays its own dead letters (replay: to the source queue by name).
     # An erasure also takes the person's messages out of the dead letters of the queues it
@@ -297,24 +302,98 @@ def service_party(service: str) -> Party:
         rights.topic_write.add((topology.WEBSHOP_EXCHANGE, ANY_ROUTING_KEY))
     # Replies to `rekisteri` go to its direct reply-to address through the default exchange.
     rights.write.add(DEFAULT_EXCHANGE)
-    for exchange in role.publishes:
-        rights.declare_exchange(exchange)
-        rights.write.add(exchange.name)
+    rights.write.update(exchange.name for exchange in role.publishes)
     rights.topic_write.update((topology.REGISTER_EVENTS_EXCHANGE, key) for key in role.events)
+    # Queues it declares for others while it runs, one per provider: provisioning cannot know
+    # them. Binding one takes read on its exchange (`disclosures`, which it sends to anyway).
+    for subscription in role.provides:
+        rights.declare_queue(subscription.queue)
+        rights.bind(subscription)
+        if _dead_lettering(subscription):
+            rights.declare_queue(topology.dead_letter_queue(subscription.queue_name))
     dead_lettering = any(map(_dead_lettering, consumed))
     reasons = [
-        "Declares, binds and consumes its queues at start, and the exchanges they are bound to.",
+        "Finds its queues as `rekisteri rabbitmq provision` declared and bound them (a passive "
+        "declare needs no right) and consumes them. It declares nothing provisioning declared, "
+        "and has no read right on `ops`, `webshop`, `register.events` or `dead-letter`, which "
+        "binding a queue to them takes.",
         "Dead-letters what it cannot handle; lists, replays and purges its own dead letters."
         if dead_lettering
         else "",
-        "Declares the dead-letter exchange and the web shop's unroutable catch-all, as every "
-        "service does, so that no start order matters.",
         f"Answers commands through `{DEFAULT_EXCHANGE}` (direct reply-to).",
         role.note,
-        "On the topic exchanges it binds to or publishes on, only the binding and routing keys "
-        "listed (topic permissions).",
+        "On the topic exchanges it publishes on, only the routing keys listed (topic permissions).",
     ]
     return rights.party(service, "service", " ".join(filter(None, reasons)))
+
+
+class _Plan:
+    """Collects a topology: each exchange and queue once, in the order first met."""
+
+    def __init__(self) -> None:
+        self.exchanges: dict[str, RabbitExchange] = {}
+        self.queues: dict[str, RabbitQueue] = {}
+        self.bindings: dict[Binding, None] = {}
+
+    def exchange(self, exchange: RabbitExchange) -> None:
+        self.exchanges.setdefault(exchange.name, exchange)
+
+    def queue(self, queue: RabbitQueue, bound_to: str, routing_key: str) -> None:
+        self.queues.setdefault(queue.name, queue)
+        self.bindings[Binding(bound_to, queue.name, routing_key)] = None
+
+    def subscription(self, subscription: Subscription) -> None:
+        """The queue bound to its exchange, and, for a dead-lettering queue, its dead letters'."""
+        self.exchange(subscription.exchange)
+        self.queue(subscription.queue, subscription.exchange.name, subscription.routing_key)
+        if _dead_lettering(subscription):
+            self.exchange(topology.dead_letter_exchange())
+            self.queue(
+                topology.dead_letter_queue(subscription.queue_name),
+                topology.DEAD_LETTER_EXCHANGE,
+                subscription.queue_name,
+            )
+
+    def topology(self) -> Topology:
+        return Topology(
+            tuple(self.exchanges.values()), tuple(self.queues.values()), tuple(self.bindings)
+        )
+
+
+def register_topology() -> Topology:
+    """Every exchange, queue and binding of the register but the providers' queues.
+
+    `rekisteri rabbitmq provision` declares it, once, as the administrator; a service logged
+    in as its own user finds its part of it at start (shared/runtime.py). In development a
+    service logged in as `guest` declares its own part itself instead.
+    """
+    plan = _Plan()
+    plan.exchange(topology.dead_letter_exchange())
+    plan.exchange(topology.webshop_unroutable_exchange())
+    # aio-pika binds with the queue's name when given no key; on a fanout exchange it is moot.
+    plan.queue(
+        topology.unroutable_queue(), topology.WEBSHOP_UNROUTABLE_EXCHANGE, topology.UNROUTABLE_QUEUE
+    )
+    for service in topology.SERVICES:
+        for exchange in SERVICE_ROLES[service].publishes:
+            plan.exchange(exchange)
+        for subscription in service_subscriptions(service):
+            plan.subscription(subscription)
+    return plan.topology()
+
+
+def provider_topology(provider_id: str) -> Topology:
+    """A provider's queue bound to `disclosures`, and its dead letters' bound to `dead-letter`:
+    what `rekisteri providers credentials` declares, as the administrator, before the provider
+    can consume (and so reject) anything. The disclosure service declares all of it but the
+    last binding when the provider is registered."""
+    plan = _Plan()
+    plan.subscription(
+        Subscription(
+            topology.provider_queue_name(provider_id), topology.disclosures_exchange(), provider_id
+        )
+    )
+    return plan.topology()
 
 
 def webshop_party() -> Party:

@@ -1,9 +1,11 @@
 """The few calls of RabbitMQ's management HTTP API the register makes.
 
-Two callers: the disclosure service (each provider's user) and `rekisteri rabbitmq provision`
-(every other party's user, from `shared.permissions`). Plain urllib, run in a worker thread so
-the event loop keeps serving messages. Request bodies carry passwords: they are never logged,
-and errors name the call and the status only.
+Its callers run with an administrator's credentials, and only when needed: `rekisteri rabbitmq
+provision` (every party's user, from `shared.permissions`, and the register's exchanges, queues
+and bindings) and `rekisteri providers credentials` (a provider's user and its queues). The
+disclosure service asks only who it is (`tags`), to refuse to run as an administrator. Plain
+urllib, run in a worker thread so an event loop keeps serving. Request bodies carry passwords:
+they are never logged, and errors name the call and the status only.
 """
 
 from __future__ import annotations
@@ -16,13 +18,19 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import quote
 from urllib.request import Request, urlopen
 
-from shared.permissions import Permissions, TopicPermissions
+from faststream.rabbit import RabbitExchange, RabbitQueue
+
+from shared.permissions import Binding, Permissions, TopicPermissions
 
 TIMEOUT_SECONDS = 10.0
 
 
 class RabbitMQAdminError(Exception):
     """The management API could not do what was asked; the text is for the operator."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class RabbitMQUnreachable(RabbitMQAdminError):
@@ -71,6 +79,58 @@ class RabbitMQAdmin:
             },
         )
 
+    async def has_permissions(self, vhost: str, user: str) -> bool:
+        """Whether the user has any permissions in the virtual host."""
+        path = f"/api/permissions/{_segment(vhost)}/{_segment(user)}"
+        return await self._call("GET", path, missing_ok=True) is not None
+
+    async def put_exchange(self, vhost: str, exchange: RabbitExchange) -> None:
+        """Declare the exchange; one that exists with other arguments is refused (400)."""
+        await self._call(
+            "PUT",
+            f"/api/exchanges/{_segment(vhost)}/{_segment(exchange.name)}",
+            {
+                "type": exchange.type.value,
+                "durable": exchange.durable,
+                "auto_delete": exchange.auto_delete,
+                "arguments": exchange.arguments or {},
+            },
+        )
+
+    async def put_queue(self, vhost: str, queue: RabbitQueue) -> None:
+        """Declare the queue; one that exists with other arguments is refused (400)."""
+        await self._call(
+            "PUT",
+            f"/api/queues/{_segment(vhost)}/{_segment(queue.name)}",
+            {
+                "durable": queue.durable,
+                "auto_delete": queue.auto_delete,
+                "arguments": queue.arguments or {},
+            },
+        )
+
+    async def bind(self, vhost: str, binding: Binding) -> None:
+        """Bind the queue to the exchange with the routing key (binding again changes nothing)."""
+        await self._call(
+            "POST",
+            f"/api/bindings/{_segment(vhost)}/e/{_segment(binding.exchange)}"
+            f"/q/{_segment(binding.queue)}",
+            {"routing_key": binding.routing_key, "arguments": {}},
+        )
+
+    async def tags(self) -> frozenset[str]:
+        """The management tags of the user this client logs in as; none for a user the
+        management API does not let in (a user without tags, as every party's is)."""
+        try:
+            answer = await self._call("GET", "/api/whoami")
+        except RabbitMQAdminError as error:
+            if error.status == 401:
+                return frozenset()
+            raise
+        tags = answer.get("tags") or []
+        # RabbitMQ before 3.10 answers with one comma-separated string.
+        return frozenset(tags.split(",") if isinstance(tags, str) else tags) - {""}
+
     async def close_connections(self, user: str) -> None:
         """End every open connection of the user (logged in with a password just replaced)."""
         await self._call("DELETE", f"/api/connections/username/{_segment(user)}")
@@ -98,7 +158,8 @@ class RabbitMQAdmin:
             )
             raise RabbitMQAdminError(
                 f"RabbitMQ's management API answered {error.code} {error.reason} to "
-                f"{method} {path}{hint}"
+                f"{method} {path}{hint}{_reason(path, error)}",
+                error.code,
             ) from None
         except (URLError, OSError) as error:
             raise RabbitMQUnreachable(
@@ -110,3 +171,15 @@ class RabbitMQAdmin:
 def _segment(name: str) -> str:
     """One path segment: `/` (the default virtual host) becomes `%2F`."""
     return quote(name, safe="")
+
+
+def _reason(path: str, error: HTTPError) -> str:
+    """RabbitMQ's own reason for a refused declaration (`inequivalent arg ...`), which names
+    resources and arguments; never for a call about a user, whose body held a password."""
+    if error.code != 400 or path.startswith("/api/users/"):
+        return ""
+    try:
+        reason = json.loads(error.read() or b"{}").get("reason")
+    except (ValueError, OSError):
+        return ""
+    return f": {reason}" if isinstance(reason, str) and reason else ""

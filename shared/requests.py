@@ -18,20 +18,22 @@ a timeout; the answering service answers every question exactly once, then ackno
 
 from __future__ import annotations
 
+import inspect
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from faststream import AckPolicy
 from faststream.message import StreamMessage
-from faststream.rabbit import RabbitBroker, RabbitExchange, RabbitResponse, RabbitRouter
-from faststream.rabbit.annotations import RabbitMessage
+from faststream.middlewares import BaseMiddleware
+from faststream.rabbit import RabbitResponse, RabbitRouter
 from pydantic import BaseModel, TypeAdapter
 
 from shared import messaging, metrics
-from shared.messaging import JSON, LOGIN, InvalidMessage, decode
-from shared.senders import GUEST, Logins, Senders, sender_of, sender_refusal
+from shared.messaging import JSON, InvalidMessage, Publication, as_json, log_fields, strict_decoder
+from shared.senders import Logins, Senders, sender_of, sender_refusal
 from shared.settings import ServiceSettings
 from shared.topology import Subscription
 
@@ -46,9 +48,60 @@ class NoAnswer(Exception):
     names no personal data."""
 
 
-async def _raw_body(message: StreamMessage[Any]) -> bytes:
-    """FastStream's decoder, replaced: bodies are decoded and validated here, with reasons."""
-    return message.body
+@dataclass(frozen=True, slots=True)
+class _Rules:
+    queue_name: str
+    service: str
+    senders: Senders
+    logins: Logins
+    failed: Callable[[str], BaseModel]
+
+    def __call__(self, msg: Any, /, *, context: Any) -> BaseMiddleware:
+        return _Answering(msg, context=context, rules=self)
+
+
+class _Answering(BaseMiddleware):
+    """Judges the asker, has the handler answer, and turns whatever goes wrong into the answer
+    that says so; FastStream sends the answer to the question's `reply_to`."""
+
+    __slots__ = ("rules",)
+
+    def __init__(self, msg: Any, /, *, context: Any, rules: _Rules) -> None:
+        super().__init__(msg, context=context)
+        self.rules = rules
+
+    async def consume_scope(
+        self, call_next: Callable[[Any], Awaitable[Any]], msg: StreamMessage[Any]
+    ) -> RabbitResponse:
+        rules, raw = self.rules, msg.raw_message
+        sender = sender_of(raw.user_id, raw.headers, rules.senders, rules.logins)
+        with metrics.timed(rules.queue_name) as record:
+            try:
+                if refused := sender_refusal(sender, rules.senders, rules.logins):
+                    raise InvalidMessage(refused)
+                reply = await call_next(msg)
+                record("handled")
+            except InvalidMessage as invalid:
+                await messaging.dead_letter(
+                    msg, rules.queue_name, rules.service, invalid.reason, sender.user_id
+                )
+                log.warning(
+                    "dead-lettered a question",
+                    extra={**log_fields(msg, rules.queue_name), "reason": invalid.reason},
+                )
+                reply = rules.failed(invalid.reason)
+                record("dead_lettered")
+            except Exception:
+                log.exception(
+                    "a question was not answered", extra=log_fields(msg, rules.queue_name)
+                )
+                reply = rules.failed(
+                    f"the {rules.service} service failed; see its log (message id {raw.message_id})"
+                )
+                record("retried")  # by the asker, whose handler fails in turn
+        # Not mandatory: RabbitMQ returns a mandatory message sent to a direct reply-to
+        # address as unroutable even when it delivers it.
+        return RabbitResponse(as_json(reply), mandatory=False, content_type=JSON)
 
 
 def subscribe_requests(
@@ -63,81 +116,39 @@ def subscribe_requests(
     """Register `answer(question) -> reply` for the questions of one queue, by the rules in
     this module's docstring. `failed(error)`: the reply that says the question was not answered.
     """
-    logins = Logins.of(settings)
-    service = settings.service_name
+    queue_name = subscription.queue_name
+    rules = _Rules(queue_name, settings.service_name, senders, Logins.of(settings), failed)
+    own = RabbitRouter(middlewares=(rules,))
+    router.include_router(own)
 
     def register(answer: Answer) -> Answer:
-        queue_name = subscription.queue_name
-
-        @router.subscriber(
+        own.subscriber(
             subscription.queue,
             subscription.exchange,
             ack_policy=AckPolicy.ACK,
-            decoder=_raw_body,
-            title=f"{queue_name}:consume",
-        )
-        async def serve(message: RabbitMessage) -> RabbitResponse:
-            raw = message.raw_message
-            sender = sender_of(raw.user_id, raw.headers, senders, logins)
-            ids = {"queue": queue_name, "message_id": raw.message_id}
-            with metrics.timed(queue_name) as record:
-                try:
-                    if refused := sender_refusal(sender, senders, logins):
-                        raise InvalidMessage(refused)
-                    reply = await answer(decode(message.body, adapter, settings.max_message_bytes))
-                    record("handled")
-                except InvalidMessage as invalid:
-                    await messaging.dead_letter(
-                        message, queue_name, service, invalid.reason, sender.user_id
-                    )
-                    log.warning("dead-lettered a question", extra={**ids, "reason": invalid.reason})
-                    reply = failed(invalid.reason)
-                    record("dead_lettered")
-                except Exception:
-                    log.exception("a question was not answered", extra=ids)
-                    reply = failed(
-                        f"the {service} service failed; see its log (message id {raw.message_id})"
-                    )
-                    record("retried")  # by the asker, whose handler fails in turn
-            # Not mandatory: RabbitMQ returns a mandatory message sent to a direct reply-to
-            # address as unroutable even when it delivers it.
-            return RabbitResponse(
-                reply.model_dump_json(exclude_none=True).encode(),
-                mandatory=False,
-                content_type=JSON,
-            )
-
+            decoder=strict_decoder(adapter, settings.max_message_bytes),
+            title=queue_name,
+            description=inspect.getdoc(answer),
+        )(answer)
         return answer
 
     return register
 
 
 async def ask(
-    broker: RabbitBroker,
-    question: BaseModel,
-    reply: type[Reply],
-    *,
-    exchange: RabbitExchange,
-    routing_key: str,
-    seconds: float,
+    question_to: Publication, question: BaseModel, reply: type[Reply], *, seconds: float
 ) -> Reply:
     """Publish `question` and wait up to `seconds` for its answer; `NoAnswer` if none
     comes, or if the answer is not to this question. (FastStream asks one question at a time
     per broker: questions are rare, and each is answered at once.)"""
     correlation_id = str(uuid.uuid4())
     try:
-        message = await broker.request(
-            question.model_dump_json(exclude_none=True).encode(),
-            exchange=exchange,
-            routing_key=routing_key,
-            correlation_id=correlation_id,
-            content_type=JSON,
-            user_id=broker.context.get(LOGIN, GUEST),
-            timeout=seconds,
+        message = await question_to.request(
+            question, correlation_id=correlation_id, seconds=seconds
         )
     except TimeoutError:
-        raise NoAnswer(f"no answer to {routing_key} within {seconds:g} s") from None
+        raise NoAnswer(f"no answer to {question_to.routing_key} within {seconds:g} s") from None
     if message.correlation_id != correlation_id:
         # A late answer to an earlier question that had been given up on.
-        raise NoAnswer(f"the answer to {routing_key} was not to this question")
+        raise NoAnswer(f"the answer to {question_to.routing_key} was not to this question")
     return reply.model_validate_json(message.body)

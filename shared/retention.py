@@ -4,9 +4,10 @@ goes (GDPR Art. 5(1)(e): no longer than needed).
 Vouchers are kept six years from the end of the year in which the financial year ended
 (Finnish Accounting Act 1336/1997, chapter 2, section 10). The register takes the financial
 year to be the calendar year, decided in Finnish time. The orders service keeps an erased
-person's orders as ledger lines until then; the disclosure service keeps its log of what
-providers received of those orders as long (the proof of Art. 5(2) and 19). A daily sweep in
-each deletes what has reached its end and names nobody any more.
+person's orders as ledger lines until then (and those of a person whose own data expired);
+the disclosure service keeps its log of what providers received of each order as long (the
+proof of Art. 5(2) and 19). The daily retention sweep in each (shared/retention_sweep.py)
+deletes what has reached its end.
 
 The periods of every other category of data, and this one's place among them:
 `shared.retention_policy`.

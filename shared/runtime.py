@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import signal
@@ -23,15 +24,18 @@ from typing import Any, TypeVar
 
 import uvicorn
 import uvloop
+from aiormq.exceptions import ChannelNotFoundEntity
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
-from faststream.rabbit import RabbitBroker, RabbitRouter
+from faststream.rabbit import RabbitBroker, RabbitExchange, RabbitRouter
 from pydantic import TypeAdapter
 
 from shared import topology
 from shared.audit import AUDIT_LOG, open_audit_log
+from shared.commands import Actor, subscribe_commands
 from shared.contracts.runtime import (
     ListAuditEntries,
     ListDeadLetters,
+    PreviewRetention,
     PurgeDeadLetters,
     ReplayDeadLetters,
     ReportStatus,
@@ -42,8 +46,11 @@ from shared.database import Database, StoreError, connect_database, describe_sto
 from shared.dead_letters import QueueInspector
 from shared.identity import key_fingerprint
 from shared.log import configure_logging
-from shared.messaging import make_broker, subscribe_commands
+from shared.messaging import CommandRefused, make_broker
 from shared.metrics import exposition
+from shared.permissions import register_topology
+from shared.retention_sweep import RETENTION_SWEEP
+from shared.senders import login_of
 from shared.settings import ServiceSettings
 
 Stop = Callable[[], Awaitable[None]]
@@ -102,6 +109,68 @@ async def declare_dead_letter_queues(broker: RabbitBroker) -> None:
     unroutable = await broker.declare_exchange(topology.webshop_unroutable_exchange())
     catch_all = await broker.declare_queue(topology.unroutable_queue())
     await catch_all.bind(unroutable)
+
+
+def finds_topology(settings: ServiceSettings) -> bool:
+    """Whether the service finds its exchanges, queues and bindings as `rekisteri rabbitmq
+    provision` declared them, rather than declaring them itself.
+
+    It finds them in production, and whenever it logs in as its own provisioned user
+    (`<prefix><service>`), who has no right to declare or bind them (shared/permissions.py).
+    Development's `guest` declares them itself, as every service always did.
+    """
+    if settings.environment == "production":
+        return True
+    return login_of(settings.rabbitmq_url) == settings.rabbitmq_user_prefix + settings.service_name
+
+
+def found(exchange: RabbitExchange) -> RabbitExchange:
+    """The exchange as one that exists: FastStream then declares it passively, with no right."""
+    return RabbitExchange(
+        exchange.name,
+        type=exchange.type,
+        durable=exchange.durable,
+        auto_delete=exchange.auto_delete,
+        arguments=exchange.arguments,
+        declare=False,
+    )
+
+
+def declare_nothing(broker: RabbitBroker) -> None:
+    """Each subscriber only finds its queue at start (a passive declare) and binds nothing; each
+    publisher only finds its exchange."""
+    for subscriber in broker.subscribers:
+        subscriber.queue.declare = False  # type: ignore[attr-defined]
+    for publisher in broker.publishers:
+        if publisher.exchange is not None:  # type: ignore[attr-defined]
+            publisher.exchange.declare = False  # type: ignore[attr-defined]
+
+
+async def find_topology(broker: RabbitBroker) -> None:
+    """Find, without declaring, every exchange of the register and every queue consumed here.
+
+    FastStream's declarer remembers each exchange and queue by what it is, `declare` aside, so
+    a later declaration of the same exchange (a publisher's) is answered from here rather than
+    sent to the broker, which would refuse it. A missing one stops the start, named.
+    """
+    wanted: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+        (f"exchange {exchange.name}", functools.partial(broker.declare_exchange, found(exchange)))
+        for exchange in register_topology().exchanges
+    ]
+    for subscriber in broker.subscribers:
+        queue = subscriber.queue  # type: ignore[attr-defined]
+        wanted.append((f"queue {queue.name}", functools.partial(broker.declare_queue, queue)))
+    for what, find in wanted:
+        try:
+            await find()
+        except ChannelNotFoundEntity:
+            log.error(
+                "%s is missing: declare the register's topology with `rekisteri rabbitmq "
+                "provision` before the services start",
+                what,
+                extra={"missing": what},
+            )
+            raise
 
 
 def command_queue_names(broker: RabbitBroker) -> list[str]:
@@ -174,11 +243,16 @@ def every(
     async def repeat() -> None:
         if not at_start:
             await asyncio.sleep(seconds)
+        task = asyncio.current_task()
         while True:
             try:
                 await work()
             except Exception:
                 log.exception("periodic work failed; it runs again at the next interval")
+            # A stop that came while the work was talking to the broker may have been swallowed
+            # by the AMQP client (it closes a channel whose opening was cancelled): stop anyway.
+            if task is not None and task.cancelling():
+                return
             await asyncio.sleep(seconds)
 
     async def start() -> Stop:
@@ -195,14 +269,17 @@ def every(
 
 
 def runtime_router(settings: ServiceSettings, broker: RabbitBroker) -> RabbitRouter:
-    """The commands every service answers about its own queues (status, dead letters)."""
+    """The commands every service answers about its own queues (status, dead letters), its
+    audit log, and what its retention sweep would delete (`retention.preview`)."""
     inspector = queue_inspector(settings, broker)
     identity_key = key_fingerprint(settings.identity_hash_key.get_secret_value())
     router = RabbitRouter()
     subscription = topology.runtime_subscription(settings.service_name)
 
     @subscribe_commands(router, subscription, TypeAdapter(RuntimeCommand), settings)
-    async def on_command(command: RuntimeCommand, actor: str) -> Any:
+    async def on_command(command: RuntimeCommand, actor: Actor) -> Any:
+        """Staff's commands about the service itself: status, dead letters, audit log,
+        retention preview."""
         match command:
             case ReportStatus():
                 return ServiceStatus(identity_key=identity_key, queues=await inspector.status())
@@ -218,6 +295,11 @@ def runtime_router(settings: ServiceSettings, broker: RabbitBroker) -> RabbitRou
                 return purged
             case ListAuditEntries(since=since, actor=who, limit=limit):
                 return await broker.context.get(AUDIT_LOG).entries(since, who, limit)
+            case PreviewRetention(as_of=as_of):
+                sweep = broker.context.get(RETENTION_SWEEP)
+                if sweep is None:
+                    raise CommandRefused(f"the {settings.service_name} service has no sweep")
+                return await sweep.preview(as_of)
 
     return router
 
@@ -269,6 +351,9 @@ async def serve(settings: SettingsT, assemble: Assemble[SettingsT]) -> None:
         await open_audit_log(settings, database, broker)
         hooks = await assemble(settings, database, broker)
         broker.include_router(runtime_router(settings, broker))
+        provisioned = finds_topology(settings)
+        if provisioned:
+            declare_nothing(broker)
         # Modules and models loaded so far live as long as the process: out of the cyclic
         # collector's way, they are never scanned again.
         gc.freeze()
@@ -281,7 +366,10 @@ async def serve(settings: SettingsT, assemble: Assemble[SettingsT]) -> None:
             # disclosure is routed to it.
             nonlocal stop_hooks
             await broker.connect()
-            await declare_dead_letter_queues(broker)
+            if provisioned:
+                await find_topology(broker)
+            else:
+                await declare_dead_letter_queues(broker)
             stop_hooks = await run_startup_hooks(hooks)
 
         consuming = asyncio.Event()

@@ -1,8 +1,8 @@
 """Whom the services take a message from, judged by its AMQP `user_id`.
 
 RabbitMQ refuses a message whose `user_id` property is not the user that published it, so the
-property names the sender as surely as the broker's login does. shared/messaging.py asks this
-module about every delivery:
+property names the sender as surely as the broker's login does. The delivery rules ask this
+module about every delivery (shared/messaging.py, shared/commands.py, shared/requests.py):
 
 - a command (the `ops.*` queues) is carried out only for a staff user,
   `<RABBITMQ_USER_PREFIX>staff-<name>`;

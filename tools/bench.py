@@ -43,9 +43,10 @@ import orjson
 
 from shared import topology
 from shared.database import describe_store
+from shared.senders import login_of
 from shared.settings import ServiceSettings
 from tests.e2e.harness import REPOSITORY, Register, rekisteri
-from tools import bench_audience_memory, bench_scale
+from tools import bench_audience_memory
 from tools.bench_orders import PROVIDERS, web_shop_order
 from tools.bench_register import broker_from_environment
 
@@ -119,6 +120,7 @@ class Traffic:
 
     def __init__(self, url: str) -> None:
         self._url = url
+        self._user = login_of(url)
         self.published: dict[str, float] = {}
         self.received: dict[str, float] = {}
         self._expected = 0
@@ -169,6 +171,8 @@ class Traffic:
                         body,
                         content_type="application/json",
                         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                        # The services take the web shop's events only from its login.
+                        user_id=self._user,
                     ),
                     routing_key=topology.ORDER_PLACED,
                 )
@@ -434,6 +438,9 @@ async def main(arguments: Sequence[str] | None = None) -> None:
     chooser.add_argument("--audience-memory", action="store_true")
     chosen, arguments = chooser.parse_known_args(arguments)
     if chosen.scale:
+        # Imported here: tools/bench_scale.py measures with this module's `Traffic`.
+        from tools import bench_scale
+
         return await bench_scale.main(arguments)
     if chosen.audience_memory:
         return await bench_audience_memory.main(arguments)

@@ -227,6 +227,16 @@ def describe_broker(environ: Mapping[str, str]) -> str:
     return f"RabbitMQ at {mask_password(str(url))}"
 
 
+def describe_topology(environ: Mapping[str, str]) -> str:
+    """Who declares the exchanges, queues and bindings the services use (shared/runtime.py's
+    `finds_topology`: all four share one login here, so none is its own provisioned user)."""
+    if environ.get("REGISTER_ENV") == "production":
+        return (
+            "the services only find the broker's topology: run `rekisteri rabbitmq provision` first"
+        )
+    return "each service declares its exchanges, queues and bindings at start (development only)"
+
+
 def default_health_port(service: str) -> int:
     """The service's HEALTH_PORT default, read from its settings class (8081 for orders...)."""
     module = importlib.import_module(f"services.{service}.settings")
@@ -282,6 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     supervisor = Supervisor(children)
     supervisor.say(describe_store(environ))
     supervisor.say(describe_broker(environ))
+    supervisor.say(describe_topology(environ))
     host = environ.get("HEALTH_HOST") or "127.0.0.1"
     for child in children:
         assert child.env is not None

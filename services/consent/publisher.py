@@ -6,12 +6,26 @@ from faststream.rabbit import RabbitBroker
 
 from shared import topology
 from shared.contracts.consent import ConsentChanged
-from shared.messaging import publish
+from shared.messaging import Publication
 
 
 class ConsentEvents:
     def __init__(self, broker: RabbitBroker) -> None:
         self._broker = broker
+        self._changed = Publication(
+            broker,
+            exchange=topology.register_events_exchange(),
+            routing_key=topology.CONSENT_CHANGED,
+            schema=ConsentChanged,
+            title="consent.changed",
+            description=(
+                "A person's consent summary, named by subject hash only, whenever it changes: "
+                "after the change is stored and before the event that caused it is "
+                "acknowledged, with AMQP `message_id` `<subject>:<version>`. A service that needs "
+                "it binds a queue of its own; until one does, the broker drops the message."
+            ),
+            mandatory=False,
+        )
 
     async def changed(self, event: ConsentChanged) -> None:
         """Publish `consent.changed`, confirmed; dropped by the broker while nobody is bound.
@@ -19,14 +33,9 @@ class ConsentEvents:
         The exchange is declared on first use (the broker client remembers it), so the first
         message handled after a start finds it whatever the start order.
         """
-        exchange = topology.register_events_exchange()
-        await self._broker.declare_exchange(exchange)
-        await publish(
-            self._broker,
+        await self._broker.declare_exchange(topology.register_events_exchange())
+        await self._changed.publish(
             event,
-            exchange=exchange,
-            routing_key=topology.CONSENT_CHANGED,
             message_id=f"{event.subject}:{event.version}",
             message_type=topology.CONSENT_CHANGED,
-            mandatory=False,
         )

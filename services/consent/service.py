@@ -1,9 +1,11 @@
-"""The consent service's use cases: recording consent facts, answering and exporting them, and
-its part of an erasure."""
+"""The consent service's use cases: recording consent facts, answering and exporting them, its
+part of an erasure, and letting a person's consents go when their retention ends."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import UTC, date, datetime
 from typing import Any
 
 from services.consent.domain import (
@@ -19,13 +21,15 @@ from services.consent.domain import (
 )
 from services.consent.publisher import ConsentEvents
 from services.consent.store import ConsentStore
+from shared.commands import Stream
 from shared.contracts.consent import ConsentChanged, Contact, Purpose
 from shared.contracts.erasure import EraseSubject, ErasureReported, ReportSubject, Retained
 from shared.contracts.webshop import ConsentUpdated, MarketingObjection, OrderPlaced
 from shared.erasure.participation import Participation
 from shared.erasure.tombstone import Plan, Tombstone, ignore_buried
 from shared.identity import SubjectHasher
-from shared.messaging import Stream
+from shared.metrics import IGNORED_AFTER_RETENTION
+from shared.retention_policy import Category, RetentionPolicy, finnish_date
 
 log = logging.getLogger(__name__)
 
@@ -41,17 +45,24 @@ SUPPRESSION_KEPT = Retained(
 
 
 class ConsentService:
+    # Its part of the daily retention sweep (shared/retention_sweep.py `SweepPart`).
+    categories = (Category.BUYER,)
+
     def __init__(
         self,
         store: ConsentStore,
         hasher: SubjectHasher,
         events: ConsentEvents,
         participation: Participation,
+        policy: RetentionPolicy,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
         self._hasher = hasher
         self._events = events
         self._participation = participation
+        self._retention = policy[Category.BUYER]
+        self._clock = clock
 
     # Each event is handled holding the person's lock, from the tombstone check to the last
     # write and the announcement: no erasure of them can land in between.
@@ -62,7 +73,7 @@ class ConsentService:
         subject = self._hasher(buyer.email)
         async with self._participation.people.holding([subject]):
             tombstone = await self._store.erasures.tombstone(subject)
-            if self._buried(tombstone, event):
+            if self._buried(tombstone, event) or await self._expired(subject, event):
                 return
             await self._store.save_contact(
                 subject,
@@ -70,14 +81,14 @@ class ConsentService:
                 as_of=event.occurred_at,
                 event_id=str(event.event_id),
             )
-            await self._record(subject, facts_from_checkout(event), event, tombstone)
+            await self._record(subject, facts_from_checkout(event), event)
 
     async def record_update(self, event: ConsentUpdated) -> None:
         subject = self._hasher(event.email)
         async with self._participation.people.holding([subject]):
             tombstone = await self._store.erasures.tombstone(subject)
-            if not self._buried(tombstone, event):
-                await self._record(subject, facts_from_update(event), event, tombstone)
+            if not self._buried(tombstone, event) and not await self._expired(subject, event):
+                await self._record(subject, facts_from_update(event), event)
 
     async def record_objection(self, event: MarketingObjection) -> None:
         """Recorded for anyone, known or not: an objection must block a person's first order too."""
@@ -86,8 +97,14 @@ class ConsentService:
             tombstone = await self._store.erasures.tombstone(subject)
             if tombstone is not None and tombstone.buries(event.occurred_at) and event.objected:
                 await self._keep_late_objection(subject, event, tombstone)
-            elif not self._buried(tombstone, event):
-                await self._record(subject, [fact_from_objection(event)], event, tombstone)
+            elif self._buried(tombstone, event):
+                return
+            elif await self._expired(subject, event):
+                # As the sweep would have kept it: an objection stands (Art. 21(3)).
+                if event.objected:
+                    await self._store.keep_suppressed_from(subject, since=event.occurred_at)
+            else:
+                await self._record(subject, [fact_from_objection(event)], event)
 
     async def _keep_late_objection(
         self, subject: str, event: MarketingObjection, tombstone: Tombstone
@@ -107,7 +124,24 @@ class ConsentService:
                 extra={"event_id": str(event.event_id), "subject": subject},
             )
         if await self._store.person(subject) is not None:
-            await self._record(subject, [], event, tombstone)
+            await self._record(subject, [], event)
+
+    async def _expired(self, subject: str, event: WebshopEvent) -> bool:
+        """Whether the event is older than the retention of a buyer's consents and nothing
+        newer of the person is held: a sweep today would delete what it recorded, so a late or
+        replayed event does not bring back what has expired."""
+        today = finnish_date(self._clock())
+        if not self._retention.expired(event.occurred_at, today):
+            return False
+        last = await self._store.last_activity(subject)
+        if last is not None and not self._retention.expired(last, today):
+            return False
+        IGNORED_AFTER_RETENTION.labels(SERVICE).inc()
+        log.info(
+            "a consent event older than its retention: left out",
+            extra={"event_id": str(event.event_id), "subject": subject},
+        )
+        return True
 
     @staticmethod
     def _buried(tombstone: Tombstone | None, event: WebshopEvent) -> bool:
@@ -118,20 +152,14 @@ class ConsentService:
         ignore_buried(SERVICE, "a consent event", ids)
         return True
 
-    async def _record(
-        self,
-        subject: str,
-        facts: list[AnyFact],
-        cause: WebshopEvent,
-        tombstone: Tombstone | None,
-    ) -> None:
+    async def _record(self, subject: str, facts: list[AnyFact], cause: WebshopEvent) -> None:
         """Append the facts, project the person's state again and announce it if it changed.
 
         Every step is idempotent, so a redelivered event after a crash anywhere in between
         completes what the first delivery left undone, the announcement included.
         """
         new = await self._store.append_facts(subject, facts)
-        recorded = await self._facts_with_suppression(subject, erased=tombstone is not None)
+        recorded = await self._facts_with_suppression(subject)
         person = await self._store.save_state(subject, project(recorded), facts_seen=len(recorded))
         announced = await self._announce(person, cause)
         log.info(
@@ -144,15 +172,12 @@ class ConsentService:
             },
         )
 
-    async def _facts_with_suppression(self, subject: str, erased: bool) -> list[AnyFact]:
-        """The person's facts; for an erased person who had objected, the standing objection
-        their suppression entry stands for comes first.
-
-        Only an erasure leaves a suppression entry, after the tombstone it never removes: a
-        person never erased has none to read.
-        """
+    async def _facts_with_suppression(self, subject: str) -> list[AnyFact]:
+        """The person's facts; for someone erased, or whose data expired, after objecting, the
+        standing objection their suppression entry stands for comes first. (An expiry leaves
+        no tombstone to tell who may have one: it is read for everyone.)"""
         facts = await self._store.facts_of(subject)
-        since = await self._store.suppressed_since(subject) if erased else None
+        since = await self._store.suppressed_since(subject)
         return facts if since is None else [suppression(since), *facts]
 
     async def _announce(self, person: Person | None, cause: WebshopEvent) -> bool:
@@ -203,12 +228,14 @@ class ConsentService:
         }
 
     async def report(self, person: ReportSubject, actor: str) -> dict[str, Any]:
-        """What the consent service holds on the person (GDPR Art. 15): `show`'s answer, and
-        after an erasure when it was and whether they stay suppressed."""
+        """What the consent service holds on the person (GDPR Art. 15): `show`'s answer, when
+        their latest consent event or order happened (their data's retention runs from it),
+        and after an erasure when it was and whether they stay suppressed."""
         subject = person.subject_hash(self._hasher)
         tombstone = await self._store.erasures.tombstone(subject)
         return {
             **await self._show(subject, actor),
+            "last_activity": await self._store.last_activity(subject),
             "erased_at": None if tombstone is None else tombstone.erased_at,
             "suppressed_since": await self._store.suppressed_since(subject),
         }
@@ -227,18 +254,20 @@ class ConsentService:
         nothing.
         """
         person = await self._store.person(command.subject)
-        if person is not None:
-            objected = person.state.objected
-        else:
-            objected = await self._store.suppressed_since(command.subject) is not None
         return Plan(
             erased={
                 "consent facts": await self._store.count_facts(command.subject),
                 "permissions": int(person is not None),
             },
-            kept=[SUPPRESSION_KEPT] if objected else [],
+            kept=[SUPPRESSION_KEPT] if await self._objection_stands(command.subject) else [],
             providers_notified=[],
         )
+
+    async def _objection_stands(self, subject: str) -> bool:
+        person = await self._store.person(subject)
+        if person is not None:
+            return person.state.objected
+        return await self._store.suppressed_since(subject) is not None
 
     async def carry_out_erasure(self, command: EraseSubject, report: ErasureReported) -> None:
         if report.kept:
@@ -248,6 +277,37 @@ class ConsentService:
             # the plan was made (`_keep_late_objection`): it stands.
             await self._store.lift_suppression(command.subject, before=command.erased_at)
         await self._store.erase_person(command.subject)
+
+    # --- retention (shared/retention_sweep.py runs it daily) ----------------------------------
+    #
+    # This service knows a buyer by their consent events and their orders' checkout: whoever
+    # has been silent here longer than a buyer's retention is erased as an erasure would erase
+    # them (facts, projection, contact; a standing objection kept as a suppression), without a
+    # tombstone: someone who comes back starts again, under their suppression if they had one.
+
+    async def expired(self, as_of: date) -> dict[Category, int]:
+        before = self._retention.expired_before(as_of)
+        return {Category.BUYER: await self._store.count_inactive_before(before)}
+
+    async def delete_expired(self, as_of: date, now: datetime) -> dict[Category, int]:
+        before = self._retention.expired_before(as_of)
+        expired = 0
+        for subject in await self._store.inactive_before(before):
+            expired += await self._expire(subject, before, now)
+        return {Category.BUYER: expired}
+
+    async def _expire(self, subject: str, before: datetime, now: datetime) -> int:
+        async with self._participation.people.holding([subject]):
+            last = await self._store.last_activity(subject)
+            if last is None or last >= before:  # erased, or back, since they were found
+                return 0
+            if await self._objection_stands(subject):
+                # Standing from their last event: anything they do after it is newer.
+                await self._store.suppress(subject, last)
+            else:
+                await self._store.lift_suppression(subject, before=now)
+            await self._store.erase_person(subject)
+        return 1
 
     async def audience(self, purpose: Purpose, actor: str) -> Stream:
         """Everyone who may be contacted for `purpose` now, as a stream of contacts."""

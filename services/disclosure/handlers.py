@@ -9,6 +9,7 @@ from pydantic import TypeAdapter
 
 from services.disclosure.domain import ProviderRefused
 from services.disclosure.service import DisclosureService
+from shared.commands import Actor, subscribe_commands
 from shared.contracts.disclosure_ops import (
     DisclosureCommand,
     ListDisclosures,
@@ -25,7 +26,7 @@ from shared.contracts.providers import (
     UpdateProvider,
 )
 from shared.contracts.webshop import OrderPlaced
-from shared.messaging import CommandRefused, subscribe_commands, subscribe_events
+from shared.messaging import CommandRefused, subscribe_events
 from shared.rabbitmq_admin import RabbitMQAdminError
 from shared.senders import FROM_ERASURE, FROM_WEBSHOP
 from shared.settings import ServiceSettings
@@ -47,6 +48,7 @@ def build_router(service: DisclosureService, settings: ServiceSettings) -> Rabbi
         senders=FROM_WEBSHOP,
     )
     async def on_order_placed(event: OrderPlaced) -> None:
+        """Sends each provider on the order the data it needs, and only that."""
         await service.disclose_order(event)
 
     @subscribe_events(
@@ -57,12 +59,14 @@ def build_router(service: DisclosureService, settings: ServiceSettings) -> Rabbi
         senders=FROM_ERASURE,
     )
     async def on_erase_subject(command: EraseSubject) -> None:
+        """Erases the person's disclosures, tells the providers, and reports."""
         await service.erase(command)
 
     @subscribe_commands(
         router, ops_subscription("disclosure"), TypeAdapter(DisclosureCommand), settings
     )
-    async def on_command(command: DisclosureCommand, actor: str) -> Any:
+    async def on_command(command: DisclosureCommand, actor: Actor) -> Any:
+        """Staff's commands: the providers, held and sent disclosures, a person's report."""
         try:
             match command:
                 case AddProvider():

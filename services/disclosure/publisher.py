@@ -9,42 +9,79 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from faststream.rabbit import RabbitBroker
+from aio_pika import RobustExchange
+from faststream.rabbit import RabbitBroker, RabbitExchange
 
 from shared import topology
 from shared.contracts.disclosures import Disclosure, ErasureNotice
-from shared.messaging import publish
+from shared.messaging import Publication
+from shared.runtime import found
+
+PROVIDER_ID = "{provider_id}"
+"""The routing key a disclosure travels by, as the AsyncAPI document names it."""
 
 
 class ProviderQueues:
-    def __init__(self, broker: RabbitBroker) -> None:
+    def __init__(self, broker: RabbitBroker, *, provisioned: bool) -> None:
+        """`provisioned`: the exchanges were declared by `rekisteri rabbitmq provision` and this
+        service may not declare them, nor bind a provider's dead-letter queue to `dead-letter`
+        (`rekisteri providers credentials` does that, shared/permissions.py). Otherwise
+        (development's guest) it declares and binds all of it itself."""
         self._broker = broker
+        self._provisioned = provisioned
+        self._disclosures = Publication(
+            broker,
+            exchange=topology.disclosures_exchange(),
+            routing_key=PROVIDER_ID,
+            schema=Disclosure,
+            title="disclosures.disclosure",
+            description=(
+                "One order's data for one provider, with the provider's id as routing key, to "
+                "the provider's own queue `disclosures.<provider_id>`. The AMQP `message_id` is "
+                "the `disclosure_id`."
+            ),
+        )
+        self._erasure_notices = Publication(
+            broker,
+            exchange=topology.disclosures_exchange(),
+            routing_key=PROVIDER_ID,
+            schema=ErasureNotice,
+            title="disclosures.erasure-notice",
+            description=(
+                "When a person whose data a provider received is erased: which of its orders to "
+                "erase (GDPR Art. 19), to the same queue as its disclosures, before the service "
+                "reports its part done. The AMQP `message_id` is the `notice_id`."
+            ),
+        )
 
     async def declare(self, provider_id: str) -> None:
-        """`disclosures.<provider_id>`, bound, so messages wait for a provider not yet connected."""
-        exchange = await self._broker.declare_exchange(topology.disclosures_exchange())
-        dead_letters = await self._broker.declare_exchange(topology.dead_letter_exchange())
+        """`disclosures.<provider_id>`, bound, so messages wait for a provider not yet connected,
+        and the queue of its dead letters."""
+        exchange = await self._exchange(topology.disclosures_exchange())
         queue_name = topology.provider_queue_name(provider_id)
         queue = await self._broker.declare_queue(topology.provider_queue(provider_id))
         await queue.bind(exchange, routing_key=provider_id)
         dead_letter_queue = await self._broker.declare_queue(topology.dead_letter_queue(queue_name))
-        await dead_letter_queue.bind(dead_letters, routing_key=queue_name)
+        if not self._provisioned:
+            dead_letters = await self._exchange(topology.dead_letter_exchange())
+            await dead_letter_queue.bind(dead_letters, routing_key=queue_name)
+
+    async def _exchange(self, exchange: RabbitExchange) -> RobustExchange:
+        return await self._broker.declare_exchange(
+            found(exchange) if self._provisioned else exchange
+        )
 
     async def send(self, disclosure: Disclosure) -> None:
-        await publish(
-            self._broker,
+        await self._disclosures.publish(
             disclosure,
-            exchange=topology.disclosures_exchange(),
             routing_key=disclosure.provider_id,
             message_id=str(disclosure.disclosure_id),
             message_type=disclosure.type,
         )
 
     async def send_erasure_notice(self, provider_id: str, notice: ErasureNotice) -> None:
-        await publish(
-            self._broker,
+        await self._erasure_notices.publish(
             notice,
-            exchange=topology.disclosures_exchange(),
             routing_key=provider_id,
             message_id=str(notice.notice_id),
             message_type=notice.type,

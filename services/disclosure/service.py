@@ -1,23 +1,25 @@
 """The disclosure service's use cases: disclosing orders, releasing held disclosures, answering
-who got whose data, keeping the provider registry and the providers' broker users, and its part
-of an erasure: telling each provider that received the person's data."""
+who got whose data, keeping the provider registry (and each provider's queue), and its part of
+an erasure: telling each provider that received the person's data."""
 
 from __future__ import annotations
 
 import logging
-import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from yarl import URL
+
 from services.disclosure.domain import (
+    AMQP_DEFAULT_PORTS,
     ProviderRefused,
     disclosed_fields,
     erased_reference,
     hold_reason,
     not_registered,
     plan_disclosures,
-    provider_amqp_url,
     provider_changes,
     provider_username,
     register_provider,
@@ -51,9 +53,8 @@ from shared.contracts.webshop import OrderPlaced, Person
 from shared.erasure.participation import Participation
 from shared.erasure.tombstone import Plan, ignore_buried
 from shared.identity import SubjectHasher
-from shared.permissions import provider_party
-from shared.rabbitmq_admin import RabbitMQAdmin
-from shared.retention import expired_before
+from shared.metrics import IGNORED_AFTER_RETENTION
+from shared.retention_policy import Category, RetentionPolicy, finnish_date
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +67,8 @@ LOG_KEPT_UNTIL = "as long as the ledger lines of the orders concerned are kept"
 
 @dataclass(frozen=True)
 class ProviderLogins:
-    """Where providers' RabbitMQ users are made, in which virtual host, and how they connect."""
+    """How providers' RabbitMQ users are named, and where providers connect."""
 
-    admin: RabbitMQAdmin
-    vhost: str
     user_prefix: str
     provider_url: str
 
@@ -82,12 +81,16 @@ class DisclosureService:
         hasher: SubjectHasher,
         logins: ProviderLogins,
         participation: Participation,
+        policy: RetentionPolicy,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
         self._queues = queues
         self._hasher = hasher
         self._logins = logins
         self._participation = participation
+        self._recipients = policy[Category.RECIPIENT]
+        self._clock = clock
 
     # --- disclosing ----------------------------------------------------------------------------
 
@@ -110,6 +113,12 @@ class DisclosureService:
         if any(tombstone.buries(event.occurred_at) for tombstone in tombstones.values()):
             # Sending it now would give a provider the data of a person erased since.
             ignore_buried(SERVICE, "an order of an erased person", _event_ids(event))
+            return
+        if self._recipients.expired(event.occurred_at, finnish_date(self._clock())):
+            # Its recipient's data has expired (and the log of it may have gone with its end):
+            # a late or replayed order is disclosed to nobody.
+            IGNORED_AFTER_RETENTION.labels(SERVICE).inc()
+            log.info("an order older than its retention: not disclosed", extra=_event_ids(event))
             return
         providers = {p.provider_id: p for p in await self._store.providers(event.provider_ids())}
         for planned in plan_disclosures(event, providers):
@@ -248,15 +257,6 @@ class DisclosureService:
         }
         return sorted(roles, key=lambda role: (role.order_id, role.role))
 
-    async def delete_expired(self, now: datetime | None = None) -> int:
-        """Delete the log entries of erased people whose retention has ended."""
-        deleted = await self._store.delete_expired_entries(expired_before(now or datetime.now(UTC)))
-        if deleted:
-            log.info(
-                "disclosure log entries past their retention deleted", extra={"count": deleted}
-            )
-        return deleted
-
     # --- access -----------------------------------------------------------------------------------
 
     async def report(self, person: ReportSubject, actor: str) -> dict[str, Any]:
@@ -311,28 +311,22 @@ class DisclosureService:
             await self._queues.declare(provider.provider_id)
 
     async def issue_credentials(self, provider_id: str, actor: str) -> ProviderCredentials:
-        """Create or rotate the provider's RabbitMQ user; the password is returned, never kept.
+        """Staff's request for a provider's credentials: a registered provider's user name and
+        where it connects (no password), for `rekisteri providers credentials` to make the
+        user as RabbitMQ's administrator, which this service is not and never holds.
 
-        Connections opened with the previous password are closed, so a rotation after a leak
-        locks the old holder out at once.
+        Being a command, the request is in the audit log (shared/messaging.py), refused or not.
         """
         await self.show_provider(provider_id)
-        logins = self._logins
-        username = provider_username(logins.user_prefix, provider_id)
-        password = secrets.token_urlsafe(32)
-        await logins.admin.put_user(username, password)
-        await logins.admin.set_permissions(
-            logins.vhost, username, provider_party(provider_id).permissions
-        )
-        await logins.admin.close_connections(username)
+        username = provider_username(self._logins.user_prefix, provider_id)
         log.info(
-            "provider credentials issued",
+            "provider credentials requested",
             extra={"provider_id": provider_id, "user": username, "actor": actor},
         )
         return ProviderCredentials(
             provider_id=provider_id,
             username=username,
-            amqp_url=provider_amqp_url(logins.provider_url, username, password),
+            amqp_url=provider_address(self._logins.provider_url, username),
         )
 
     async def _change(self, provider_id: str, changes: dict[str, object], actor: str) -> Provider:
@@ -358,6 +352,14 @@ class DisclosureService:
             )
             for role, person in roles
         ]
+
+
+def provider_address(provider_url: str, username: str) -> str:
+    """`amqp[s]://USER@HOST:PORT/VHOST`: where the provider connects, and as whom."""
+    url = URL(provider_url)
+    if url.explicit_port is None:
+        url = url.with_port(AMQP_DEFAULT_PORTS[url.scheme])
+    return str(url.with_user(username))
 
 
 def _event_ids(event: OrderPlaced) -> dict[str, str]:

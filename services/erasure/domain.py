@@ -30,6 +30,8 @@ from shared.times import to_millis
 from shared.topology import ERASURE_PARTICIPANTS
 
 OPEN_STATUSES: tuple[RequestStatus, ...] = ("received", "in_progress", "stuck")
+CLOSED_STATUSES: tuple[RequestStatus, ...] = ("completed", "answered")
+"""A request in one of these is done: the retention sweep deletes it at the end of its period."""
 WEBSHOP = "webshop"
 OWN_PART = "erasure"
 REQUEST_KEPT = Retained(

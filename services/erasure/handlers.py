@@ -8,6 +8,7 @@ from faststream.rabbit import RabbitRouter
 from pydantic import TypeAdapter
 
 from services.erasure.service import ErasureService
+from shared.commands import Actor, subscribe_commands
 from shared.contracts.erasure import (
     ErasureCommand,
     ErasureReported,
@@ -17,7 +18,7 @@ from shared.contracts.erasure import (
     ShowErasureRequest,
 )
 from shared.contracts.webshop import ErasureRequested
-from shared.messaging import subscribe_commands, subscribe_events
+from shared.messaging import subscribe_events
 from shared.senders import FROM_THE_SERVICE_IT_NAMES, FROM_WEBSHOP
 from shared.settings import ServiceSettings
 from shared.topology import (
@@ -38,6 +39,7 @@ def build_router(service: ErasureService, settings: ServiceSettings) -> RabbitRo
         senders=FROM_WEBSHOP,
     )
     async def on_erasure_requested(event: ErasureRequested) -> None:
+        """Opens an erasure request and asks every service holding data to erase the person."""
         await service.request_from_webshop(event)
 
     @subscribe_events(
@@ -48,10 +50,12 @@ def build_router(service: ErasureService, settings: ServiceSettings) -> RabbitRo
         senders=FROM_THE_SERVICE_IT_NAMES,
     )
     async def on_erasure_reported(report: ErasureReported) -> None:
+        """Records a service's report; the request is complete when all have reported."""
         await service.record_report(report)
 
     @subscribe_commands(router, ops_subscription("erasure"), TypeAdapter(ErasureCommand), settings)
-    async def on_command(command: ErasureCommand, actor: str) -> Any:
+    async def on_command(command: ErasureCommand, actor: Actor) -> Any:
+        """Staff's commands: erasure requests, and access to a person's data."""
         match command:
             case RequestErasure():
                 return await service.request_from_staff(command, actor)

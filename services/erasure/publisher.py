@@ -11,7 +11,7 @@ from faststream.rabbit import RabbitBroker
 from shared import topology
 from shared.contracts.erasure import EraseSubject, OrderPerson
 from shared.contracts.orders import LookupPerson, PersonOnOrder
-from shared.messaging import publish
+from shared.messaging import Publication
 from shared.requests import ask
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,35 @@ LOOKUP_TIMEOUT_SECONDS = 5.0
 
 class Participants:
     def __init__(self, broker: RabbitBroker) -> None:
-        self._broker = broker
+        self._erase_subject = {
+            service: Publication(
+                broker,
+                exchange=topology.register_events_exchange(),
+                routing_key=topology.erase_subject_routing_key(service),
+                schema=EraseSubject,
+                title=topology.erase_subject_routing_key(service),
+                description=(
+                    f"Asks the {service} service to erase a person, named by subject hash only, "
+                    "with AMQP `message_id` `<request_id>:<service>`. A service that has not "
+                    "reported is asked again, with back-off."
+                ),
+            )
+            for service in topology.ERASURE_PARTICIPANTS
+        }
+        self._person_lookup = Publication(
+            broker,
+            exchange=topology.register_events_exchange(),
+            routing_key=topology.PERSON_LOOKUP,
+            schema=LookupPerson,
+            title=topology.PERSON_LOOKUP,
+            description=(
+                "Asks the orders service who is on an order, when an erasure names a person by "
+                "an order, with RabbitMQ's direct reply-to as `reply_to` and a fresh "
+                "`correlation_id`; not persistent. Without an answer within a few seconds the "
+                "erasure's handler fails, and its message is retried after a back-off."
+            ),
+            persist=False,
+        )
 
     async def ask_to_erase(self, service: str, command: EraseSubject) -> bool:
         """Put the request in the service's queue, where it waits if the service is down.
@@ -31,11 +59,8 @@ class Participants:
         then stays open and is asked again later.
         """
         try:
-            await publish(
-                self._broker,
+            await self._erase_subject[service].publish(
                 command,
-                exchange=topology.register_events_exchange(),
-                routing_key=topology.erase_subject_routing_key(service),
                 message_id=f"{command.request_id}:{service}",
                 message_type=topology.ERASE_SUBJECT,
             )
@@ -54,10 +79,8 @@ class Participants:
         """Who is in that role on that order, as the orders service (which alone knows) says;
         `shared.requests.NoAnswer` if it does not say in time."""
         return await ask(
-            self._broker,
+            self._person_lookup,
             LookupPerson(order_id=person.order_id, role=person.role),
             PersonOnOrder,
-            exchange=topology.register_events_exchange(),
-            routing_key=topology.PERSON_LOOKUP,
             seconds=LOOKUP_TIMEOUT_SECONDS,
         )

@@ -12,6 +12,7 @@ from shared.database import Database
 from shared.erasure.participation import Participation
 from shared.identity import SubjectHasher
 from shared.retention import SWEEP_INTERVAL_SECONDS
+from shared.retention_sweep import retention_sweep, service_policy
 from shared.runtime import StartupHooks, every, queue_inspector
 from shared.settings import ServiceSettings
 
@@ -19,11 +20,20 @@ from shared.settings import ServiceSettings
 async def assemble(
     settings: ServiceSettings, database: Database, broker: RabbitBroker
 ) -> StartupHooks:
+    policy = service_policy(SERVICE)
     store = await open_store(database)
     hasher = SubjectHasher(settings.identity_hash_key.get_secret_value())
-    participation = Participation.of(
-        SERVICE, store.erasures, queue_inspector(settings, broker), hasher, broker
-    )
-    service = OrdersService(store, hasher, participation)
+    inspector = queue_inspector(settings, broker)
+    participation = Participation.of(SERVICE, store.erasures, inspector, hasher, broker)
+    service = OrdersService(store, hasher, participation, policy)
     broker.include_router(build_router(service, settings))
-    return [every(SWEEP_INTERVAL_SECONDS, service.delete_expired, at_start=True)]
+    sweep = retention_sweep(
+        settings,
+        broker,
+        database,
+        policy,
+        [service],
+        inspector=inspector,
+        erasure_records=store.erasures,
+    )
+    return [every(SWEEP_INTERVAL_SECONDS, sweep.run, at_start=True)]

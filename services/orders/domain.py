@@ -6,7 +6,8 @@ data of each person is kept in a profile keyed by the subject hash, updated only
 newer than the one it was built from, so a late or repeated event never rolls it back.
 
 An erased person's data leaves the orders, but the ledger lines stay until the accounting
-retention ends (shared/retention.py), and then go.
+retention ends (shared/retention.py), and then go. So does a person's data whose own retention
+ended (shared/retention_policy.py: the daily sweep in service.py).
 """
 
 from __future__ import annotations
@@ -127,10 +128,12 @@ def retention(placed_at: datetime) -> dict[str, str]:
 
 def without_people(order: Order, roles: set[Role], request_ids: list[str]) -> Order:
     """The order with the personal data of `roles` left out, as an erasure would have left it:
-    for an order event that arrives only after the person in those roles was erased."""
+    for an order event that arrives only after the person in those roles was erased (by
+    `request_ids`), or after their data's retention ended (no request)."""
     changes: dict[str, Any] = {
         "retention": retention(order.placed_at),
-        "erasures": sorted({*(order.erasures or []), *request_ids}),
+        # None when no erasure left them out (their data's retention had ended).
+        "erasures": sorted({*(order.erasures or []), *request_ids}) or None,
     }
     for role in roles:
         changes |= {role: None, f"{role}_subject": None}

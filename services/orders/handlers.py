@@ -8,6 +8,7 @@ from faststream.rabbit import RabbitRouter
 from pydantic import TypeAdapter
 
 from services.orders.service import SERVICE, OrdersService
+from shared.commands import Actor, subscribe_commands
 from shared.contracts.erasure import EraseSubject, ReportSubject
 from shared.contracts.orders import (
     LookupPerson,
@@ -16,7 +17,7 @@ from shared.contracts.orders import (
     missing_person,
 )
 from shared.contracts.webshop import OrderPlaced
-from shared.messaging import CommandRefused, subscribe_commands, subscribe_events
+from shared.messaging import CommandRefused, subscribe_events
 from shared.requests import subscribe_requests
 from shared.senders import FROM_ERASURE, FROM_WEBSHOP
 from shared.settings import ServiceSettings
@@ -39,6 +40,7 @@ def build_router(service: OrdersService, settings: ServiceSettings) -> RabbitRou
         senders=FROM_WEBSHOP,
     )
     async def on_order_placed(event: OrderPlaced) -> None:
+        """Keeps the order, and the buyer's and the recipient's profiles."""
         await service.record_order(event)
 
     @subscribe_events(
@@ -49,6 +51,7 @@ def build_router(service: OrdersService, settings: ServiceSettings) -> RabbitRou
         senders=FROM_ERASURE,
     )
     async def on_erase_subject(command: EraseSubject) -> None:
+        """Erases the person's orders and profiles, keeping what the law requires, and reports."""
         await service.erase(command)
 
     @subscribe_requests(
@@ -60,10 +63,12 @@ def build_router(service: OrdersService, settings: ServiceSettings) -> RabbitRou
         failed=lambda error: PersonOnOrder(error=error),
     )
     async def on_person_lookup(question: LookupPerson) -> PersonOnOrder:
+        """Answers who is on an order, by subject hash, to the erasure service only."""
         return await service.person_on_order(question.order_id, question.role)
 
     @subscribe_commands(router, ops_subscription(SERVICE), TypeAdapter(OrdersCommand), settings)
-    async def on_command(command: OrdersCommand, actor: str) -> Any:
+    async def on_command(command: OrdersCommand, actor: Actor) -> Any:
+        """Staff's commands: a person's report, and who is on an order."""
         match command:
             case ReportSubject():
                 return await service.report(command, actor)

@@ -1,11 +1,12 @@
-"""The orders service's use cases: an order arrives, a person is erased, a person asks what is
-kept on them, and who is on an order (only this service knows)."""
+"""The orders service's use cases: an order arrives, a person is erased, a person's data
+expires, a person asks what is kept on them, and who is on an order (only this service knows)."""
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, date, datetime
 from typing import Any
 
 from services.orders.domain import (
@@ -22,7 +23,9 @@ from shared.contracts.webshop import OrderPlaced
 from shared.erasure.participation import Participation
 from shared.erasure.tombstone import Plan, ignore_buried
 from shared.identity import SubjectHasher
-from shared.retention import RETENTION_BASIS, expired_before, ledger_kept_until
+from shared.metrics import IGNORED_AFTER_RETENTION
+from shared.retention import RETENTION_BASIS, ledger_kept_until
+from shared.retention_policy import Category, RetentionPolicy, finnish_date
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +34,23 @@ LEDGER = "ledger lines (order id, date, products, provider, amounts)"
 
 
 class OrdersService:
+    # Its part of the daily retention sweep (shared/retention_sweep.py `SweepPart`).
+    categories = (Category.LEDGER, Category.BUYER, Category.RECIPIENT)
+
     def __init__(
-        self, store: OrdersStore, hasher: SubjectHasher, participation: Participation
+        self,
+        store: OrdersStore,
+        hasher: SubjectHasher,
+        participation: Participation,
+        policy: RetentionPolicy,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
         self._hasher = hasher
         self._participation = participation
+        self._buyers = policy[Category.BUYER]
+        self._recipients = policy[Category.RECIPIENT]
+        self._clock = clock
 
     async def record_order(self, event: OrderPlaced) -> None:
         """Keep the order in the buyer's history and both people's latest data; idempotent.
@@ -66,6 +80,13 @@ class OrdersService:
             request_ids = [rid for tombstone in buried.values() for rid in tombstone.request_ids]
             order = without_people(order, set(buried), request_ids)
             ignore_buried(SERVICE, "the data of an erased person in an order", _ids(event))
+        if expired := await self._expired_on_arrival(order):
+            order = without_people(order, expired, [])
+            IGNORED_AFTER_RETENTION.labels(SERVICE).inc()
+            log.info(
+                "an order older than its people's retention: recorded without their data",
+                extra=_ids(event),
+            )
         new = await self._store.add_order(order)
         # Profiles are updated even for a known order: a crash may have come between the writes.
         for profile in profiles_from_order(order):
@@ -104,12 +125,84 @@ class OrdersService:
                         order.order_id, role, subject, command.request_id, order.placed_at
                     )
 
-    async def delete_expired(self, now: datetime | None = None) -> int:
-        """Delete the orders kept only for their ledger lines whose retention has ended."""
-        deleted = await self._store.delete_expired_ledgers(expired_before(now or datetime.now(UTC)))
-        if deleted:
-            log.info("orders past their retention deleted", extra={"count": deleted})
-        return deleted
+    # --- retention (shared/retention_sweep.py runs it daily) ----------------------------------
+    #
+    # A buyer's last order is what this service knows of them: their data (profile, and their
+    # data in each order they bought) goes 36 months after it, as an erasure would strip it,
+    # without a tombstone: a person who orders again starts again. A recipient's data in an
+    # order goes 24 months after that order. Ledger lines that name nobody go at the end of
+    # the Accounting Act's years (kept_until).
+
+    async def expired(self, as_of: date) -> dict[Category, int]:
+        buyers, recipients = self._cut_offs(as_of)
+        return {
+            Category.LEDGER: await self._store.count_expired_ledgers(as_of.isoformat()),
+            Category.BUYER: await self._store.count_profiles_before("buyer", buyers),
+            Category.RECIPIENT: await self._store.count_orders_with_recipient_before(recipients),
+        }
+
+    async def delete_expired(self, as_of: date, now: datetime) -> dict[Category, int]:
+        """Ledger lines first: an order whose last person goes now is deleted by the next
+        sweep, so that each sweep deletes exactly what its preview counted."""
+        buyers, recipients = self._cut_offs(as_of)
+        ledger = await self._store.delete_expired_ledgers(as_of.isoformat())
+        expired_buyers = 0
+        for subject in await self._store.profiles_before("buyer", buyers):
+            expired_buyers += await self._expire_buyer(subject, buyers)
+        expired_recipients = 0
+        for order in await self._store.orders_with_recipient_before(recipients):
+            expired_recipients += await self._expire_recipient(order)
+        # A recipient's profile repeats their latest order's data: it went with that order.
+        for subject in await self._store.profiles_before("recipient", recipients):
+            async with self._participation.people.holding([subject]):
+                await self._store.delete_profile_before("recipient", subject, recipients)
+        return {
+            Category.LEDGER: ledger,
+            Category.BUYER: expired_buyers,
+            Category.RECIPIENT: expired_recipients,
+        }
+
+    def _cut_offs(self, as_of: date) -> tuple[datetime, datetime]:
+        return self._buyers.expired_before(as_of), self._recipients.expired_before(as_of)
+
+    async def _expire_buyer(self, subject: str, before: datetime) -> int:
+        """Strip the buyer from every order they bought and delete their buyer profile, unless
+        an order has come since they were found; 1 when they were."""
+        async with self._participation.people.holding([subject]):
+            bought = [o for o in await self._store.orders_of(subject) if o.buyer_subject == subject]
+            if any(order.placed_at >= before for order in bought):
+                return 0
+            if not await self._store.delete_profile_before("buyer", subject, before):
+                return 0
+            for order in bought:
+                await self._store.erase_from_order(
+                    order.order_id, "buyer", subject, None, order.placed_at
+                )
+        return 1
+
+    async def _expire_recipient(self, order: Order) -> int:
+        subject = order.recipient_subject
+        assert subject is not None
+        async with self._participation.people.holding([subject]):
+            await self._store.erase_from_order(
+                order.order_id, "recipient", subject, None, order.placed_at
+            )
+        return 1
+
+    async def _expired_on_arrival(self, order: Order) -> set[Role]:
+        """The people whose data in this order a sweep today would delete: a late or replayed
+        order does not bring back what has expired. The buyer's data has, if neither this order
+        nor any later one known of theirs is within the buyer's retention."""
+        today = finnish_date(self._clock())
+        expired: set[Role] = set()
+        if order.recipient_subject is not None and self._recipients.expired(order.placed_at, today):
+            expired.add("recipient")
+        buyer = order.buyer_subject
+        if buyer is not None and self._buyers.expired(order.placed_at, today):
+            profile = await self._store.profile("buyer", buyer)
+            if profile is None or self._buyers.expired(profile.as_of, today):
+                expired.add("buyer")
+        return expired
 
     # --- who is on an order -----------------------------------------------------------------------
 

@@ -73,6 +73,9 @@ class SentDisclosure(Contract):
     fields: list[str]
     product_ids: list[str]
     message_id: str
+    placed_at: datetime | None = None
+    """When the order was placed (its log entry's retention runs from its year); None for an
+    entry logged before orders' dates were."""
 
 
 class ReleaseOutcome(Contract):

@@ -7,7 +7,7 @@ finding.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, Field
@@ -51,8 +51,22 @@ class ListAuditEntries(Contract):
     limit: int = Field(default=1000, ge=1, le=100_000)
 
 
+class PreviewRetention(Contract):
+    """How many records of each category of data the service's retention sweep would delete
+    on day `as_of` (shared/retention_sweep.py), from what it holds now; nothing is deleted.
+    Answered with an object from category to count."""
+
+    command: Literal["retention.preview"] = "retention.preview"
+    as_of: date
+
+
 RuntimeCommand = Annotated[
-    ReportStatus | ListDeadLetters | ReplayDeadLetters | PurgeDeadLetters | ListAuditEntries,
+    ReportStatus
+    | ListDeadLetters
+    | ReplayDeadLetters
+    | PurgeDeadLetters
+    | ListAuditEntries
+    | PreviewRetention,
     Field(discriminator="command"),
 ]
 
@@ -84,6 +98,8 @@ class QueueStatus(Contract):
     kind: Literal["work", "dead-letter", "commands"]
     messages: int
     consumers: int
+    oldest_at: datetime | None = None
+    """A dead-letter queue holding messages: when its oldest (at its head) was set aside."""
 
 
 class ServiceStatus(Contract):

@@ -36,7 +36,7 @@ from shared.erasure.people import PersonLocks
 from shared.erasure.records import ErasureRecords
 from shared.erasure.tombstone import DEAD_LETTERS, Plan
 from shared.identity import SubjectHasher
-from shared.messaging import publish
+from shared.messaging import Publication
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +78,21 @@ class ErasureReporter:
     """Publishes a participant's `erasure.reported` to the erasure service."""
 
     def __init__(self, broker: RabbitBroker) -> None:
-        self._broker = broker
-
-    async def report(self, report: ErasureReported) -> None:
-        await publish(
-            self._broker,
-            report,
+        self._reported = Publication(
+            broker,
             exchange=topology.register_events_exchange(),
             routing_key=topology.ERASURE_REPORTED,
+            schema=ErasureReported,
+            title=topology.ERASURE_REPORTED,
+            description=(
+                "What a service erased of a person and what it kept, why and until when, with "
+                "AMQP `message_id` `<request_id>:<service>`, before the request is acknowledged."
+            ),
+        )
+
+    async def report(self, report: ErasureReported) -> None:
+        await self._reported.publish(
+            report,
             message_id=f"{report.request_id}:{report.service}",
             message_type=topology.ERASURE_REPORTED,
         )

@@ -2,16 +2,19 @@
 
 Tombstones: one per erased person (subject hash, when, by which requests); a later erasure of the
 same person moves `erased_at` forward. Reports: one per request, the first plan made for it and
-whether it has been carried out.
+whether it has been carried out, kept to the end of the erasure records' retention (the daily
+sweep, shared/retention_sweep.py, deletes them by when they were reported).
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any, Protocol
 
 import orjson
+from pymongo import ASCENDING, IndexModel
 
 from shared.contracts.erasure import EraseSubject, ErasureReported
 from shared.database import Database, MongoDocuments
@@ -40,14 +43,32 @@ class ErasureRecords(Protocol):
         too once this returns (SQLite checkpoints its write-ahead log)."""
         ...
 
+    async def count_reports_before(self, before: datetime) -> int:
+        """How many reports were made before `before` (the retention sweep's preview)."""
+        ...
+
+    async def delete_reports_before(self, before: datetime) -> int:
+        """Delete the reports made before `before`, whose retention has ended; how many."""
+        ...
+
 
 class MongoErasureRecords:
     """`tombstones`: `{_id: subject hash, erased_at, request_ids}`; `erasure_reports`:
-    `{_id: request id, report, done}`."""
+    `{_id: request id, report, done, reported_at}` (`reported_at` beside the report, indexed,
+    for the retention sweep; `prepare` adds it to reports saved before it was kept)."""
 
     def __init__(self, documents: MongoDocuments) -> None:
         self._tombstones = documents["tombstones"]
         self._reports = documents["erasure_reports"]
+
+    async def prepare(self) -> None:
+        await self._reports.create_indexes([IndexModel([("reported_at", ASCENDING)])])
+        cursor = self._reports.find({"reported_at": {"$exists": False}}, {"report": 1})
+        for document in await cursor.to_list(None):
+            report = ErasureReported.model_validate(document["report"], strict=False)
+            await self._reports.update_one(
+                {"_id": document["_id"]}, {"$set": {"reported_at": report.reported_at}}
+            )
 
     async def bury(self, command: EraseSubject) -> None:
         await self._tombstones.update_one(
@@ -80,12 +101,25 @@ class MongoErasureRecords:
     async def save_report(self, report: ErasureReported) -> None:
         await self._reports.update_one(
             {"_id": report.request_id},
-            {"$setOnInsert": {"report": report.model_dump(mode="json"), "done": False}},
+            {
+                "$setOnInsert": {
+                    "report": report.model_dump(mode="json"),
+                    "done": False,
+                    "reported_at": report.reported_at,
+                }
+            },
             upsert=True,
         )
 
     async def mark_done(self, request_id: str) -> None:
         await self._reports.update_one({"_id": request_id}, {"$set": {"done": True}})
+
+    async def count_reports_before(self, before: datetime) -> int:
+        return await self._reports.count_documents({"reported_at": {"$lt": before}})
+
+    async def delete_reports_before(self, before: datetime) -> int:
+        result = await self._reports.delete_many({"reported_at": {"$lt": before}})
+        return result.deleted_count
 
 
 SQLITE_SCHEMA = (
@@ -99,6 +133,19 @@ SQLITE_SCHEMA = (
         report TEXT NOT NULL,
         done INTEGER NOT NULL
     ) WITHOUT ROWID""",
+    # When each report was made (ms), for the retention sweep: a table of its own, so that a
+    # file from before it was kept needs no migration but this, which fills it in (once per
+    # report; at every start it finds each one there).
+    """CREATE TABLE IF NOT EXISTS erasure_report_times (
+        request_id TEXT PRIMARY KEY,
+        reported_at INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS erasure_report_times_reported "
+    "ON erasure_report_times (reported_at)",
+    "INSERT OR IGNORE INTO erasure_report_times (request_id, reported_at) "
+    "SELECT request_id, CAST(round((julianday(json_extract(report, '$.reported_at')) "
+    "- 2440587.5) * 86400000.0) AS INTEGER) FROM erasure_reports "
+    "WHERE json_extract(report, '$.reported_at') IS NOT NULL",
 )
 
 
@@ -169,12 +216,20 @@ class SqliteErasureRecords:
 
     async def save_report(self, report: ErasureReported) -> None:
         values = (report.request_id, report.model_dump_json())
-        await self._database.run(
-            lambda connection: connection.execute(
+        times = (report.request_id, millis(report.reported_at))
+
+        def save(connection: sqlite3.Connection) -> None:
+            connection.execute(
                 "INSERT OR IGNORE INTO erasure_reports (request_id, report, done) VALUES (?, ?, 0)",
                 values,
             )
-        )
+            connection.execute(
+                "INSERT OR IGNORE INTO erasure_report_times (request_id, reported_at) "
+                "VALUES (?, ?)",
+                times,
+            )
+
+        await self._database.run(save)
 
     async def mark_done(self, request_id: str) -> None:
         await self._database.run(
@@ -184,11 +239,34 @@ class SqliteErasureRecords:
         )
         await self._database.scrub()
 
+    async def count_reports_before(self, before: datetime) -> int:
+        moment = millis(before)
+        return await self._database.run(
+            lambda connection: connection.execute(
+                "SELECT count(*) FROM erasure_report_times WHERE reported_at < ?", (moment,)
+            ).fetchone()[0]
+        )
+
+    async def delete_reports_before(self, before: datetime) -> int:
+        moment = millis(before)
+
+        def delete(connection: sqlite3.Connection) -> int:
+            ids = connection.execute(
+                "SELECT request_id FROM erasure_report_times WHERE reported_at < ?", (moment,)
+            ).fetchall()
+            connection.executemany("DELETE FROM erasure_reports WHERE request_id = ?", ids)
+            connection.executemany("DELETE FROM erasure_report_times WHERE request_id = ?", ids)
+            return len(ids)
+
+        return await self._database.run(delete)
+
 
 async def open_erasure_records(database: Database) -> ErasureRecords:
     """The erasure records on the service's database, ready for use: on SQLite its tables are
-    created (if missing); on MongoDB both collections are keyed by `_id` and need no index."""
+    created (if missing); on MongoDB the reports' index."""
     if isinstance(database, SqliteDatabase):
         await database.create_schema(SQLITE_SCHEMA)
         return SqliteErasureRecords(database)
-    return MongoErasureRecords(database.documents)
+    records = MongoErasureRecords(database.documents)
+    await records.prepare()
+    return records

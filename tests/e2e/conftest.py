@@ -60,6 +60,24 @@ def webshop_url(logins: Logins) -> str:
     return logins.webshop
 
 
+@pytest.fixture(scope="session", autouse=True)
+def staff_hold_the_administrator(rabbitmq: Broker) -> Iterator[None]:
+    """Staff who issue providers' credentials (`rekisteri providers credentials`) have RabbitMQ's
+    administrator in their environment; the services never do (harness.Register)."""
+    admin_user, admin_password = rabbitmq.admin_credentials
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RABBITMQ_MANAGEMENT_URL", rabbitmq.management_url)
+        patch.setenv("RABBITMQ_MANAGEMENT_USER", admin_user)
+        patch.setenv("RABBITMQ_MANAGEMENT_PASSWORD", admin_password)
+        yield
+
+
+@pytest.fixture
+def disclosure_env() -> dict[str, str]:
+    """Settings the disclosure service gets besides the common ones (a test module may add)."""
+    return {}
+
+
 @pytest.fixture
 def register(
     logins: Logins,
@@ -67,21 +85,21 @@ def register(
     mongodb_url: str | None,
     rabbitmq: Broker,
     provider_user_prefix: str,
+    disclosure_env: dict[str, str],
     request: pytest.FixtureRequest,
 ) -> Iterator[Register]:
-    admin_user, admin_password = rabbitmq.admin_credentials
     running = Register(
         logins.services,
         tmp_path / "data",
         mongodb_url,
         database_prefix=f"e2e_{uuid.uuid4().hex[:8]}_",
         service_env={
-            # The disclosure service makes the providers' users, as an administrator.
+            # It names providers' users, and asks the management API whether it is an
+            # administrator (in production); it makes no user.
             "disclosure": {
                 "PROVIDER_USER_PREFIX": provider_user_prefix,
                 "RABBITMQ_MANAGEMENT_URL": rabbitmq.management_url,
-                "RABBITMQ_MANAGEMENT_USER": admin_user,
-                "RABBITMQ_MANAGEMENT_PASSWORD": admin_password,
+                **disclosure_env,
             }
         },
     )

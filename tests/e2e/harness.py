@@ -45,6 +45,7 @@ from tests.e2e.rabbitmq import Broker
 T = TypeVar("T")
 REPOSITORY = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 60.0
+NOT_INHERITED = {"MONGODB_URL", "RABBITMQ_MANAGEMENT_USER", "RABBITMQ_MANAGEMENT_PASSWORD"}
 STOP_TIMEOUT = 30.0
 
 
@@ -164,7 +165,8 @@ class Register:
     services: dict[str, ServiceProcess] = field(default_factory=dict)
 
     def environment(self, name: str, port: int) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k != "MONGODB_URL"}
+        # No service holds an administrator's credentials, though staff's environment may.
+        env = {k: v for k, v in os.environ.items() if k not in NOT_INHERITED}
         env.update(
             RABBITMQ_URL=self.rabbitmq_urls[name],
             RABBITMQ_USER_PREFIX=user_prefix(self.rabbitmq_urls[name], name),

@@ -219,6 +219,8 @@ async def test_no_personal_data_in_logs_errors_health_metrics_dead_letters_or_au
     await operator.later("erasure", "list")
     await operator.later("status")
     await operator.later("audit", "list")
+    # What the retention sweeps would delete ten years on: counts by category, nothing else.
+    await operator.later("retention", "preview", "--as-of", "2036-12-31")
     both = {"command": "disclosures.list", "email": SINIKKA["email"], "provider_id": "spa-oy"}
     refused = await refused_command_about(
         staff_url, str(urlsplit(staff_url).username), json.dumps(both).encode()

@@ -1,4 +1,6 @@
-"""docs/asyncapi.yaml is what `tools.asyncapi` generates, and a sound AsyncAPI 3.0 document.
+"""docs/asyncapi.yaml is what `tools.asyncapi` generates (FastStream's generator over the four
+services, and the addition), a sound AsyncAPI 3.0 document, and it describes every subscription
+and publication of every service with its contract.
 
 The structural checks stand in for the official AsyncAPI JSON Schema, which no PyPI package
 ships. To validate against it as well, point ASYNCAPI_SCHEMA at `3.0.0-without-$id.json` from
@@ -8,10 +10,8 @@ the npm package `@asyncapi/specs` and have `jsonschema` installed.
 from __future__ import annotations
 
 import difflib
-import importlib
 import json
 import os
-import pkgutil
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,9 +21,7 @@ import pytest
 import yaml
 from faststream.rabbit import RabbitBroker
 
-import services
-from shared.runtime import runtime_router
-from shared.settings import ServiceSettings
+from shared import topology
 from tools import asyncapi
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,6 +35,7 @@ EXTENSION = re.compile(r"^x-[\w.\-]+$")
 # The fields the AMQP bindings 0.3.0 define; the official schema refuses any other.
 AMQP_CHANNEL_FIELDS = {"is", "exchange", "queue", "bindingVersion"}
 AMQP_EXCHANGE_FIELDS = {"name", "type", "durable", "autoDelete", "vhost"}
+AMQP_QUEUE_FIELDS = {"name", "durable", "exclusive", "autoDelete", "vhost"}
 AMQP_EXCHANGE_TYPES = {"topic", "direct", "fanout", "default", "headers"}
 AMQP_OPERATION_FIELDS = {
     "expiration",
@@ -56,6 +55,11 @@ AMQP_MESSAGE_FIELDS = {"contentEncoding", "messageType", "bindingVersion"}
 @pytest.fixture(scope="module")
 def document() -> dict[str, Any]:
     return asyncapi.build_document()
+
+
+@pytest.fixture(scope="module")
+def brokers() -> list[RabbitBroker]:
+    return asyncapi.service_brokers()
 
 
 def walk(node: Any, path: str = "#") -> Iterator[tuple[str, Any]]:
@@ -165,10 +169,10 @@ def test_every_channel_message_is_a_component(document: dict[str, Any]) -> None:
     components = document["components"]["messages"]
     for name, channel in document["channels"].items():
         assert channel["messages"], f"channel {name} carries no message"
-        for key, message in channel["messages"].items():
+        for message in channel["messages"].values():
             ref = message["$ref"]
-            assert ref == f"#/components/messages/{key}", f"{name}: {ref}"
-            assert key in components
+            assert ref.startswith("#/components/messages/"), f"{name}: {ref}"
+            assert ref.rsplit("/", 1)[1] in components, f"{name}: {ref}"
 
 
 def test_channel_parameters_are_exactly_the_addresss_placeholders(
@@ -191,7 +195,11 @@ def test_nothing_is_defined_but_unused(document: dict[str, Any]) -> None:
     }
     assert used_channels == set(document["channels"])
 
-    used_messages = {ref.rsplit("/", 1)[1] for _, ref in refs(document["channels"])}
+    used_messages = {
+        ref.rsplit("/", 1)[1]
+        for _, ref in refs(document["channels"])
+        if ref.startswith("#/components/messages/")
+    }
     assert used_messages == set(document["components"]["messages"])
 
     reachable: set[str] = set()
@@ -219,10 +227,12 @@ def test_amqp_bindings_use_only_the_fields_of_binding_0_3_0(document: dict[str, 
     for name, channel in document["channels"].items():
         binding = amqp(channel)
         assert set(binding) <= AMQP_CHANNEL_FIELDS, name
-        if binding:
-            assert binding["is"] == "routingKey", name
+        if binding.get("is") == "routingKey":
             assert set(binding["exchange"]) <= AMQP_EXCHANGE_FIELDS, name
             assert binding["exchange"]["type"] in AMQP_EXCHANGE_TYPES, name
+        elif binding:
+            assert binding["is"] == "queue", name
+            assert set(binding["queue"]) <= AMQP_QUEUE_FIELDS, name
     for name, operation in document["operations"].items():
         binding = amqp(operation)
         assert set(binding) <= AMQP_OPERATION_FIELDS, name
@@ -258,53 +268,82 @@ def test_validates_against_the_official_json_schema(document: dict[str, Any]) ->
 # --- agreement with the services ---------------------------------------------------------------
 
 
-def _service_subscribers() -> Iterator[tuple[str, list[Any]]]:
-    """What each service consumes: its own router's subscribers and those of the runtime router
-    every service includes, built with stand-ins (handlers only keep what they are given)."""
-    for module in pkgutil.iter_modules(services.__path__):
-        settings_module = importlib.import_module(f"services.{module.name}.settings")
-        handlers = importlib.import_module(f"services.{module.name}.handlers")
-        (settings,) = (
-            value
-            for value in vars(settings_module).values()
-            if isinstance(value, type)
-            and issubclass(value, ServiceSettings)
-            and value.__module__ == settings_module.__name__
-        )
-        own = handlers.build_router(None, settings())
-        common = runtime_router(settings(), RabbitBroker())
-        yield settings.service_name, [*own.subscribers, *common.subscribers]
+def _operations(document: dict[str, Any], action: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, operation in document["operations"].items():
+        if operation["action"] == action:
+            yield name, resolve(document, operation["channel"]["$ref"])
 
 
-def test_receive_operations_are_what_the_services_consume(document: dict[str, Any]) -> None:
-    consumers = dict(_service_subscribers())
-    assert consumers, "no service found"
-    for service, subscribers in consumers.items():
-        consumed = {
-            (
-                subscriber.queue.name,
-                subscriber.exchange.name,
-                subscriber.queue.routing_key,
-                json.dumps(subscriber.queue.arguments, sort_keys=True),
-            )
-            for subscriber in subscribers
-        }
-        documented = set()
-        for operation in document["operations"].values():
-            if operation["action"] != "receive" or {"name": service} not in operation["tags"]:
-                continue
-            channel = resolve(document, operation["channel"]["$ref"])
-            queue = operation["x-amqp-queue"]
-            documented.add(
-                (
-                    queue["name"],
-                    channel["bindings"]["amqp"]["exchange"]["name"],
-                    # A channel addressed per service names it with its `service` parameter.
-                    channel["address"].replace("{service}", service),
-                    json.dumps(queue["arguments"], sort_keys=True),
-                )
-            )
-        assert documented == consumed, (
-            f"the {service} service consumes {sorted(consumed)} but the document says "
-            f"{sorted(documented)}: update ROUTES in tools/asyncapi.py and run `make asyncapi`"
-        )
+def _payload(document: dict[str, Any], channel: dict[str, Any]) -> dict[str, Any]:
+    (message,) = channel["messages"].values()
+    return resolve(document, resolve(document, message["$ref"])["payload"]["$ref"])
+
+
+def test_every_subscription_is_received_with_its_contract(
+    document: dict[str, Any], brokers: list[RabbitBroker]
+) -> None:
+    received = {
+        (binding["queue"]["name"], channel["address"]): channel
+        for _, channel in _operations(document, "receive")
+        if (binding := channel["bindings"]["amqp"])["is"] == "queue"
+    }
+    subscribers = [subscriber for broker in brokers for subscriber in broker.subscribers]
+    # The queues of the web shop's events, the erasures, the questions, and everyone's commands.
+    assert len(subscribers) >= 4 * 3
+    for subscriber in subscribers:
+        queue = subscriber.queue.name
+        channel = received.get((queue, subscriber.queue.routing_key))
+        assert channel is not None, f"queue {queue} is not in the document: run `make asyncapi`"
+        # The handler's contract, not `Any`: a handler that takes an untyped message fails here.
+        assert _payload(document, channel).get("properties") or "oneOf" in _payload(
+            document, channel
+        ), f"queue {queue}: its handler does not say what it takes"
+        assert channel["description"], f"queue {queue}: its handler has no docstring"
+
+
+def test_every_publication_is_sent_with_its_contract(
+    document: dict[str, Any], brokers: list[RabbitBroker]
+) -> None:
+    sent = {
+        (binding["exchange"]["name"], channel["address"]): channel
+        for _, channel in _operations(document, "send")
+        if (binding := channel["bindings"]["amqp"])["is"] == "routingKey"
+    }
+    publishers = [publisher for broker in brokers for publisher in broker.publishers]
+    routes = {(p.exchange.name, p.routing_key) for p in publishers}
+    # consent.changed, disclosures and erasure notices, the erasure's requests and question,
+    # and the participants' reports.
+    assert {(topology.REGISTER_EVENTS_EXCHANGE, topology.CONSENT_CHANGED)} < routes
+    for exchange, routing_key in routes:
+        channel = sent.get((exchange, routing_key))
+        assert channel is not None, f"{exchange} {routing_key} is not in the document"
+        assert _payload(document, channel).get("properties"), f"{exchange} {routing_key}"
+
+
+def test_the_web_shop_sends_every_event_a_service_takes_from_it(
+    document: dict[str, Any], brokers: list[RabbitBroker]
+) -> None:
+    sent = {
+        channel["address"]
+        for _, channel in _operations(document, "send")
+        if channel["bindings"]["amqp"].get("exchange", {}).get("name") == topology.WEBSHOP_EXCHANGE
+    }
+    consumed = {
+        subscriber.queue.routing_key
+        for broker in brokers
+        for subscriber in broker.subscribers
+        if subscriber.exchange.name == topology.WEBSHOP_EXCHANGE
+    }
+    assert sent == consumed
+    assert topology.ORDER_PLACED in sent
+
+
+def test_a_provider_receives_disclosures_and_erasure_notices(document: dict[str, Any]) -> None:
+    (queue,) = (
+        channel
+        for _, channel in _operations(document, "receive")
+        if channel["bindings"]["amqp"].get("queue", {}).get("name")
+        == topology.provider_queue_name("{provider_id}")
+    )
+    names = {resolve(document, m["$ref"])["name"] for m in queue["messages"].values()}
+    assert names == {"Disclosure", "ErasureNotice"}

@@ -28,6 +28,9 @@ if str(ROOT) not in sys.path:  # run from a checkout whether or not the project 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 MONGODB_INIT_SCRIPT = ROOT / "deploy" / "mongodb" / "create-users.js"
+RABBITMQ_CONF = ROOT / "deploy" / "rabbitmq" / "rabbitmq.conf"
+TLS_DIR = ROOT / "deploy" / "tls"
+AMQP_PORT, AMQPS_PORT, MANAGEMENT_PORT = "5672", "5671", "15672"
 INFRASTRUCTURE = ("rabbitmq", "mongodb")
 PROVISION = "provision"
 """The one-shot container that gives every party its RabbitMQ user before the services start."""
@@ -242,16 +245,20 @@ def test_every_long_running_container_has_a_health_check(compose: dict[str, Any]
         assert check["test"][0] in ("CMD", "CMD-SHELL"), name
 
 
+def mounts(service: Mapping[str, Any], env: Mapping[str, str]) -> list[list[str]]:
+    """Each volume as [source, target, options...], interpolated."""
+    return [interpolate(str(volume), env).split(":") for volume in service.get("volumes") or []]
+
+
 def test_named_volumes_are_declared(compose: dict[str, Any]) -> None:
     declared = set(compose.get("volumes") or {})
     for name in INFRASTRUCTURE:
-        volumes = compose["services"][name].get("volumes") or []
-        sources = {str(volume).split(":", 1)[0] for volume in volumes}
+        sources = {mount[0] for mount in mounts(compose["services"][name], example_env())}
         named = {source for source in sources if not source.startswith((".", "/"))}
         assert named, f"{name} keeps its data in a named volume"
         assert named <= declared, name
-        for source in sources - named:  # a file of the project mounted into the container
-            assert (ROOT / source).is_file(), f"{name} mounts {source}, which does not exist"
+        for source in sources - named:  # a file or folder of the project, mounted
+            assert (ROOT / source).exists(), f"{name} mounts {source}, which does not exist"
 
 
 def test_env_example_documents_every_variable_compose_reads(compose: dict[str, Any]) -> None:
@@ -346,28 +353,101 @@ def test_each_service_logs_in_to_mongodb_as_its_own_user_of_its_own_database(
         )
 
 
-def test_only_the_disclosure_service_holds_the_rabbitmq_administrator(
-    compose: dict[str, Any],
-) -> None:
+def test_no_long_running_service_holds_the_rabbitmq_administrator(compose: dict[str, Any]) -> None:
+    """Only the one-shot `provision` container logs in as the administrator: whoever took over
+    a service that held it would own the broker."""
     env = example_env()
     for name, service in app_services(compose).items():
         held = filled_in(service, env)
-        assert (env["RABBITMQ_DEFAULT_PASS"] in " ".join(held.values())) == (name == "disclosure")
-        if name == "disclosure":  # it makes the providers' users
-            assert held["RABBITMQ_MANAGEMENT_USER"] == env["RABBITMQ_DEFAULT_USER"]
+        assert env["RABBITMQ_DEFAULT_PASS"] not in " ".join(held.values()), name
+        assert not {"RABBITMQ_MANAGEMENT_USER", "RABBITMQ_MANAGEMENT_PASSWORD"} & set(held), name
+    provisioner = filled_in(compose["services"][PROVISION], env)
+    assert provisioner["RABBITMQ_MANAGEMENT_PASSWORD"] == env["RABBITMQ_DEFAULT_PASS"]
 
 
-def test_the_key_env_example_tells_how_to_make_is_long_enough_for_production(
-    monkeypatch: pytest.MonkeyPatch,
+# --- what the host publishes, and TLS -------------------------------------------------------------
+
+
+def published(service: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, str]:
+    """Container port -> the host address it is published on (`0.0.0.0`: every interface)."""
+    ports = {}
+    for entry in service.get("ports") or []:
+        assert isinstance(entry, str), "ports in compose's short form"
+        parts = interpolate(entry, env).split(":")
+        assert len(parts) in (2, 3), entry
+        ports[parts[-1].split("/")[0]] = parts[0] if len(parts) == 3 else "0.0.0.0"
+    return ports
+
+
+def test_the_host_publishes_amqps_and_the_local_management_ui_and_nothing_else(
+    compose: dict[str, Any],
 ) -> None:
-    made = re.search(r"secrets\.token_urlsafe\((\d+)\)", ENV_EXAMPLE.read_text())
-    assert made, ".env.example tells how to make a key"
-    cls = settings_class("orders")
-    for variable in setting_names(cls):
-        monkeypatch.delenv(variable, raising=False)
-    settings: Any = cls(
-        REGISTER_ENV="production",
-        identity_hash_key=secrets.token_urlsafe(int(made[1])),
-        rabbitmq_url="amqp://orders:fake-password@rabbitmq:5672/register",
+    env = example_env()
+    rabbitmq = published(compose["services"]["rabbitmq"], env)
+    assert rabbitmq == {AMQPS_PORT: "0.0.0.0", MANAGEMENT_PORT: "127.0.0.1"}, (
+        "AMQPS for the parties outside, the management UI on this machine only, plain AMQP "
+        "(5672) on compose's network only"
     )
-    assert len(settings.identity_hash_key.get_secret_value().encode()) >= 32
+    assert AMQP_PORT not in rabbitmq
+    for name, service in compose["services"].items():
+        if name != "rabbitmq":
+            assert not service.get("ports"), f"{name} must publish no port (MongoDB included)"
+            assert not service.get("network_mode"), name
+
+
+def rabbitmq_conf() -> dict[str, str]:
+    """deploy/rabbitmq/rabbitmq.conf's `key = value` lines."""
+    settings = {}
+    for line in RABBITMQ_CONF.read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            key, _, value = line.partition("=")
+            settings[key.strip()] = value.strip()
+    return settings
+
+
+def test_rabbitmq_serves_amqps_with_the_certificate_from_the_tls_folder(
+    compose: dict[str, Any],
+) -> None:
+    env = example_env()
+    conf = rabbitmq_conf()
+    assert conf["listeners.ssl.default"] == AMQPS_PORT
+    assert conf["listeners.tcp.default"] == AMQP_PORT
+    # Parties log in with passwords: a client certificate is checked when offered, never asked.
+    assert (conf["ssl_options.verify"], conf["ssl_options.fail_if_no_peer_cert"]) == (
+        "verify_peer",
+        "false",
+    )
+    assert {value for key, value in conf.items() if key.startswith("ssl_options.versions.")} == {
+        "tlsv1.2",
+        "tlsv1.3",
+    }
+    volumes = {mount[1]: mount for mount in mounts(compose["services"]["rabbitmq"], env)}
+    assert volumes["/etc/rabbitmq/conf.d/20-register.conf"][0] == "./deploy/rabbitmq/rabbitmq.conf"
+    folder = "/etc/rabbitmq/tls"
+    assert volumes[folder][0] == "./deploy/tls" and volumes[folder][2:] == ["ro"]
+    assert "TLS_DIR" in compose_variables(compose["services"]["rabbitmq"]), "configurable in .env"
+    for option, file in (
+        ("ssl_options.cacertfile", "ca.pem"),
+        ("ssl_options.certfile", "server.pem"),
+        ("ssl_options.keyfile", "server.key"),
+    ):
+        assert conf[option] == f"{folder}/{file}", option
+        assert file in (TLS_DIR / "README.md").read_text(), f"the TLS folder's README names {file}"
+
+
+def test_no_certificate_or_key_can_be_committed_from_the_tls_folder() -> None:
+    ignored = (TLS_DIR / ".gitignore").read_text().split()
+    assert "*" in ignored, "everything in deploy/tls/ is ignored"
+    assert {"!.gitignore", "!README.md"} <= set(ignored)
+    assert not [
+        line for line in ignored if line.startswith("!") and line.endswith((".pem", ".key"))
+    ]
+
+
+def test_providers_are_told_to_connect_over_tls(compose: dict[str, Any]) -> None:
+    env = example_env()
+    url = urlsplit(filled_in(compose["services"]["disclosure"], env)["PROVIDER_AMQP_URL"])
+    command = compose["services"][PROVISION]["command"]
+    vhost = command[command.index("--vhost") + 1]
+    assert (url.scheme, str(url.port), url.path) == ("amqps", AMQPS_PORT, f"/{vhost}")
+    assert url.username is None and url.password is None

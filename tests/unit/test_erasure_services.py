@@ -75,6 +75,14 @@ def no_dead_letter_queues(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(SubjectDeadLetters, "remove_subject", none_found)
 
 
+@pytest.fixture(autouse=True)
+def people_kept_long(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Orders from 2019 test the ledger's end after an erasure: with the default retention of
+    the people's own data they would arrive without them (tests/unit/test_retention_sweeps.py)."""
+    monkeypatch.setenv("RETENTION_BUYER_MONTHS", "1200")
+    monkeypatch.setenv("RETENTION_RECIPIENT_MONTHS", "1200")
+
+
 def listen(broker: RabbitBroker, subscription: topology.Subscription) -> list[dict[str, Any]]:
     """Everything published to the subscription's queue, as a consumer there would see it."""
     received: list[dict[str, Any]] = []

@@ -347,7 +347,7 @@ async def test_only_the_erasure_service_may_ask_who_is_on_an_order(
     in as itself answers the erasure service, and no one else."""
     settings = OrdersSettings(
         REGISTER_ENV="production",
-        rabbitmq_url="amqp://orders:not-the-guest-password@localhost:5672/register",
+        rabbitmq_url="amqp://orders:fake-password@localhost:5672/register",
         mongodb_url="memory://",
         identity_hash_key=PRODUCTION_KEY,
     )

@@ -55,7 +55,7 @@ def production(
     """Production settings, logged in as `login` (not guest), data in memory."""
     return settings_class(
         REGISTER_ENV="production",
-        rabbitmq_url=f"amqp://{login}:not-the-guest-password@localhost:5672/register",
+        rabbitmq_url=f"amqp://{login}:fake-password@localhost:5672/register",
         mongodb_url="memory://",
         identity_hash_key=PRODUCTION_KEY,
         **more,

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
+from services.consent.store.mongo import MongoConsentStore
 from services.consent.store.port import ConsentStore
-from shared.database import Database
-from shared.sqlite import SqliteDatabase
+from services.consent.store.sqlite import SqliteConsentStore
+from shared.database import Database, adapter_for
 
 
 async def open_store(database: Database) -> ConsentStore:
     """The adapter for the service's database, ready for use."""
-    store: ConsentStore
-    if isinstance(database, SqliteDatabase):
-        from services.consent.store.sqlite import SqliteConsentStore
-
-        store = SqliteConsentStore(database)
-    else:
-        from services.consent.store.mongo import MongoConsentStore
-
-        store = MongoConsentStore(database.documents)
+    store: ConsentStore = adapter_for(database, SqliteConsentStore, MongoConsentStore)
     await store.prepare()
     return store
 

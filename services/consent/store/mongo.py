@@ -8,6 +8,9 @@ Collections:
   buyer's `contact` from their latest order (`contact_as_of`, `contact_event_id`) with
   `addressable` true, and `announced`, the summary last published as `consent.changed`.
 - `suppressions`: `{_id: subject hash, since}`.
+- `activity`: `{_id: subject hash, last_at}`, when the person's latest fact or order happened,
+  raised (`$max`) by every write of one; a database from before it was kept gets it filled in
+  from `people` and `consent_history` at the first start that finds it empty.
 
 The audience export is everyone with the purpose in `may_contact` and `addressable` true, read
 with one cursor over the index on (`may_contact`, `addressable`, `_id`), a page at a time.
@@ -20,7 +23,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import BulkWriteError
 
 from services.consent.domain import FACT, AnyFact, ConsentState, Person
@@ -39,6 +42,7 @@ class MongoConsentStore:
         self._history = documents["consent_history"]
         self._people = documents["people"]
         self._suppressions = documents["suppressions"]
+        self._activity = documents["activity"]
         self.erasures = MongoErasureRecords(documents)
 
     async def prepare(self) -> None:
@@ -48,6 +52,27 @@ class MongoConsentStore:
         await self._people.create_indexes(
             [IndexModel([("may_contact", ASCENDING), (ADDRESSABLE, ASCENDING), ("_id", ASCENDING)])]
         )
+        await self._activity.create_indexes([IndexModel([("last_at", ASCENDING)])])
+        await self.erasures.prepare()
+        if await self._activity.find_one({}) is None:
+            await self._fill_activity()
+
+    async def _fill_activity(self) -> None:
+        """Each person's activity, from their contact and their latest fact."""
+        async for person in self._people.find({}, {"contact_as_of": 1}):
+            cursor = (
+                self._history.find({"subject": person["_id"]}, {"occurred_at": 1})
+                .sort("occurred_at", DESCENDING)
+                .limit(1)
+            )
+            moments = [fact["occurred_at"] async for fact in cursor]
+            if person.get("contact_as_of") is not None:
+                moments.append(person["contact_as_of"])
+            if moments:
+                await self._note_activity(person["_id"], max(aware(m) for m in moments))
+
+    async def _note_activity(self, subject: str, at: datetime) -> None:
+        await self._activity.update_one({"_id": subject}, {"$max": {"last_at": at}}, upsert=True)
 
     # --- history -------------------------------------------------------------------------------
 
@@ -56,6 +81,7 @@ class MongoConsentStore:
         # alone, and the others go in all the same.
         if not facts:
             return 0
+        await self._note_activity(subject, max(fact.occurred_at for fact in facts))
         recorded_at = datetime.now(UTC)
         documents = [
             {
@@ -103,6 +129,7 @@ class MongoConsentStore:
     async def save_contact(
         self, subject: str, contact: Contact, as_of: datetime, event_id: str
     ) -> bool:
+        await self._note_activity(subject, as_of)
         return await conditional_upsert(
             self._people,
             subject,
@@ -165,6 +192,7 @@ class MongoConsentStore:
     async def erase_person(self, subject: str) -> None:
         await self._history.delete_many({"subject": subject})
         await self._people.delete_one({"_id": subject})
+        await self._activity.delete_one({"_id": subject})
 
     async def suppress(self, subject: str, since: datetime) -> None:
         await self._suppressions.update_one(
@@ -183,6 +211,20 @@ class MongoConsentStore:
     async def suppressed_since(self, subject: str) -> datetime | None:
         document = await self._suppressions.find_one({"_id": subject})
         return None if document is None else aware(document["since"])
+
+    # --- activity (the retention sweep) --------------------------------------------------------
+
+    async def last_activity(self, subject: str) -> datetime | None:
+        document = await self._activity.find_one({"_id": subject})
+        return None if document is None else aware(document["last_at"])
+
+    async def inactive_before(self, before: datetime) -> list[str]:
+        cursor = self._activity.find({"last_at": {"$lt": before}})
+        found = [(aware(d["last_at"]), d["_id"]) for d in await cursor.to_list(None)]
+        return [subject for _, subject in sorted(found)]
+
+    async def count_inactive_before(self, before: datetime) -> int:
+        return await self._activity.count_documents({"last_at": {"$lt": before}})
 
 
 def _person(subject: str, document: dict[str, Any]) -> Person:

@@ -7,7 +7,11 @@
   from their latest order. A person with a contact is addressable.
 - The audience of a purpose: everyone who may be contacted for it (`ConsentState.may_contact`)
   and is addressable, in subject-hash order.
-- Suppressions: per subject hash, since when an erased person who had objected stays suppressed.
+- Suppressions: per subject hash, since when a person who had objected stays suppressed after
+  their data was erased, or expired.
+- Activity: per subject hash, when their latest consent event or order happened (the latest
+  fact's `occurred_at`, or the contact's `as_of`), kept by `append_facts` and `save_contact`
+  as they write: the retention sweep finds who has been silent too long by it, indexed.
 
 Datetimes come back timezone-aware, in UTC, truncated to whole milliseconds (what both
 adapters keep), whatever zone and precision they were given in.
@@ -87,7 +91,8 @@ class ConsentStore(Protocol):
     # --- erasure and suppressions --------------------------------------------------------------
 
     async def erase_person(self, subject: str) -> None:
-        """Delete the person's facts and projection: they leave every audience at once."""
+        """Delete the person's facts, projection and activity: they leave every audience at
+        once."""
         ...
 
     async def suppress(self, subject: str, since: datetime) -> None:
@@ -105,3 +110,15 @@ class ConsentStore(Protocol):
         ...
 
     async def suppressed_since(self, subject: str) -> datetime | None: ...
+
+    # --- activity (the retention sweep) --------------------------------------------------------
+
+    async def last_activity(self, subject: str) -> datetime | None:
+        """When the person's latest consent event or order happened; None: nothing held."""
+        ...
+
+    async def inactive_before(self, before: datetime) -> list[str]:
+        """The people whose last activity is before `before`, the longest silent first."""
+        ...
+
+    async def count_inactive_before(self, before: datetime) -> int: ...

@@ -12,6 +12,9 @@ Tables:
   searches of its primary key, and paging through it by subject hash costs the same on the
   last page of a million as on the first.
 - `suppressions`: since when (ms) an erased person who had objected stays suppressed.
+- `activity`: per subject hash, when (ms) their latest fact or order happened, written in the
+  same operation as the fact or contact; a file from before it was kept gets it filled in from
+  `facts` and `people` when the table is made.
 
 Every method is one operation of the writer thread: atomic, whatever else runs meanwhile. The
 export reads one page per operation, so that other writes go on between its pages.
@@ -60,6 +63,23 @@ SCHEMA = (
         subject TEXT PRIMARY KEY,
         since INTEGER NOT NULL
     ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS activity (
+        subject TEXT PRIMARY KEY,
+        last_at INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS activity_last_at ON activity (last_at)",
+)
+# Run once, when `activity` is made in a file that already holds people.
+FILL_ACTIVITY = (
+    "INSERT INTO activity (subject, last_at) "
+    "SELECT subject, max(occurred_at) FROM facts GROUP BY subject",
+    "INSERT INTO activity (subject, last_at) "
+    "SELECT subject, contact_as_of FROM people WHERE contact_as_of IS NOT NULL "
+    "ON CONFLICT (subject) DO UPDATE SET last_at = max(last_at, excluded.last_at)",
+)
+NOTE_ACTIVITY = (
+    "INSERT INTO activity (subject, last_at) VALUES (?, ?) ON CONFLICT (subject) "
+    "DO UPDATE SET last_at = excluded.last_at WHERE excluded.last_at > activity.last_at"
 )
 # A subject's audience rows are found by primary key only with the purpose named: all of them.
 _EVERY_PURPOSE = f"purpose IN ({','.join('?' * len(PURPOSES))})"
@@ -71,7 +91,17 @@ class SqliteConsentStore:
         self.erasures = SqliteErasureRecords(database)
 
     async def prepare(self) -> None:
+        new_activity = not await self._database.run(
+            lambda connection: connection.execute("PRAGMA table_info(activity)").fetchall()
+        )
         await self._database.create_schema(SCHEMA)
+        if new_activity:
+
+            def fill(connection: sqlite3.Connection) -> None:
+                for statement in FILL_ACTIVITY:
+                    connection.execute(statement)
+
+            await self._database.run(fill)
 
     # --- history -------------------------------------------------------------------------------
 
@@ -83,15 +113,18 @@ class SqliteConsentStore:
             (fact.fact_id, subject, millis(fact.occurred_at), recorded_at, fact.model_dump_json())
             for fact in facts
         ]
-        return await self._database.run(
-            lambda connection: (
-                connection.executemany(
-                    "INSERT OR IGNORE INTO facts "
-                    "(fact_id, subject, occurred_at, recorded_at, fact) VALUES (?, ?, ?, ?, ?)",
-                    rows,
-                ).rowcount
-            )
-        )
+        latest = (subject, max(row[2] for row in rows))
+
+        def append(connection: sqlite3.Connection) -> int:
+            added = connection.executemany(
+                "INSERT OR IGNORE INTO facts "
+                "(fact_id, subject, occurred_at, recorded_at, fact) VALUES (?, ?, ?, ?, ?)",
+                rows,
+            ).rowcount
+            connection.execute(NOTE_ACTIVITY, latest)
+            return added
+
+        return await self._database.run(append)
 
     async def facts_of(self, subject: str) -> list[AnyFact]:
         rows = await self._database.run(
@@ -150,6 +183,7 @@ class SqliteConsentStore:
                 "AND people.contact_event_id < excluded.contact_event_id)",
                 values,
             ).rowcount
+            connection.execute(NOTE_ACTIVITY, (subject, values[2]))
             if changed:
                 person = _read_person(connection, subject)
                 if person is not None:
@@ -200,6 +234,7 @@ class SqliteConsentStore:
                 (*PURPOSES, subject),
             )
             connection.execute("DELETE FROM people WHERE subject = ?", (subject,))
+            connection.execute("DELETE FROM activity WHERE subject = ?", (subject,))
 
         await self._database.run(erase)
 
@@ -242,6 +277,33 @@ class SqliteConsentStore:
             ).fetchone()
         )
         return None if row is None else from_millis(row[0])
+
+    # --- activity (the retention sweep) --------------------------------------------------------
+
+    async def last_activity(self, subject: str) -> datetime | None:
+        row = await self._database.run(
+            lambda connection: connection.execute(
+                "SELECT last_at FROM activity WHERE subject = ?", (subject,)
+            ).fetchone()
+        )
+        return None if row is None else from_millis(row[0])
+
+    async def inactive_before(self, before: datetime) -> list[str]:
+        moment = millis(before)
+        rows = await self._database.run(
+            lambda connection: connection.execute(
+                "SELECT subject FROM activity WHERE last_at < ? ORDER BY last_at", (moment,)
+            ).fetchall()
+        )
+        return [subject for (subject,) in rows]
+
+    async def count_inactive_before(self, before: datetime) -> int:
+        moment = millis(before)
+        return await self._database.run(
+            lambda connection: connection.execute(
+                "SELECT count(*) FROM activity WHERE last_at < ?", (moment,)
+            ).fetchone()[0]
+        )
 
 
 class _AudiencePage:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.disclosure.store.mongo import MongoDisclosureStore
 from services.disclosure.store.port import (
     RELEASE_LEASE,
     DisclosureStore,
@@ -9,21 +10,13 @@ from services.disclosure.store.port import (
     Named,
     NamedEntry,
 )
-from shared.database import Database
-from shared.sqlite import SqliteDatabase
+from services.disclosure.store.sqlite import SqliteDisclosureStore
+from shared.database import Database, adapter_for
 
 
 async def open_store(database: Database) -> DisclosureStore:
     """The adapter for the service's database, ready for use."""
-    store: DisclosureStore
-    if isinstance(database, SqliteDatabase):
-        from services.disclosure.store.sqlite import SqliteDisclosureStore
-
-        store = SqliteDisclosureStore(database)
-    else:
-        from services.disclosure.store.mongo import MongoDisclosureStore
-
-        store = MongoDisclosureStore(database.documents)
+    store: DisclosureStore = adapter_for(database, SqliteDisclosureStore, MongoDisclosureStore)
     await store.prepare()
     return store
 

@@ -70,8 +70,11 @@ class MongoDisclosureStore:
                     ]
                 ),
                 IndexModel([("kept_until", ASCENDING)], sparse=True),
+                # The log's retention runs from its order's date: the sweep's search.
+                IndexModel([("placed_at", ASCENDING)]),
             ]
         )
+        await self.erasures.prepare()
 
     # --- providers -----------------------------------------------------------------------------
 
@@ -268,6 +271,27 @@ class MongoDisclosureStore:
         result = await self._disclosures.delete_many({"kept_until": {"$lt": before}})
         return result.deleted_count
 
+    # --- the retention sweep -------------------------------------------------------------------
+
+    async def count_held_before(self, before: datetime) -> int:
+        return await self._disclosures.count_documents(
+            {"status": HELD, "recorded_at": {"$lt": before}}
+        )
+
+    async def cancel_held_before(self, before: datetime, reason: str) -> int:
+        result = await self._disclosures.update_many(
+            {"status": HELD, "recorded_at": {"$lt": before}},
+            {"$set": {"status": CANCELLED, "hold_reason": reason}, "$unset": {"pending": ""}},
+        )
+        return result.modified_count
+
+    async def count_log_before(self, before: datetime) -> int:
+        return await self._disclosures.count_documents({"placed_at": {"$lt": before}})
+
+    async def delete_log_before(self, before: datetime) -> int:
+        result = await self._disclosures.delete_many({"placed_at": {"$lt": before}})
+        return result.deleted_count
+
     async def _held(self, query: dict[str, Any]) -> list[HeldDisclosure]:
         # Sorted here, not by the server: the list is whole, and ties of a millisecond are
         # broken by id as on SQLite.
@@ -346,6 +370,7 @@ def _sent(document: dict[str, Any]) -> SentDisclosure:
         fields=document["fields"],
         product_ids=document["product_ids"],
         message_id=document["message_id"],
+        placed_at=_moment(document.get("placed_at")),
     )
 
 

@@ -200,3 +200,24 @@ class DisclosureStore(Protocol):
     async def delete_expired_entries(self, before: str) -> int:
         """Delete the entries kept to a day before `before` (ISO); how many were deleted."""
         ...
+
+    # --- the retention sweep -------------------------------------------------------------------
+
+    async def count_held_before(self, before: datetime) -> int:
+        """How many disclosures have been held (not being released) since before `before`."""
+        ...
+
+    async def cancel_held_before(self, before: datetime, reason: str) -> int:
+        """Never send the disclosures held since before `before` (one being released is left
+        to its release); their held copy of the data is deleted, the entry kept as cancelled
+        with `reason`. How many were cancelled."""
+        ...
+
+    async def count_log_before(self, before: datetime) -> int:
+        """How many entries, whatever their status, are of orders placed before `before`."""
+        ...
+
+    async def delete_log_before(self, before: datetime) -> int:
+        """Delete the entries of orders placed before `before`, whomever they name (an entry
+        logged before orders' dates were is kept); how many."""
+        ...

@@ -34,6 +34,7 @@ from services.disclosure.store.port import (
     People,
     people_of,
 )
+from services.disclosure.store.sqlite_retention import SqliteRetentionQueries
 from services.disclosure.store.sqlite_schema import SCHEMA, UNKNOWN_ROLE, add_roles
 from shared.contracts.disclosure_ops import HeldDisclosure, SentDisclosure
 from shared.contracts.disclosures import Disclosure
@@ -45,7 +46,9 @@ PROVIDER_COLUMNS = ", ".join(Provider.model_fields)
 HELD_COLUMNS = (
     "disclosure_id, order_id, provider_id, status, hold_reason AS reason, recorded_at AS held_since"
 )
-SENT_COLUMNS = "disclosure_id, order_id, provider_id, sent_at, fields, product_ids, message_id"
+SENT_COLUMNS = (
+    "disclosure_id, order_id, provider_id, sent_at, fields, product_ids, message_id, placed_at"
+)
 ENTRY_COLUMNS = (
     "disclosure_id, order_id, provider_id, status, product_ids, fields, placed_at, recorded_at, "
     "sent_at, released_by, hold_reason, kept_until, "
@@ -61,7 +64,7 @@ OF_STATUS = "+status = ?"
 NOT_SENT_OF_PERSON = "+" + NOT_SENT_SQL
 
 
-class SqliteDisclosureStore:
+class SqliteDisclosureStore(SqliteRetentionQueries):
     def __init__(self, database: SqliteDatabase) -> None:
         self._database = database
         self.erasures = SqliteErasureRecords(database)
@@ -444,6 +447,7 @@ def _sent(row: dict[str, Any]) -> SentDisclosure:
         {
             **row,
             "sent_at": from_millis(row["sent_at"]),
+            "placed_at": _moment(row["placed_at"]),
             "fields": orjson.loads(row["fields"]),
             "product_ids": orjson.loads(row["product_ids"]),
         }

@@ -50,6 +50,8 @@ SCHEMA = (
     "ON disclosures (provider_id, status, sent_at DESC)",
     "CREATE INDEX IF NOT EXISTS disclosures_kept_until ON disclosures (kept_until) "
     "WHERE kept_until IS NOT NULL",
+    # The log's retention runs from its order's date: the sweep's search.
+    "CREATE INDEX IF NOT EXISTS disclosures_placed ON disclosures (placed_at)",
     SUBJECTS_TABLE,
     "CREATE INDEX IF NOT EXISTS disclosure_subjects_subject ON disclosure_subjects (subject)",
     """CREATE TABLE IF NOT EXISTS held_disclosures (

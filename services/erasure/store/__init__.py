@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
+from services.erasure.store.mongo import MongoErasureStore
 from services.erasure.store.port import ErasureStore
-from shared.database import Database
-from shared.sqlite import SqliteDatabase
+from services.erasure.store.sqlite import SqliteErasureStore
+from shared.database import Database, adapter_for
 
 
 async def open_store(database: Database) -> ErasureStore:
     """The adapter for the service's database, ready for use."""
-    store: ErasureStore
-    if isinstance(database, SqliteDatabase):
-        from services.erasure.store.sqlite import SqliteErasureStore
-
-        store = SqliteErasureStore(database)
-    else:
-        from services.erasure.store.mongo import MongoErasureStore
-
-        store = MongoErasureStore(database.documents)
+    store: ErasureStore = adapter_for(database, SqliteErasureStore, MongoErasureStore)
     await store.prepare()
     return store
 

@@ -13,7 +13,7 @@ from typing import Any
 from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
-from services.erasure.domain import OPEN_STATUSES, ErasureRequest
+from services.erasure.domain import CLOSED_STATUSES, OPEN_STATUSES, ErasureRequest
 from shared.contracts.erasure import ErasureReported
 from shared.database import MongoDocuments
 
@@ -33,13 +33,15 @@ class MongoErasureStore:
         )
 
     async def add(self, request: ErasureRequest) -> ErasureRequest | None:
-        try:
-            await self._requests.insert_one(_document(request))
-        except DuplicateKeyError:
-            existing = await self.request(request.request_id)
-            assert existing is not None  # requests are never deleted
-            return existing
-        return None
+        while True:
+            try:
+                await self._requests.insert_one(_document(request))
+            except DuplicateKeyError:
+                existing = await self.request(request.request_id)
+                if existing is not None:
+                    return existing
+                continue  # deleted by the retention sweep meanwhile: the id is free again
+            return None
 
     async def request(self, request_id: str) -> ErasureRequest | None:
         document = await self._requests.find_one({"_id": request_id})
@@ -117,6 +119,15 @@ class MongoErasureStore:
             return_document=ReturnDocument.AFTER,
         )
         return None if document is None else _request(document)
+
+    def _done_before(self, before: datetime) -> dict[str, Any]:
+        return {"status": {"$in": list(CLOSED_STATUSES)}, "received_at": {"$lt": before}}
+
+    async def count_done_before(self, before: datetime) -> int:
+        return await self._requests.count_documents(self._done_before(before))
+
+    async def delete_done_before(self, before: datetime) -> int:
+        return (await self._requests.delete_many(self._done_before(before))).deleted_count
 
 
 def _document(request: ErasureRequest) -> dict[str, Any]:

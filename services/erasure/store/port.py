@@ -6,7 +6,9 @@ attempts, when the next is due (`next_attempt_at`, only while the request is ope
 it is stuck, and when it was started and completed.
 
 Both adapters keep datetimes to the millisecond and return them timezone-aware (UTC). Lists
-of requests come oldest first; requests received in the same millisecond by request id.
+of requests come oldest first; requests received in the same millisecond by request id. A
+request done (completed, or an access request answered) is deleted by the retention sweep at
+the end of its period; an open one is kept.
 """
 
 from __future__ import annotations
@@ -76,4 +78,12 @@ class ErasureStore(Protocol):
         """Mark an open request completed once no participant is missing: the completed
         request, with no next attempt and no longer stuck. None if it is not complete, or
         already completed: of concurrent calls exactly one returns the request."""
+        ...
+
+    async def count_done_before(self, before: datetime) -> int:
+        """How many requests received before `before` are done (completed or answered)."""
+        ...
+
+    async def delete_done_before(self, before: datetime) -> int:
+        """Delete the requests received before `before` that are done; how many."""
         ...

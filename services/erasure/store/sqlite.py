@@ -15,7 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from services.erasure.domain import OPEN_STATUSES, ErasureRequest
+from services.erasure.domain import CLOSED_STATUSES, OPEN_STATUSES, ErasureRequest
 from shared.contracts.erasure import ErasureReported
 from shared.sqlite import SqliteDatabase, millis
 from shared.times import aware, to_millis
@@ -36,6 +36,9 @@ SCHEMA = (
     "WHERE next_attempt_at IS NOT NULL",
 )
 _OPEN = ",".join("?" * len(OPEN_STATUSES))
+_DONE_BEFORE = (
+    f"FROM requests WHERE status IN ({','.join('?' * len(CLOSED_STATUSES))}) AND received_at < ?"
+)
 # Ties in request id order, as on MongoDB; an index of a WITHOUT ROWID table ends with its key,
 # so the index on `received_at` (or `subject, received_at`) serves this order without a sort.
 _OLDEST_FIRST = "ORDER BY received_at, request_id"
@@ -149,6 +152,20 @@ class SqliteErasureStore:
             )
 
         return await self._change(request_id, finish)
+
+    async def count_done_before(self, before: datetime) -> int:
+        values = (*CLOSED_STATUSES, millis(before))
+        return await self._database.run(
+            lambda connection: connection.execute(
+                f"SELECT count(*) {_DONE_BEFORE}", values
+            ).fetchone()[0]
+        )
+
+    async def delete_done_before(self, before: datetime) -> int:
+        values = (*CLOSED_STATUSES, millis(before))
+        return await self._database.run(
+            lambda connection: connection.execute(f"DELETE {_DONE_BEFORE}", values).rowcount
+        )
 
     async def _select(self, clauses: str, parameters: tuple[Any, ...]) -> list[ErasureRequest]:
         rows = await self._database.run(

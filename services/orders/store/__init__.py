@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
+from services.orders.store.mongo import MongoOrdersStore
 from services.orders.store.port import OrdersStore
-from shared.database import Database
-from shared.sqlite import SqliteDatabase
+from services.orders.store.sqlite import SqliteOrdersStore
+from shared.database import Database, adapter_for
 
 
 async def open_store(database: Database) -> OrdersStore:
     """The adapter for the service's database, ready for use."""
-    store: OrdersStore
-    if isinstance(database, SqliteDatabase):
-        from services.orders.store.sqlite import SqliteOrdersStore
-
-        store = SqliteOrdersStore(database)
-    else:
-        from services.orders.store.mongo import MongoOrdersStore
-
-        store = MongoOrdersStore(database.documents)
+    store: OrdersStore = adapter_for(database, SqliteOrdersStore, MongoOrdersStore)
     await store.prepare()
     return store
 

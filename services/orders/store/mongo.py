@@ -34,8 +34,13 @@ class MongoOrdersStore:
                 IndexModel([("recipient_subject", ASCENDING)], sparse=True),
                 IndexModel([("erasures", ASCENDING)], sparse=True),
                 IndexModel([("kept_until", ASCENDING)], sparse=True),
+                # The recipients whose data expired: a range on when, then who is still named.
+                IndexModel([("placed_at", ASCENDING), ("recipient_subject", ASCENDING)]),
             ]
         )
+        for profiles in self._profiles.values():
+            await profiles.create_indexes([IndexModel([("as_of", ASCENDING)])])
+        await self.erasures.prepare()
 
     async def add_order(self, order: Order) -> bool:
         document = order.model_dump(exclude_none=True)
@@ -85,17 +90,21 @@ class MongoOrdersStore:
             await profiles.delete_one({"_id": subject})
 
     async def erase_from_order(
-        self, order_id: str, role: Role, subject: str, request_id: str, placed_at: datetime
+        self,
+        order_id: str,
+        role: Role,
+        subject: str,
+        request_id: str | None,
+        placed_at: datetime,
     ) -> None:
         kept = retention(placed_at)
-        await self._orders.update_one(
-            {"_id": order_id, f"{role}_subject": subject},
-            {
-                "$unset": {role: "", f"{role}_subject": ""},
-                "$set": {"retention": kept},
-                "$addToSet": {"erasures": request_id},
-            },
-        )
+        update: dict[str, Any] = {
+            "$unset": {role: "", f"{role}_subject": ""},
+            "$set": {"retention": kept},
+        }
+        if request_id is not None:
+            update["$addToSet"] = {"erasures": request_id}
+        await self._orders.update_one({"_id": order_id, f"{role}_subject": subject}, update)
         # A second step, after the first in every erasure, so that of two erasures of its two
         # people at once the later one always sees the order hold nobody's data.
         await self._orders.update_one(
@@ -106,6 +115,33 @@ class MongoOrdersStore:
     async def delete_expired_ledgers(self, before: str) -> int:
         result = await self._orders.delete_many({"kept_until": {"$lt": before}})
         return result.deleted_count
+
+    async def count_expired_ledgers(self, before: str) -> int:
+        return await self._orders.count_documents({"kept_until": {"$lt": before}})
+
+    async def profiles_before(self, role: Role, before: datetime) -> list[str]:
+        cursor = self._profiles[role].find({"as_of": {"$lt": before}}, {"as_of": 1})
+        found = [(document["as_of"], document["_id"]) for document in await cursor.to_list(None)]
+        return [subject for _, subject in sorted(found)]
+
+    async def count_profiles_before(self, role: Role, before: datetime) -> int:
+        return await self._profiles[role].count_documents({"as_of": {"$lt": before}})
+
+    async def delete_profile_before(self, role: Role, subject: str, before: datetime) -> bool:
+        result = await self._profiles[role].delete_one({"_id": subject, "as_of": {"$lt": before}})
+        return result.deleted_count > 0
+
+    def _recipients_before(self, before: datetime) -> dict[str, Any]:
+        # An order's recipient is absent once stripped (an erasure or an expiry unsets them).
+        return {"placed_at": {"$lt": before}, "recipient_subject": {"$exists": True}}
+
+    async def orders_with_recipient_before(self, before: datetime) -> list[Order]:
+        cursor = self._orders.find(self._recipients_before(before))
+        orders = [_order(document) for document in await cursor.to_list(None)]
+        return sorted(orders, key=lambda order: (order.placed_at, order.order_id))
+
+    async def count_orders_with_recipient_before(self, before: datetime) -> int:
+        return await self._orders.count_documents(self._recipients_before(before))
 
 
 def _order(document: dict[str, Any]) -> Order:

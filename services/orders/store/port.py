@@ -1,8 +1,12 @@
 """What the orders service keeps, as the service layer sees it: orders, profiles, erasures.
 
 An order a person was erased from keeps its ledger lines, `retention` (why, until when) and
-`erasures` (the request ids), without that person's data or hash. Once it holds nobody's data,
-`kept_until` says the last day it is kept; the retention sweep deletes it after that day.
+`erasures` (the request ids), without that person's data or hash; one whose person's data
+expired (the retention sweep) the same, without an erasure request. Once it holds nobody's
+data, `kept_until` says the last day it is kept; the retention sweep deletes it after that day.
+
+A buyer's profile is as of their latest order (`update_profile` takes only newer data): the
+retention sweep finds the buyers whose last order is before its cut-off by it, indexed.
 """
 
 from __future__ import annotations
@@ -46,12 +50,42 @@ class OrdersStore(Protocol):
     async def erase_profiles(self, subject: str) -> None: ...
 
     async def erase_from_order(
-        self, order_id: str, role: Role, subject: str, request_id: str, placed_at: datetime
+        self,
+        order_id: str,
+        role: Role,
+        subject: str,
+        request_id: str | None,
+        placed_at: datetime,
     ) -> None:
         """Strip the person's data and hash in `role` from the order, keeping its ledger lines;
-        an order that then holds nobody's data is kept only to the end of its retention."""
+        an order that then holds nobody's data is kept only to the end of its retention.
+        `request_id` None: their data expired, no erasure request stripped it."""
         ...
 
     async def delete_expired_ledgers(self, before: str) -> int:
         """Delete the orders that hold nobody's data, kept to a day before `before` (ISO)."""
         ...
+
+    # --- the retention sweep ---------------------------------------------------------------------
+
+    async def count_expired_ledgers(self, before: str) -> int:
+        """How many orders `delete_expired_ledgers(before)` would delete."""
+        ...
+
+    async def profiles_before(self, role: Role, before: datetime) -> list[str]:
+        """The subjects whose profile in `role` is as of before `before`, oldest first."""
+        ...
+
+    async def count_profiles_before(self, role: Role, before: datetime) -> int: ...
+
+    async def delete_profile_before(self, role: Role, subject: str, before: datetime) -> bool:
+        """Delete the person's profile in `role` if it is still as of before `before` (a newer
+        order may have come since it was found); True when it was deleted."""
+        ...
+
+    async def orders_with_recipient_before(self, before: datetime) -> list[Order]:
+        """The orders placed before `before` that still hold their recipient's data, oldest
+        first."""
+        ...
+
+    async def count_orders_with_recipient_before(self, before: datetime) -> int: ...

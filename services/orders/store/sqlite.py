@@ -36,6 +36,9 @@ SCHEMA = (
     "WHERE recipient_subject IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS orders_kept_until ON orders (kept_until) "
     "WHERE kept_until IS NOT NULL",
+    # The orders still holding their recipient's data, by when: the retention sweep's search.
+    "CREATE INDEX IF NOT EXISTS orders_recipient_placed ON orders (placed_at) "
+    "WHERE recipient_subject IS NOT NULL",
     """CREATE TABLE IF NOT EXISTS order_erasures (
         request_id TEXT NOT NULL,
         order_id TEXT NOT NULL,
@@ -51,7 +54,10 @@ SCHEMA = (
         updated_at INTEGER NOT NULL,
         PRIMARY KEY (role, subject)
     ) WITHOUT ROWID""",
+    # A buyer's profile is as of their last order: the sweep finds who has expired by it.
+    "CREATE INDEX IF NOT EXISTS profiles_as_of ON profiles (role, as_of)",
 )
+_RECIPIENTS_BEFORE = "FROM orders WHERE recipient_subject IS NOT NULL AND placed_at < ?"
 
 
 class SqliteOrdersStore:
@@ -157,7 +163,12 @@ class SqliteOrdersStore:
         )
 
     async def erase_from_order(
-        self, order_id: str, role: Role, subject: str, request_id: str, placed_at: datetime
+        self,
+        order_id: str,
+        role: Role,
+        subject: str,
+        request_id: str | None,
+        placed_at: datetime,
     ) -> None:
         kept = retention(placed_at)
 
@@ -170,7 +181,9 @@ class SqliteOrdersStore:
             order = Order.model_validate_json(row[0])
             if order.subject(role) != subject:
                 return
-            erasures = sorted({*(order.erasures or []), request_id})
+            erasures = order.erasures
+            if request_id is not None:
+                erasures = sorted({*(order.erasures or []), request_id})
             changes: dict[str, Any] = {
                 role: None,
                 f"{role}_subject": None,
@@ -185,10 +198,11 @@ class SqliteOrdersStore:
                 "document = ? WHERE order_id = ?",
                 (*_row(stripped)[2:], order_id),
             )
-            connection.execute(
-                "INSERT OR IGNORE INTO order_erasures (request_id, order_id) VALUES (?, ?)",
-                (request_id, order_id),
-            )
+            if request_id is not None:
+                connection.execute(
+                    "INSERT OR IGNORE INTO order_erasures (request_id, order_id) VALUES (?, ?)",
+                    (request_id, order_id),
+                )
 
         await self._database.run(erase)
 
@@ -207,6 +221,54 @@ class SqliteOrdersStore:
             return len(expired)
 
         return await self._database.run(delete)
+
+    # --- the retention sweep ---------------------------------------------------------------------
+
+    async def count_expired_ledgers(self, before: str) -> int:
+        return await self._count("SELECT count(*) FROM orders WHERE kept_until < ?", before)
+
+    async def profiles_before(self, role: Role, before: datetime) -> list[str]:
+        values = (role, millis(before))
+        rows = await self._database.run(
+            lambda connection: connection.execute(
+                "SELECT subject FROM profiles WHERE role = ? AND as_of < ? ORDER BY as_of",
+                values,
+            ).fetchall()
+        )
+        return [subject for (subject,) in rows]
+
+    async def count_profiles_before(self, role: Role, before: datetime) -> int:
+        return await self._count(
+            "SELECT count(*) FROM profiles WHERE role = ? AND as_of < ?", role, millis(before)
+        )
+
+    async def delete_profile_before(self, role: Role, subject: str, before: datetime) -> bool:
+        values = (role, subject, millis(before))
+        return await self._database.run(
+            lambda connection: (
+                connection.execute(
+                    "DELETE FROM profiles WHERE role = ? AND subject = ? AND as_of < ?", values
+                ).rowcount
+                > 0
+            )
+        )
+
+    async def orders_with_recipient_before(self, before: datetime) -> list[Order]:
+        moment = millis(before)
+        rows = await self._database.run(
+            lambda connection: connection.execute(
+                f"SELECT document {_RECIPIENTS_BEFORE} ORDER BY placed_at, order_id", (moment,)
+            ).fetchall()
+        )
+        return [Order.model_validate_json(document) for (document,) in rows]
+
+    async def count_orders_with_recipient_before(self, before: datetime) -> int:
+        return await self._count(f"SELECT count(*) {_RECIPIENTS_BEFORE}", millis(before))
+
+    async def _count(self, statement: str, *values: object) -> int:
+        return await self._database.run(
+            lambda connection: connection.execute(statement, values).fetchone()[0]
+        )
 
 
 def _row(order: Order) -> tuple[Any, ...]:

@@ -463,10 +463,13 @@ async def main(arguments: Sequence[str] | None = None) -> None:
         print(text, file=sys.stderr, flush=True)
 
     broker = broker_from_environment()
-    settings = ServiceSettings(mongodb_url=os.environ.get("MONGODB_URL") or None)
-    # The register's embedded store lives in the run's temporary directory, not the default one.
-    store = describe_store(settings).replace(
-        f"under {Path(settings.data_dir)}", "under a temporary directory"
+    mongodb_url = os.environ.get("MONGODB_URL") or None
+    settings = ServiceSettings(mongodb_url=mongodb_url)
+    # Without MongoDB the register's SQLite files live in the run's temporary directory.
+    store = (
+        describe_store(settings)
+        if mongodb_url
+        else "SQLite, a file per service under a temporary directory"
     )
     say(f"store: {store}; machine: {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:

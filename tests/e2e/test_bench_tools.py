@@ -25,7 +25,7 @@ def bench(
     rabbitmq: Broker, mongodb_url: str | None, *arguments: str
 ) -> subprocess.CompletedProcess[str]:
     """`make bench ARGS` (without make, which would reinstall the virtualenv)."""
-    # EMBEDDED_STORE_QUERY_LOG passes on: the fill's and the services' queries are checked too.
+    # The services run on SQLite in the run's temporary directory.
     env = {k: v for k, v in os.environ.items() if k != "MONGODB_URL"}
     env.update(RABBITMQ_URL=rabbitmq.url, RABBITMQ_MANAGEMENT_URL=rabbitmq.management_url)
     if mongodb_url is not None:

@@ -15,9 +15,9 @@ service in a fresh vhost, and runs the real command,
   before, through /proc/<pid>/clear_refs), and the export's wall time, which includes the
   tool's start-up.
 
-It works on the embedded store and with `MONGODB_URL`. On the embedded store the consent
-service holds the whole register in memory anyway; its growth during the export is the part
-the export adds.
+It works on the SQLite default and with `MONGODB_URL`. The consent service reads the audience a
+page at a time from its store either way; its growth during the export is the part the export
+adds.
 """
 
 from __future__ import annotations

@@ -30,8 +30,8 @@ class ConsentEvents:
     async def changed(self, event: ConsentChanged) -> None:
         """Publish `consent.changed`, confirmed; dropped by the broker while nobody is bound.
 
-        The exchange is declared on first use (the broker client remembers it), so the first
-        message handled after a start finds it whatever the start order.
+        The exchange is provisioned (`rekisteri rabbitmq provision`; `make dev` declares it),
+        so the first message handled after a start finds it whatever the start order.
         """
         await self._broker.declare_exchange(topology.register_events_exchange())
         await self._changed.publish(

@@ -70,7 +70,9 @@ class IssueProviderCredentials(Contract):
 
 
 class ProviderCredentials(Contract):
-    """The reply to `providers.credentials`: the only place the new password ever appears."""
+    """The reply to `providers.credentials`: who the provider logs in as and where (`amqp_url`
+    carries no password: `rekisteri` makes or rotates the user itself with its caller's
+    administrator rights, and prints the password once)."""
 
     provider_id: ProviderId
     username: str

@@ -5,11 +5,8 @@ services as processes against the real RabbitMQ, each with its own login, staff 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-import pytest
 
 from shared.topology import SERVICES
 from tests.e2e.harness import (
@@ -20,6 +17,7 @@ from tests.e2e.harness import (
     everything_stored,
     rekisteri,
 )
+from tests.e2e.test_erasure import quick_erasure_timing, run  # noqa: F401  the fixture applies here too
 from tests.factories import item, order_placed, person
 
 BUYER = "saara.ostaja@example.fi"
@@ -48,22 +46,6 @@ def eino() -> dict[str, Any]:
             "country": "FI",
         },
     )
-
-
-@pytest.fixture(autouse=True)
-def quick_erasure_timing(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Seconds instead of hours: the services started by the test inherit these."""
-    monkeypatch.setenv("ERASURE_RETRY_FIRST", "PT1S")
-    monkeypatch.setenv("ERASURE_RETRY_MAX", "PT2S")
-    monkeypatch.setenv("ERASURE_STUCK_AFTER", "PT30S")
-    monkeypatch.setenv("ERASURE_CHECK_INTERVAL", "PT0.2S")
-    yield
-
-
-def run(staff_url: str, *arguments: str) -> str:
-    done = rekisteri(staff_url, *arguments)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def report_by_order(staff_url: str, order_id: str, role: str) -> dict[str, Any]:

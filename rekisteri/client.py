@@ -7,7 +7,7 @@ given up on. Replies come back over RabbitMQ's direct reply-to. The AMQP `user_i
 names the operator; RabbitMQ refuses a message whose `user_id` is not the logged-in user.
 
 A command whose answer can be large (an export) is sent with `stream` instead of `request`:
-its answer comes back as numbered pages (`OpsPage`), see `shared.messaging.subscribe_streams`.
+its answer comes back as numbered pages (`OpsPage`), see `shared.commands.subscribe_streams`.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Each service keeps its own audit log in its own database (`AuditRecords`: MongoDB's `audit`
 collection or SQLite's `audit` table). The command
-path in shared/messaging.py writes one entry for every command, whatever its outcome, before
+path in shared/commands.py writes one entry for every command, whatever its outcome, before
 the reply goes out; a reply whose entry could not be written is withheld. Entries are only ever
 inserted, and deleted when their retention ends (the daily sweep, shared/retention_sweep.py).
 A command names a person by `email`: the entry keeps the keyed subject hash (shared.identity),

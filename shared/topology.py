@@ -210,7 +210,7 @@ def ops_stream_routing_key(service: str) -> str:
 
 
 def ops_stream_subscription(service: str) -> Subscription:
-    """`ops.<service>.stream`: commands answered in pages (`shared.messaging.subscribe_streams`).
+    """`ops.<service>.stream`: commands answered in pages (`shared.commands.subscribe_streams`).
 
     A queue of its own because its consumer acknowledges and replies differently; two consumers
     on one queue would take turns at every kind of command.

@@ -3,7 +3,7 @@
 A command goes to the `ops` exchange with the service's name as routing key and the AMQP
 `reply_to` of RabbitMQ's direct reply-to; the service answers with an `OpsReply`. A command
 whose answer may be too large for one message goes to routing key `<service>.stream` and is
-answered with a sequence of `OpsPage`s instead (see `shared.messaging.subscribe_streams`).
+answered with a sequence of `OpsPage`s instead (see `shared.commands.subscribe_streams`).
 Each service's commands are in the contracts module named after what they act on.
 """
 

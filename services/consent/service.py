@@ -20,6 +20,7 @@ from services.consent.domain import (
     suppression,
 )
 from services.consent.publisher import ConsentEvents
+from services.consent.settings import ConsentSettings
 from services.consent.store import ConsentStore
 from shared.commands import Stream
 from shared.contracts.consent import ConsentChanged, Contact, Purpose
@@ -33,7 +34,7 @@ from shared.retention_policy import Category, RetentionPolicy, finnish_date
 
 log = logging.getLogger(__name__)
 
-SERVICE = "consent"
+SERVICE = ConsentSettings.service_name
 AUDIENCE_PAGE_SIZE = 500
 WebshopEvent = OrderPlaced | ConsentUpdated | MarketingObjection
 SUPPRESSION_KEPT = Retained(

@@ -8,7 +8,7 @@ from faststream.rabbit import RabbitRouter
 from pydantic import TypeAdapter
 
 from services.disclosure.domain import ProviderRefused
-from services.disclosure.service import DisclosureService
+from services.disclosure.service import SERVICE, DisclosureService
 from shared.commands import Actor, subscribe_commands
 from shared.contracts.disclosure_ops import (
     DisclosureCommand,
@@ -42,7 +42,7 @@ def build_router(service: DisclosureService, settings: ServiceSettings) -> Rabbi
 
     @subscribe_events(
         router,
-        order_placed_subscription("disclosure"),
+        order_placed_subscription(SERVICE),
         TypeAdapter(OrderPlaced),
         settings,
         senders=FROM_WEBSHOP,
@@ -53,7 +53,7 @@ def build_router(service: DisclosureService, settings: ServiceSettings) -> Rabbi
 
     @subscribe_events(
         router,
-        erase_subject_subscription("disclosure"),
+        erase_subject_subscription(SERVICE),
         TypeAdapter(EraseSubject),
         settings,
         senders=FROM_ERASURE,
@@ -62,9 +62,7 @@ def build_router(service: DisclosureService, settings: ServiceSettings) -> Rabbi
         """Erases the person's disclosures, tells the providers, and reports."""
         await service.erase(command)
 
-    @subscribe_commands(
-        router, ops_subscription("disclosure"), TypeAdapter(DisclosureCommand), settings
-    )
+    @subscribe_commands(router, ops_subscription(SERVICE), TypeAdapter(DisclosureCommand), settings)
     async def on_command(command: DisclosureCommand, actor: Actor) -> Any:
         """Staff's commands: the providers, held and sent disclosures, a person's report."""
         try:

@@ -26,6 +26,7 @@ from services.disclosure.domain import (
     unnamed_entry_kept_until,
 )
 from services.disclosure.publisher import ProviderQueues
+from services.disclosure.settings import DisclosureSettings
 from services.disclosure.store import DisclosureStore, Named
 from shared.contracts.disclosure_ops import (
     HeldDisclosure,
@@ -58,7 +59,7 @@ from shared.retention_policy import Category, RetentionPolicy, finnish_date
 
 log = logging.getLogger(__name__)
 
-SERVICE = "disclosure"
+SERVICE = DisclosureSettings.service_name
 LOG_BASIS = (
     "GDPR Art. 5(2) and 19: proof of which providers received the data and were told of the erasure"
 )

@@ -8,6 +8,7 @@ from faststream.rabbit import RabbitRouter
 from pydantic import TypeAdapter
 
 from services.erasure.service import ErasureService
+from services.erasure.settings import ErasureSettings
 from shared.commands import Actor, subscribe_commands
 from shared.contracts.erasure import (
     ErasureCommand,
@@ -53,7 +54,12 @@ def build_router(service: ErasureService, settings: ServiceSettings) -> RabbitRo
         """Records a service's report; the request is complete when all have reported."""
         await service.record_report(report)
 
-    @subscribe_commands(router, ops_subscription("erasure"), TypeAdapter(ErasureCommand), settings)
+    @subscribe_commands(
+        router,
+        ops_subscription(ErasureSettings.service_name),
+        TypeAdapter(ErasureCommand),
+        settings,
+    )
     async def on_command(command: ErasureCommand, actor: Actor) -> Any:
         """Staff's commands: erasure requests, and access to a person's data."""
         match command:

@@ -16,6 +16,7 @@ from services.orders.domain import (
     profiles_from_order,
     without_people,
 )
+from services.orders.settings import OrdersSettings
 from services.orders.store import OrdersStore
 from shared.contracts.erasure import EraseSubject, ErasureReported, ReportSubject, Retained, Role
 from shared.contracts.orders import PersonOnOrder
@@ -29,7 +30,7 @@ from shared.retention_policy import Category, RetentionPolicy, finnish_date
 
 log = logging.getLogger(__name__)
 
-SERVICE = "orders"
+SERVICE = OrdersSettings.service_name
 LEDGER = "ledger lines (order id, date, products, provider, amounts)"
 
 

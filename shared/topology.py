@@ -1,4 +1,4 @@
-"""Every exchange, queue and routing key of the register, named once.
+"""Every exchange, queue and routing key of the register, as FastStream declares them.
 
 The web shop and the providers code against the public names (`webshop`, `order.placed`,
 `consent.updated`, `marketing.objection`, `erasure.requested`, `disclosures`,
@@ -14,48 +14,35 @@ from typing import Any
 
 from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
 
-SERVICES = ("orders", "consent", "disclosure", "erasure")
-"""The register's services; each is also the routing key of its commands on `ops`."""
-ERASURE_PARTICIPANTS = ("orders", "consent", "disclosure")
-"""The services that hold personal data and erase their slice when the erasure service asks."""
-
-# --- exchanges -------------------------------------------------------------------------------
-
-WEBSHOP_EXCHANGE = "webshop"
-"""Topic exchange the web shop publishes to."""
-WEBSHOP_UNROUTABLE_EXCHANGE = "webshop.unroutable"
-"""Alternate exchange of `webshop`: catches messages with routing keys nobody consumes."""
-DISCLOSURES_EXCHANGE = "disclosures"
-"""Direct exchange; routing key = provider id."""
-OPS_EXCHANGE = "ops"
-"""Direct exchange for the `rekisteri` tool's commands; routing key = service name."""
-DEAD_LETTER_EXCHANGE = "dead-letter"
-"""Direct exchange; routing key = the queue the message was taken from."""
-REGISTER_EVENTS_EXCHANGE = "register.events"
-"""Topic exchange for events between the register's services; routing key = event type."""
-DIRECT_REPLY_TO = "amq.rabbitmq.reply-to"
-"""RabbitMQ's pseudo-queue through which the services answer `rekisteri`'s commands."""
-
-# --- routing keys ----------------------------------------------------------------------------
-
-ORDER_PLACED = "order.placed"
-CONSENT_UPDATED = "consent.updated"
-MARKETING_OBJECTION = "marketing.objection"
-CONSENT_CHANGED = "consent.changed"
-ERASURE_REQUESTED = "erasure.requested"
-ERASE_SUBJECT = "erase.subject"
-"""Prefix: the erasure service addresses each participant as `erase.subject.<service>`."""
-ERASURE_REPORTED = "erasure.reported"
-PERSON_LOOKUP = "person.lookup"
-"""The erasure service asks the orders service who is on an order, and waits for the answer."""
-
-# --- queues ----------------------------------------------------------------------------------
-
-DEAD_LETTER_QUEUE_PREFIX = "dead-letter."
-PROVIDER_QUEUE_PREFIX = "disclosures."
-UNROUTABLE_QUEUE = DEAD_LETTER_QUEUE_PREFIX + WEBSHOP_EXCHANGE + ".unroutable"
-UNROUTABLE_QUEUE_OWNER = "orders"
-"""The service that answers operators for the unroutable catch-all (every service declares it)."""
+# The names live in `shared.topology_names` (importable without FastStream); they are
+# re-exported here, so code that builds the topology finds every name in one place.
+from shared.topology_names import (  # noqa: F401
+    CONSENT_CHANGED,
+    CONSENT_UPDATED,
+    DEAD_LETTER_EXCHANGE,
+    DEAD_LETTER_QUEUE_PREFIX,
+    DIRECT_REPLY_TO,
+    DISCLOSURES_EXCHANGE,
+    ERASE_SUBJECT,
+    ERASURE_PARTICIPANTS,
+    ERASURE_REPORTED,
+    ERASURE_REQUESTED,
+    MARKETING_OBJECTION,
+    OPS_EXCHANGE,
+    ORDER_PLACED,
+    PERSON_LOOKUP,
+    PROVIDER_QUEUE_PREFIX,
+    REGISTER_EVENTS_EXCHANGE,
+    SERVICES,
+    UNROUTABLE_QUEUE,
+    UNROUTABLE_QUEUE_OWNER,
+    WEBSHOP_EXCHANGE,
+    WEBSHOP_UNROUTABLE_EXCHANGE,
+    erase_subject_routing_key,
+    ops_runtime_routing_key,
+    ops_stream_routing_key,
+    provider_queue_name,
+)
 
 # A message is delivered at most this many times before the broker dead-letters it, so a
 # handler that keeps failing cannot loop forever.
@@ -122,10 +109,6 @@ def unroutable_queue() -> RabbitQueue:
     return RabbitQueue(UNROUTABLE_QUEUE, queue_type=QueueType.QUORUM, durable=True)
 
 
-def provider_queue_name(provider_id: str) -> str:
-    return PROVIDER_QUEUE_PREFIX + provider_id
-
-
 def provider_queue(provider_id: str) -> RabbitQueue:
     """`disclosures.<provider_id>`: what one provider, and only it, consumes."""
     return work_queue(provider_queue_name(provider_id), routing_key=provider_id)
@@ -158,10 +141,6 @@ def order_placed_subscription(service: str) -> Subscription:
 
 def erasure_requested_subscription() -> Subscription:
     return webshop_subscription("erasure", ERASURE_REQUESTED)
-
-
-def erase_subject_routing_key(service: str) -> str:
-    return f"{ERASE_SUBJECT}.{service}"
 
 
 def erase_subject_subscription(service: str) -> Subscription:
@@ -205,10 +184,6 @@ def ops_subscription(service: str) -> Subscription:
     return CommandSubscription(f"ops.{service}", ops_exchange(), service)
 
 
-def ops_stream_routing_key(service: str) -> str:
-    return f"{service}.stream"
-
-
 def ops_stream_subscription(service: str) -> Subscription:
     """`ops.<service>.stream`: commands answered in pages (`shared.commands.subscribe_streams`).
 
@@ -222,4 +197,6 @@ def ops_stream_subscription(service: str) -> Subscription:
 
 def runtime_subscription(service: str) -> Subscription:
     """`ops.<service>.runtime`: status and dead-letter commands every service answers."""
-    return CommandSubscription(f"ops.{service}.runtime", ops_exchange(), f"{service}.runtime")
+    return CommandSubscription(
+        f"ops.{service}.runtime", ops_exchange(), ops_runtime_routing_key(service)
+    )

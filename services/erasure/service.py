@@ -26,7 +26,7 @@ from services.erasure.domain import (
     view,
 )
 from services.erasure.publisher import Participants
-from services.erasure.store import ErasureStore
+from services.erasure.store import Attempt, ErasureStore
 from shared.contracts.erasure import (
     EraseSubject,
     ErasureReported,
@@ -208,9 +208,11 @@ class ErasureService:
             stuck = is_stuck(request, now, self._timing)
             await self._store.attempted(
                 request.request_id,
-                attempts,
-                next_check(request, attempts, now, self._timing),
-                (request.stuck_since or now) if stuck else None,
+                Attempt(
+                    attempts,
+                    next_check(request, attempts, now, self._timing),
+                    (request.stuck_since or now) if stuck else None,
+                ),
             )
             if stuck and request.status != "stuck":
                 _log(

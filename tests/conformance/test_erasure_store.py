@@ -6,7 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 
 from services.erasure.domain import ErasureRequest, Timing, new_access, new_erasure
-from services.erasure.store import ErasureStore, open_store
+from services.erasure.store import Attempt, ErasureStore, open_store
 from shared.contracts.erasure import ErasureReported, ParticipantName, Retained
 from shared.database import Database
 from shared.times import to_millis
@@ -118,7 +118,9 @@ async def test_the_open_requests_leave_out_the_completed_and_the_answered(
     await store.started("req-started", T0 + timedelta(minutes=5))
     await store.add(erasure("req-stuck", subject=BO, at=T0 + timedelta(minutes=4)))
     await store.started("req-stuck", T0 + timedelta(minutes=5))
-    await store.attempted("req-stuck", 2, T0 + timedelta(minutes=9), T0 + timedelta(minutes=8))
+    await store.attempted(
+        "req-stuck", Attempt(2, T0 + timedelta(minutes=9), T0 + timedelta(minutes=8))
+    )
     await reported_by_all(store, "req-done")
     await store.complete("req-done", T0 + timedelta(minutes=6))
 
@@ -201,7 +203,7 @@ async def test_a_request_is_started_once(database: Database) -> None:
     assert (request.status, request.attempts) == ("in_progress", 1)
     assert request.next_attempt_at == to_millis(T0 + timedelta(seconds=10))
 
-    await store.attempted("req-1", 2, T0 + timedelta(seconds=30), None)
+    await store.attempted("req-1", Attempt(2, T0 + timedelta(seconds=30)))
     await store.started("req-1", T0 + timedelta(seconds=99))  # a repeat after a crash
     request = await stored(store, "req-1")
     assert (request.status, request.attempts) == ("in_progress", 2)
@@ -213,17 +215,17 @@ async def test_an_attempt_moves_the_next_one_and_may_mark_the_request_stuck(
 ) -> None:
     store = await open_store(database)
     await store.add(erasure("req-1"))
-    await store.attempted("req-1", 5, T0 + timedelta(seconds=5), None)
+    await store.attempted("req-1", Attempt(5, T0 + timedelta(seconds=5)))
     assert (await stored(store, "req-1")).attempts == 0  # not started: left as it is
 
     await store.started("req-1", T0 + timedelta(seconds=10))
-    await store.attempted("req-1", 2, T0 + timedelta(seconds=30), None)
+    await store.attempted("req-1", Attempt(2, T0 + timedelta(seconds=30)))
     request = await stored(store, "req-1")
     assert (request.status, request.attempts, request.stuck_since) == ("in_progress", 2, None)
 
     stuck_at = T0 + timedelta(hours=1, microseconds=999)
-    await store.attempted("req-1", 3, T0 + timedelta(hours=2), stuck_at)
-    await store.attempted("req-1", 4, T0 + timedelta(hours=3), stuck_at)
+    await store.attempted("req-1", Attempt(3, T0 + timedelta(hours=2), stuck_at))
+    await store.attempted("req-1", Attempt(4, T0 + timedelta(hours=3), stuck_at))
     request = await stored(store, "req-1")
     assert (request.status, request.attempts) == ("stuck", 4)
     assert request.stuck_since == to_millis(stuck_at)
@@ -236,7 +238,9 @@ async def test_a_completed_request_takes_no_more_attempts(database: Database) ->
     await store.started("req-1", T0 + timedelta(seconds=10))
     await reported_by_all(store, "req-1")
     completed = await store.complete("req-1", T0 + timedelta(seconds=20))
-    await store.attempted("req-1", 2, T0 + timedelta(seconds=40), T0 + timedelta(seconds=30))
+    await store.attempted(
+        "req-1", Attempt(2, T0 + timedelta(seconds=40), T0 + timedelta(seconds=30))
+    )
     assert await store.request("req-1") == completed
     assert await store.due(T0 + timedelta(days=365)) == []
 
@@ -269,7 +273,7 @@ async def test_a_request_completes_only_once_nobody_is_missing(database: Databas
     await store.add(erasure("req-1"))
     await store.cleared_dead_letters("req-1", 2, T0 + timedelta(seconds=1))
     await store.started("req-1", T0 + timedelta(seconds=10))
-    await store.attempted("req-1", 2, T0 + timedelta(hours=2), T0 + timedelta(hours=1))
+    await store.attempted("req-1", Attempt(2, T0 + timedelta(hours=2), T0 + timedelta(hours=1)))
     await store.add_report(report("req-1", "orders"))
     assert await store.complete("req-1", T0 + timedelta(hours=1)) is None
     assert (await stored(store, "req-1")).status == "stuck"

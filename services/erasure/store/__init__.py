@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.erasure.store.mongo import MongoErasureStore
-from services.erasure.store.port import ErasureStore
+from services.erasure.store.port import Attempt, ErasureStore
 from services.erasure.store.sqlite import SqliteErasureStore
 from shared.database import Database, adapter_for
 
@@ -15,4 +15,4 @@ async def open_store(database: Database) -> ErasureStore:
     return store
 
 
-__all__ = ["ErasureStore", "open_store"]
+__all__ = ["Attempt", "ErasureStore", "open_store"]

@@ -14,6 +14,7 @@ from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from services.erasure.domain import CLOSED_STATUSES, OPEN_STATUSES, ErasureRequest
+from services.erasure.store.port import Attempt
 from shared.contracts.erasure import ErasureReported
 from shared.database import MongoDocuments
 
@@ -83,18 +84,10 @@ class MongoErasureStore:
             },
         )
 
-    async def attempted(
-        self,
-        request_id: str,
-        attempts: int,
-        next_attempt_at: datetime,
-        stuck_since: datetime | None,
-    ) -> None:
-        changes: dict[str, Any] = {"attempts": attempts, "next_attempt_at": next_attempt_at}
-        if stuck_since is not None:
-            changes |= {"status": "stuck", "stuck_since": stuck_since}
+    async def attempted(self, request_id: str, attempt: Attempt) -> None:
         await self._requests.update_one(
-            {"_id": request_id, "status": {"$in": ["in_progress", "stuck"]}}, {"$set": changes}
+            {"_id": request_id, "status": {"$in": ["in_progress", "stuck"]}},
+            {"$set": attempt.changes()},
         )
 
     async def add_report(self, report: ErasureReported) -> ErasureRequest | None:

@@ -13,11 +13,29 @@ the end of its period; an open one is kept.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from services.erasure.domain import ErasureRequest
 from shared.contracts.erasure import ErasureReported
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One more round of asking a request's silent participants: the `number`-th, the next due
+    at `next_at`; with `stuck_since`, the request is stuck (since then)."""
+
+    number: int
+    next_at: datetime
+    stuck_since: datetime | None = None
+
+    def changes(self) -> dict[str, Any]:
+        """The request's fields this attempt sets."""
+        changes: dict[str, Any] = {"attempts": self.number, "next_attempt_at": self.next_at}
+        if self.stuck_since is not None:
+            changes |= {"status": "stuck", "stuck_since": self.stuck_since}
+        return changes
 
 
 class ErasureStore(Protocol):
@@ -56,16 +74,9 @@ class ErasureStore(Protocol):
         progress (one already further along is left as it is)."""
         ...
 
-    async def attempted(
-        self,
-        request_id: str,
-        attempts: int,
-        next_attempt_at: datetime,
-        stuck_since: datetime | None,
-    ) -> None:
-        """The silent participants of a request in progress or stuck have been asked again;
-        with `stuck_since`, the request is stuck (since then). A completed request is left
-        as it is."""
+    async def attempted(self, request_id: str, attempt: Attempt) -> None:
+        """The silent participants of a request in progress or stuck have been asked again; a
+        completed request is left as it is."""
         ...
 
     async def add_report(self, report: ErasureReported) -> ErasureRequest | None:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from services.erasure.domain import CLOSED_STATUSES, OPEN_STATUSES, ErasureRequest
+from services.erasure.store.port import Attempt
 from shared.contracts.erasure import ErasureReported
 from shared.sqlite import SqliteDatabase, millis
 from shared.times import aware, to_millis
@@ -107,23 +108,13 @@ class SqliteErasureStore:
 
         await self._change(request_id, start)
 
-    async def attempted(
-        self,
-        request_id: str,
-        attempts: int,
-        next_attempt_at: datetime,
-        stuck_since: datetime | None,
-    ) -> None:
-        changes: dict[str, Any] = {"attempts": attempts, "next_attempt_at": next_attempt_at}
-        if stuck_since is not None:
-            changes |= {"status": "stuck", "stuck_since": stuck_since}
-
-        def attempt(request: ErasureRequest) -> ErasureRequest | None:
+    async def attempted(self, request_id: str, attempt: Attempt) -> None:
+        def ask_again(request: ErasureRequest) -> ErasureRequest | None:
             if request.status not in ("in_progress", "stuck"):
                 return None
-            return request.model_copy(update=changes)
+            return request.model_copy(update=attempt.changes())
 
-        await self._change(request_id, attempt)
+        await self._change(request_id, ask_again)
 
     async def add_report(self, report: ErasureReported) -> ErasureRequest | None:
         def take(request: ErasureRequest) -> ErasureRequest | None:

@@ -28,7 +28,7 @@ from pydantic import BaseModel
 from yarl import URL
 
 from shared.contracts.ops import OpsPage, OpsReply
-from shared.topology import DIRECT_REPLY_TO, OPS_EXCHANGE, ops_stream_routing_key
+from shared.topology_names import DIRECT_REPLY_TO, OPS_EXCHANGE, ops_stream_routing_key
 from shared.urls import mask_password
 
 

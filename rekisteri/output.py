@@ -11,8 +11,7 @@ import click
 from pydantic import BaseModel, ValidationError
 
 from rekisteri.client import OpsClient, OpsError
-from shared.messaging import describe_validation_error
-from shared.topology import SERVICES
+from shared.topology_names import RUNTIME_SUFFIX, SERVICES, ops_runtime_routing_key
 
 T = TypeVar("T")
 
@@ -57,17 +56,23 @@ def call_each(
     return with_client(context, ask_all)
 
 
+def call_every_runtime(context: click.Context, command: BaseModel) -> dict[str, Any | OpsError]:
+    """A runtime command (status, dead letters, audit, retention) to every service at once;
+    each service's name gets its result or why it failed."""
+    targets = [ops_runtime_routing_key(service) for service in SERVICES]
+    answers = call_each(context, targets, command)
+    return {target.removesuffix(RUNTIME_SUFFIX): answer for target, answer in answers.items()}
+
+
 def ask_every_service(context: click.Context, command: BaseModel) -> tuple[list[Any], list[str]]:
     """A runtime command to every service: their answers flattened, and who did not answer.
 
     Each row of a service's answer gets its `service`; a service that does not answer is named
     on standard error.
     """
-    targets = [f"{service}.runtime" for service in SERVICES]
     rows: list[Any] = []
     silent: list[str] = []
-    for target, answer in call_each(context, targets, command).items():
-        service = target.removesuffix(".runtime")
+    for service, answer in call_every_runtime(context, command).items():
         if isinstance(answer, OpsError):
             silent.append(service)
             click.echo(f"{service}: {answer}", err=True)
@@ -85,6 +90,10 @@ def build(model: type[BaseModel], **fields: Any) -> BaseModel:
     try:
         return model(**fields)
     except ValidationError as error:
+        # Imported only here: shared.messaging brings FastStream, which costs every command
+        # a third of a second at start, and only a refused argument needs its wording.
+        from shared.messaging import describe_validation_error
+
         raise click.UsageError(describe_validation_error(error)) from None
 
 

@@ -24,7 +24,7 @@ from shared.contracts.erasure import ReportSubject
 from shared.contracts.orders import LookupPerson
 from shared.contracts.providers import ListProviders
 from shared.retention_policy import LANGUAGES, Language
-from shared.topology import SERVICES
+from shared.topology_names import SERVICES
 
 
 def person_options(command: click.Command) -> click.Command:

@@ -15,7 +15,7 @@ from typing import Any, cast
 import click
 
 from rekisteri.client import OpsError
-from rekisteri.output import call_each, print_table
+from rekisteri.output import call_every_runtime, print_table
 from shared.contracts.runtime import PreviewRetention
 from shared.retention_policy import (
     LANGUAGES,
@@ -26,7 +26,6 @@ from shared.retention_policy import (
     finnish_date,
     policy_from_environment,
 )
-from shared.topology import SERVICES
 
 
 def load_policy() -> RetentionPolicy:
@@ -109,21 +108,18 @@ def preview(context: click.Context, as_of: datetime | None, as_json: bool) -> No
     answer: a partial count would mislead.
     """
     day = as_of.date() if as_of is not None else finnish_date(datetime.now(UTC))
-    targets = [f"{service}.runtime" for service in SERVICES]
-    answers = call_each(context, targets, PreviewRetention(as_of=day))
-    failed = {t: a for t, a in answers.items() if isinstance(a, OpsError)}
+    answers = call_every_runtime(context, PreviewRetention(as_of=day))
+    failed = {service: a for service, a in answers.items() if isinstance(a, OpsError)}
     if failed:
         raise click.ClickException(
-            "no preview: "
-            + "; ".join(f"{t.removesuffix('.runtime')}: {error}" for t, error in failed.items())
+            "no preview: " + "; ".join(f"{service}: {error}" for service, error in failed.items())
         )
     totals = dict.fromkeys((str(category) for category in Category), 0)
     by_service: dict[str, list[str]] = {category: [] for category in totals}
-    for target, counts in answers.items():
+    for service, counts in answers.items():
         for category, count in counts.items():
             totals[category] = totals.get(category, 0) + count
             if count:
-                service = target.removesuffix(".runtime")
                 by_service.setdefault(category, []).append(f"{service} {count}")
     if as_json:
         click.echo(json.dumps(totals, indent=2))

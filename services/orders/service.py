@@ -122,9 +122,7 @@ class OrdersService:
         for order in await self._store.orders_of(subject):
             for role in ROLES:
                 if order.subject(role) == subject:
-                    await self._store.erase_from_order(
-                        order.order_id, role, subject, command.request_id, order.placed_at
-                    )
+                    await self._store.erase_from_order(order, role, command.request_id)
 
     # --- retention (shared/retention_sweep.py runs it daily) ----------------------------------
     #
@@ -176,18 +174,14 @@ class OrdersService:
             if not await self._store.delete_profile_before("buyer", subject, before):
                 return 0
             for order in bought:
-                await self._store.erase_from_order(
-                    order.order_id, "buyer", subject, None, order.placed_at
-                )
+                await self._store.erase_from_order(order, "buyer", None)
         return 1
 
     async def _expire_recipient(self, order: Order) -> int:
         subject = order.recipient_subject
         assert subject is not None
         async with self._participation.people.holding([subject]):
-            await self._store.erase_from_order(
-                order.order_id, "recipient", subject, None, order.placed_at
-            )
+            await self._store.erase_from_order(order, "recipient", None)
         return 1
 
     async def _expired_on_arrival(self, order: Order) -> set[Role]:

@@ -104,8 +104,8 @@ async def test_erasing_a_person_strips_them_and_keeps_the_ledger(database: Datab
     await store.update_profile(a_profile(AINO, PLACED, "Virtanen"))
 
     await store.erase_profiles(AINO)
-    await store.erase_from_order("KK-1", "buyer", AINO, "req-1", order.placed_at)
-    await store.erase_from_order("KK-1", "buyer", AINO, "req-1", order.placed_at)  # a repeat
+    await store.erase_from_order(order, "buyer", "req-1")
+    await store.erase_from_order(order, "buyer", "req-1")  # a repeat
 
     assert await store.profile("buyer", AINO) is None
     assert await store.orders_of(AINO) == []
@@ -129,8 +129,8 @@ async def test_an_order_naming_nobody_is_deleted_only_after_its_retention(
     kept = an_order("KK-2", recipient=None)
     for each in (order, kept, an_order("KK-3")):
         await store.add_order(each)
-    await store.erase_from_order("KK-1", "buyer", AINO, "req-1", PLACED)
-    await store.erase_from_order("KK-1", "recipient", EINO, "req-2", PLACED)
+    await store.erase_from_order(order, "buyer", "req-1")
+    await store.erase_from_order(order, "recipient", "req-2")
     [both] = await store.retained_orders(["req-1", "req-2"])
     assert both.kept_until == "2031-12-31" and both.erasures == ["req-1", "req-2"]
 

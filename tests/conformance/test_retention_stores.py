@@ -17,7 +17,7 @@ from shared.erasure.records import open_erasure_records
 from tests.conformance.test_consent_store import permission
 from tests.conformance.test_disclosure_store import FIELDS, a_disclosure
 from tests.conformance.test_erasure_store import erasure, reported_by_all
-from tests.conformance.test_orders_store import AINO, EINO, PLACED, a_profile, an_order
+from tests.conformance.test_orders_store import AINO, PLACED, a_profile, an_order
 from tests.conformance.test_shared_stores import entry
 from tests.conformance.test_shared_stores import report as erasure_report
 
@@ -58,7 +58,7 @@ async def test_orders_still_naming_their_recipient_are_found_by_when_they_were_p
     stripped = an_order("KK-stripped", placed_at=BEFORE - timedelta(days=1))
     for order in (old, new, stripped):
         await store.add_order(order)
-    await store.erase_from_order("KK-stripped", "recipient", EINO, "req-1", stripped.placed_at)
+    await store.erase_from_order(stripped, "recipient", "req-1")
     assert [o.order_id for o in await store.orders_with_recipient_before(CUT)] == ["KK-old"]
     assert await store.count_orders_with_recipient_before(CUT) == 1
 
@@ -69,14 +69,14 @@ async def test_an_expired_person_is_stripped_without_an_erasure_request(
     store = await open_orders_store(database)
     order = an_order("KK-1", placed_at=PLACED)
     await store.add_order(order)
-    await store.erase_from_order("KK-1", "recipient", EINO, None, PLACED)
+    await store.erase_from_order(order, "recipient", None)
     assert await store.count_orders_with_recipient_before(PLACED + timedelta(days=1)) == 0
     assert await store.retained_orders(["req-1"]) == []
     [kept] = await store.orders_of(AINO)
     assert kept.recipient is None and kept.erasures is None
     assert kept.retention is not None and kept.kept_until is None, "Aino is still in it"
 
-    await store.erase_from_order("KK-1", "buyer", AINO, None, PLACED)
+    await store.erase_from_order(order, "buyer", None)
     assert await store.count_expired_ledgers("2031-12-31") == 0
     assert await store.count_expired_ledgers("2032-01-01") == 1
     assert await store.delete_expired_ledgers("2032-01-01") == 1

@@ -89,26 +89,22 @@ class MongoOrdersStore:
         for profiles in self._profiles.values():
             await profiles.delete_one({"_id": subject})
 
-    async def erase_from_order(
-        self,
-        order_id: str,
-        role: Role,
-        subject: str,
-        request_id: str | None,
-        placed_at: datetime,
-    ) -> None:
-        kept = retention(placed_at)
+    async def erase_from_order(self, order: Order, role: Role, request_id: str | None) -> None:
+        subject = order.subject(role)
+        if subject is None:
+            return
+        kept = retention(order.placed_at)
         update: dict[str, Any] = {
             "$unset": {role: "", f"{role}_subject": ""},
             "$set": {"retention": kept},
         }
         if request_id is not None:
             update["$addToSet"] = {"erasures": request_id}
-        await self._orders.update_one({"_id": order_id, f"{role}_subject": subject}, update)
+        await self._orders.update_one({"_id": order.order_id, f"{role}_subject": subject}, update)
         # A second step, after the first in every erasure, so that of two erasures of its two
         # people at once the later one always sees the order hold nobody's data.
         await self._orders.update_one(
-            {"_id": order_id, **dict.fromkeys(ROLES)},
+            {"_id": order.order_id, **dict.fromkeys(ROLES)},
             {"$set": {"kept_until": kept["until"]}},
         )
 

@@ -49,16 +49,10 @@ class OrdersStore(Protocol):
 
     async def erase_profiles(self, subject: str) -> None: ...
 
-    async def erase_from_order(
-        self,
-        order_id: str,
-        role: Role,
-        subject: str,
-        request_id: str | None,
-        placed_at: datetime,
-    ) -> None:
-        """Strip the person's data and hash in `role` from the order, keeping its ledger lines;
-        an order that then holds nobody's data is kept only to the end of its retention.
+    async def erase_from_order(self, order: Order, role: Role, request_id: str | None) -> None:
+        """Strip the person `order` names in `role` (their data and hash) from the stored order,
+        keeping its ledger lines; a stored order that no longer names them is left as it is.
+        An order that then holds nobody's data is kept only to the end of its retention.
         `request_id` None: their data expired, no erasure request stripped it."""
         ...
 

@@ -162,15 +162,12 @@ class SqliteOrdersStore:
             )
         )
 
-    async def erase_from_order(
-        self,
-        order_id: str,
-        role: Role,
-        subject: str,
-        request_id: str | None,
-        placed_at: datetime,
-    ) -> None:
-        kept = retention(placed_at)
+    async def erase_from_order(self, order: Order, role: Role, request_id: str | None) -> None:
+        subject = order.subject(role)
+        if subject is None:
+            return
+        order_id = order.order_id
+        kept = retention(order.placed_at)
 
         def erase(connection: sqlite3.Connection) -> None:
             row = connection.execute(
@@ -178,19 +175,19 @@ class SqliteOrdersStore:
             ).fetchone()
             if row is None:
                 return
-            order = Order.model_validate_json(row[0])
-            if order.subject(role) != subject:
+            stored = Order.model_validate_json(row[0])
+            if stored.subject(role) != subject:
                 return
-            erasures = order.erasures
+            erasures = stored.erasures
             if request_id is not None:
-                erasures = sorted({*(order.erasures or []), request_id})
+                erasures = sorted({*(stored.erasures or []), request_id})
             changes: dict[str, Any] = {
                 role: None,
                 f"{role}_subject": None,
                 "retention": kept,
                 "erasures": erasures,
             }
-            stripped = order.model_copy(update=changes)
+            stripped = stored.model_copy(update=changes)
             if all(stripped.person(other) is None for other in ROLES):
                 stripped = stripped.model_copy(update={"kept_until": kept["until"]})
             connection.execute(

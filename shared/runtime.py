@@ -1,10 +1,12 @@
 """Runs one service as a process: database, broker, health endpoints, graceful shutdown.
 
-A service provides an `assemble` coroutine that builds its store (creating indexes), includes
-its routers in the broker and returns what to do once the broker is connected. This module does the rest, the same way for all four:
-JSON logging, the database connection, the audit log of staff's commands (shared/audit.py), the
-dead-letter queues of every consumed queue, the commands every service answers about itself,
-and an HTTP server with `/health` (the process answers), `/ready` (broker and database
+A service is described by its `ServiceDefinition` (shared/service_definition.py): its settings
+class and its `assemble`, made by `service_assembly` from the part only it has (its store,
+service and handlers, its own retention and startup work). This module does the rest, the same
+way for all four, in one place (`assembled`) that the tests use too: the database connection,
+the audit log of staff's commands (shared/audit.py), the keyed hash, the queue inspector, the
+retention policy and daily sweep, the commands every service answers about itself. `serve` adds
+JSON logging, the dead-letter queues of every consumed queue, and an HTTP server with `/health` (the process answers), `/ready` (broker and database
 reachable; the fingerprint of the identity key) and `/metrics` (Prometheus), and nothing else:
 no AsyncAPI page, whose "try it out" would let anyone who reaches the port publish to the broker.
 Uvicorn turns SIGTERM and SIGINT into a graceful stop: consumers are cancelled first, in-flight
@@ -19,8 +21,9 @@ import functools
 import gc
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 import uvloop
@@ -44,23 +47,24 @@ from shared.contracts.runtime import (
 )
 from shared.database import Database, StoreError, connect_database, describe_store
 from shared.dead_letters import QueueInspector
-from shared.identity import key_fingerprint
+from shared.identity import SubjectHasher, key_fingerprint
 from shared.log import configure_logging
 from shared.messaging import CommandRefused, make_broker
 from shared.metrics import exposition
 from shared.permissions import register_topology
-from shared.retention_sweep import RETENTION_SWEEP
+from shared.retention import SWEEP_INTERVAL_SECONDS
+from shared.retention_sweep import RETENTION_SWEEP, retention_sweep, service_policy
 from shared.senders import login_of
+from shared.service_definition import (
+    Assemble,
+    Assembly,
+    Parts,
+    ServiceDefinition,
+    SettingsT,
+    StartupHooks,
+    Stop,
+)
 from shared.settings import ServiceSettings
-
-Stop = Callable[[], Awaitable[None]]
-StartupHooks = Sequence[Callable[[], Awaitable[Stop | None]]]
-"""What a service needs done once the broker is connected (declaring queues it owns, starting
-work it repeats in the background). A hook that starts something returns how to stop it: that
-is called when the service stops, before the broker is closed."""
-SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
-# Generic in the settings class, so a service's `assemble` may take its own subclass.
-Assemble = Callable[[SettingsT, Database, RabbitBroker], Awaitable[StartupHooks]]
 
 log = logging.getLogger(__name__)
 
@@ -338,19 +342,85 @@ def health_routes(
     return [("/health", health), ("/ready", ready), ("/metrics", metrics)]
 
 
-async def serve(settings: SettingsT, assemble: Assemble[SettingsT]) -> None:
-    configure_logging(settings.service_name, settings.log_level)
+def service_assembly(own: Callable[[Parts[SettingsT]], Awaitable[Assembly]]) -> Assemble[SettingsT]:
+    """A service's `assemble`, from the part only it has (`own`): around it, the wiring every
+    service shares (its keyed hash, queue inspector and retention policy; its handlers; its
+    daily retention sweep, started after its own startup hooks)."""
+
+    async def assemble(
+        settings: SettingsT, database: Database, broker: RabbitBroker
+    ) -> StartupHooks:
+        parts = Parts(
+            settings,
+            database,
+            broker,
+            hasher=SubjectHasher(settings.identity_hash_key.get_secret_value()),
+            inspector=queue_inspector(settings, broker),
+            policy=service_policy(settings.service_name),
+        )
+        assembly = await own(parts)
+        broker.include_router(assembly.router)
+        sweep = retention_sweep(
+            settings,
+            broker,
+            database,
+            parts.policy,
+            assembly.retained,
+            inspector=parts.inspector,
+            erasure_records=assembly.erasure_records,
+        )
+        return [*assembly.hooks, every(SWEEP_INTERVAL_SECONDS, sweep.run, at_start=True)]
+
+    return assemble
+
+
+@dataclass
+class AssembledService:
+    """A service assembled on its database and broker; `start` once the broker is connected."""
+
+    database: Database
+    broker: RabbitBroker
+    hooks: StartupHooks = ()
+    _stop: Stop | None = None
+
+    async def start(self) -> None:
+        self._stop = await run_startup_hooks(self.hooks)
+
+    async def stop(self) -> None:
+        """Stop what `start` started, last started first; once."""
+        stop, self._stop = self._stop, None
+        if stop is not None:
+            await stop()
+
+
+@contextlib.asynccontextmanager
+async def assembled(
+    definition: ServiceDefinition[SettingsT], settings: SettingsT, broker: RabbitBroker
+) -> AsyncIterator[AssembledService]:
+    """The service as it runs, on its database and `broker`: its audit log, its own assembly,
+    the runtime commands. The same for the process (`serve`) and the tests. On leaving, its
+    background work is stopped, then its database closed."""
     description = describe_store(settings)
     try:
         database = await connect_database(settings)
     except StoreError as error:
         raise SystemExit(f"{settings.service_name}: {error}") from None
     log.info("data store: %s", description, extra={"store": description})
+    service = AssembledService(database, broker)
     try:
-        broker = make_broker(settings)
         await open_audit_log(settings, database, broker)
-        hooks = await assemble(settings, database, broker)
+        service.hooks = await definition.assemble(settings, database, broker)
         broker.include_router(runtime_router(settings, broker))
+        yield service
+    finally:
+        await service.stop()
+        await database.close()
+
+
+async def serve(definition: ServiceDefinition[SettingsT], settings: SettingsT) -> None:
+    configure_logging(settings.service_name, settings.log_level)
+    broker = make_broker(settings)
+    async with assembled(definition, settings, broker) as service:
         provisioned = finds_topology(settings)
         if provisioned:
             declare_nothing(broker)
@@ -358,40 +428,33 @@ async def serve(settings: SettingsT, assemble: Assemble[SettingsT]) -> None:
         # collector's way, they are never scanned again.
         gc.freeze()
 
-        stop_hooks: Stop | None = None
-
         async def declare_before_consuming() -> None:
             # Connected but not consuming yet: a message dead-lettered in the first moments
             # must find its dead-letter queue, and a provider's queue must exist before any
             # disclosure is routed to it.
-            nonlocal stop_hooks
             await broker.connect()
             if provisioned:
                 await find_topology(broker)
             else:
                 await declare_dead_letter_queues(broker)
-            stop_hooks = await run_startup_hooks(hooks)
+            await service.start()
 
         consuming = asyncio.Event()
 
         async def mark_consuming() -> None:
             consuming.set()
 
-        async def stop_background_work() -> None:
-            if stop_hooks is not None:
-                await stop_hooks()
-
         app = AsgiFastStream(
             broker,
             asgi_routes=health_routes(
                 broker,
-                database,
+                service.database,
                 consuming,
                 key_fingerprint(settings.identity_hash_key.get_secret_value()),
             ),
             on_startup=[declare_before_consuming],
             after_startup=[mark_consuming],
-            on_shutdown=[stop_background_work],
+            on_shutdown=[service.stop],
             logger=logging.getLogger(f"{settings.service_name}.app"),
         )
         server = _Server(
@@ -412,8 +475,6 @@ async def serve(settings: SettingsT, assemble: Assemble[SettingsT]) -> None:
         await server.serve()
         if not server.started:
             raise SystemExit(f"{settings.service_name} could not start; see the log above")
-    finally:
-        await database.close()
 
 
 # Each message allocates a few thousand short-lived objects, nearly all freed by reference
@@ -422,8 +483,9 @@ async def serve(settings: SettingsT, assemble: Assemble[SettingsT]) -> None:
 GC_THRESHOLDS = (10_000, 10, 10)
 
 
-def run(settings: SettingsT, assemble: Assemble[SettingsT]) -> None:
-    """Entry point of `python -m services.<name>`."""
+def run(definition: ServiceDefinition[Any]) -> None:
+    """Entry point of `python -m services.<name>`: the service, with settings from the
+    environment."""
     gc.set_threshold(*GC_THRESHOLDS)
     # libuv's event loop: the services spend much of their time in socket I/O and callbacks.
-    uvloop.run(serve(settings, assemble))
+    uvloop.run(serve(definition, definition.settings_class()))

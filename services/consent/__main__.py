@@ -1,8 +1,7 @@
 """`python -m services.consent`: run the consent service until SIGTERM or SIGINT."""
 
-from services.consent.app import assemble
-from services.consent.settings import ConsentSettings
+from services.consent.app import DEFINITION
 from shared.runtime import run
 
 if __name__ == "__main__":
-    run(ConsentSettings(), assemble)
+    run(DEFINITION)

@@ -1,8 +1,7 @@
 """`python -m services.disclosure`: run the disclosure service until SIGTERM or SIGINT."""
 
-from services.disclosure.app import assemble
-from services.disclosure.settings import DisclosureSettings
+from services.disclosure.app import DEFINITION
 from shared.runtime import run
 
 if __name__ == "__main__":
-    run(DisclosureSettings(), assemble)
+    run(DEFINITION)

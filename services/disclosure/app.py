@@ -1,11 +1,10 @@
-"""Wires the disclosure service together: store, provider queues, service, handlers, broker,
-and the daily retention sweep; in production it first makes sure it is no administrator."""
+"""Wires the disclosure service together: its store, provider queues, service and handlers;
+shared/runtime.py adds what every service has (the daily retention sweep among it). In
+production it first makes sure it is no administrator."""
 
 from __future__ import annotations
 
 import logging
-
-from faststream.rabbit import RabbitBroker
 
 from services.disclosure.handlers import build_router
 from services.disclosure.publisher import ProviderQueues
@@ -13,53 +12,42 @@ from services.disclosure.retention import DisclosureRetention
 from services.disclosure.service import DisclosureService, ProviderLogins
 from services.disclosure.settings import DisclosureSettings
 from services.disclosure.store import open_store
-from shared.database import Database
-from shared.erasure.participation import Participation
-from shared.identity import SubjectHasher
 from shared.rabbitmq_admin import RabbitMQAdmin, RabbitMQAdminError
-from shared.retention import SWEEP_INTERVAL_SECONDS
-from shared.retention_sweep import retention_sweep, service_policy
-from shared.runtime import StartupHooks, every, finds_topology, queue_inspector
+from shared.runtime import finds_topology, service_assembly
+from shared.service_definition import Assembly, Parts, ServiceDefinition
 
 log = logging.getLogger(__name__)
 ADMINISTRATOR = "administrator"
 
 
-async def assemble(
-    settings: DisclosureSettings, database: Database, broker: RabbitBroker
-) -> StartupHooks:
+@service_assembly
+async def assemble(parts: Parts[DisclosureSettings]) -> Assembly:
+    settings = parts.settings
     if settings.environment == "production":
         await refuse_an_administrator(settings)
-    store = await open_store(database)
-    hasher = SubjectHasher(settings.identity_hash_key.get_secret_value())
+    store = await open_store(parts.database)
     logins = ProviderLogins(
         user_prefix=settings.provider_user_prefix, provider_url=settings.provider_url
     )
-    queues = ProviderQueues(broker, provisioned=finds_topology(settings))
+    queues = ProviderQueues(parts.broker, provisioned=finds_topology(settings))
 
     async def provider_queues() -> list[str]:
         """Whose dead letters (a disclosure a provider rejected) this service answers for: in
         `rekisteri status` and `dlq`, and in an erasure's clean-up."""
         return queues.queue_names(provider.provider_id for provider in await store.providers())
 
-    inspector = queue_inspector(settings, broker, provided_queues=provider_queues)
-    participation = Participation.of("disclosure", store.erasures, inspector, hasher, broker)
-    policy = service_policy("disclosure")
-    service = DisclosureService(store, queues, hasher, logins, participation, policy)
-    broker.include_router(build_router(service, settings))
-    sweep = retention_sweep(
-        settings,
-        broker,
-        database,
-        policy,
-        [DisclosureRetention(store, policy)],
-        inspector=inspector,
+    parts.inspector.answer_also_for(provider_queues)
+    participation = parts.participation(store.erasures)
+    service = DisclosureService(store, queues, parts.hasher, logins, participation, parts.policy)
+    return Assembly(
+        build_router(service, settings),
+        retained=[DisclosureRetention(store, parts.policy)],
         erasure_records=store.erasures,
+        hooks=[service.declare_provider_queues],
     )
-    return [
-        service.declare_provider_queues,
-        every(SWEEP_INTERVAL_SECONDS, sweep.run, at_start=True),
-    ]
+
+
+DEFINITION = ServiceDefinition(DisclosureSettings, assemble)
 
 
 async def refuse_an_administrator(settings: DisclosureSettings) -> None:

@@ -1,8 +1,7 @@
 """`python -m services.erasure`: run the erasure service until SIGTERM or SIGINT."""
 
-from services.erasure.app import assemble
-from services.erasure.settings import ErasureSettings
+from services.erasure.app import DEFINITION
 from shared.runtime import run
 
 if __name__ == "__main__":
-    run(ErasureSettings(), assemble)
+    run(DEFINITION)

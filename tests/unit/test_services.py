@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -13,15 +13,13 @@ from typing import Any
 import pytest
 from faststream.rabbit import RabbitBroker, TestRabbitBroker
 
-from services.disclosure.app import assemble as assemble_disclosure
+from services import definition
 from services.disclosure.domain import plan_disclosures
 from services.disclosure.settings import DisclosureSettings
 from services.disclosure.store import RELEASE_LEASE, open_store
-from services.orders.app import assemble as assemble_orders
 from services.orders.settings import OrdersSettings
 from services.orders.store import open_store as open_orders_store
 from shared import topology
-from shared.audit import open_audit_log
 from shared.contracts.disclosure_ops import ListDisclosures, ListHeldDisclosures, ReleaseOrder
 from shared.contracts.disclosures import disclosure_id_for
 from shared.contracts.ops import OpsReply
@@ -34,32 +32,33 @@ from shared.contracts.providers import (
 from shared.contracts.webshop import OrderPlaced
 from shared.database import Database, connect_database
 from shared.identity import SubjectHasher
-from shared.runtime import Stop, run_startup_hooks, runtime_router
+from shared.messaging import make_broker
+from shared.runtime import assembled
+from shared.service_definition import Assemble, ServiceDefinition
 from shared.settings import ServiceSettings
 from tests.factories import item, order_placed, person
 
-Assemble = Callable[[ServiceSettings, Database, RabbitBroker], Awaitable[Any]]
+ORDERS = definition("orders")
+DISCLOSURE = definition("disclosure")
 
 
 @asynccontextmanager
 async def running(
-    settings: ServiceSettings, assemble: Assemble, broker: RabbitBroker | None = None
+    settings: ServiceSettings,
+    service: ServiceDefinition[Any] | Assemble[Any],
+    broker: RabbitBroker | None = None,
 ) -> AsyncIterator[tuple[RabbitBroker, Database]]:
-    database = await connect_database(settings)
-    broker = broker or RabbitBroker()
-    await open_audit_log(settings, database, broker)
-    hooks = await assemble(settings, database, broker)
-    broker.include_router(runtime_router(settings, broker))
-    stop_hooks: Stop | None = None
-    try:
-        async with TestRabbitBroker(broker) as test_broker:
-            stop_hooks = await run_startup_hooks(hooks)
-            yield test_broker, database
-    finally:
-        # As the service stops: its background work first, then its database.
-        if stop_hooks is not None:
-            await stop_hooks()
-        await database.close()
+    """The service assembled as `python -m services.<name>` assembles it (shared/runtime.py
+    `assembled`), on FastStream's test broker; by default the broker is made as production
+    makes it. `service` is its definition, or an `assemble` (a service's, or a test's own)."""
+    if not isinstance(service, ServiceDefinition):
+        service = ServiceDefinition(type(settings), service)
+    async with (
+        assembled(service, settings, broker or make_broker(settings)) as assembled_service,
+        TestRabbitBroker(assembled_service.broker) as test_broker,
+    ):
+        await assembled_service.start()
+        yield test_broker, assembled_service.database
 
 
 def in_memory(settings_class: type[ServiceSettings]) -> ServiceSettings:
@@ -81,7 +80,7 @@ HASH = SubjectHasher("unit-test-key")
 
 
 async def test_orders_keeps_the_order_and_both_profiles_once() -> None:
-    async with running(in_memory(OrdersSettings), assemble_orders) as (broker, database):
+    async with running(in_memory(OrdersSettings), ORDERS) as (broker, database):
         order = order_placed()
         await place(broker, order)
         await place(broker, order)
@@ -94,7 +93,7 @@ async def test_orders_keeps_the_order_and_both_profiles_once() -> None:
 
 
 async def test_an_older_order_does_not_roll_back_a_buyers_newer_data() -> None:
-    async with running(in_memory(OrdersSettings), assemble_orders) as (broker, database):
+    async with running(in_memory(OrdersSettings), ORDERS) as (broker, database):
         newer = order_placed(buyer=person("Aino", "Laine", "aino@example.fi"))
         older = order_placed(buyer=person("Aino", "Virtanen", "aino@example.fi"))
         older["occurred_at"] = "2026-01-01T10:00:00+02:00"
@@ -113,7 +112,8 @@ PROVIDER_INBOX: list[dict[str, Any]] = []
 async def disclosure() -> AsyncIterator[tuple[RabbitBroker, Database]]:
     """The disclosure service, with providers spa-oy and kart-oy consuming their queues in the
     same process."""
-    broker = RabbitBroker()
+    settings = in_memory(DisclosureSettings)
+    broker = make_broker(settings)
     PROVIDER_INBOX.clear()
 
     for provider_id in ("spa-oy", "kart-oy"):
@@ -124,7 +124,7 @@ async def disclosure() -> AsyncIterator[tuple[RabbitBroker, Database]]:
             await asyncio.sleep(0.01)
             PROVIDER_INBOX.append(body)
 
-    async with running(in_memory(DisclosureSettings), assemble_disclosure, broker) as parts:
+    async with running(settings, DISCLOSURE, broker) as parts:
         yield parts
 
 

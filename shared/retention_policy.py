@@ -1,12 +1,14 @@
 """The register's retention policy: per category of data, how long it is kept, from what, and
-why (GDPR Art. 5(1)(e), storage limitation). Pure: no I/O, no clock; every answer takes the
-moment it is asked about.
+why (GDPR Art. 5(1)(e), storage limitation). Pure: no clock, and no I/O but reading its own
+wording once; every answer takes the moment it is asked about.
 
 Each period but the ledger's is a setting (`RetentionSettings`, env `RETENTION_*`) with the
 default docs/retention.md argues for; the ledger's six years are the Accounting Act's, not a
 choice (`shared.retention`). The services' daily sweeps, `rekisteri retention`, the access
 report and the register description all read the policy from here, so the four services and
-the tool must run with the same settings.
+the tool must run with the same settings. The policy's wording, in Finnish and in English, is
+data beside this module (retention_policy.toml); the periods and which setting sets each are
+here.
 
 A day is a date in Finnish winter time (UTC+2) all year round, as for the ledger
 (`shared.retention`): in summer an event in the hour after midnight counts for the day
@@ -17,11 +19,14 @@ A retention "ends on" the last day the data is kept; a sweep on any later day de
 from __future__ import annotations
 
 import calendar
+import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
-from typing import Literal
+from functools import cache
+from importlib.resources import files
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -193,52 +198,38 @@ class RetentionPolicy:
         return iter(self.retentions)
 
 
+# The periods the controller may set, bounded by their unit.
+Months = Annotated[int, Field(ge=1, le=1200)]
+Days = Annotated[int, Field(ge=1, le=3650)]
+Years = Annotated[int, Field(ge=1, le=100)]
+
+
 class RetentionSettings(BaseSettings):
     """Every period the controller may choose, from `RETENTION_<FIELD>`; docs/retention.md
     says why each default is what it is."""
 
-    model_config = SettingsConfigDict(env_prefix="RETENTION_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="RETENTION_", extra="ignore", frozen=True, use_attribute_docstrings=True
+    )
 
-    buyer_months: int = Field(
-        default=36,
-        ge=1,
-        le=1200,
-        description="A buyer's data, consents and order history: months after their last "
-        "order or consent event.",
-    )
-    recipient_months: int = Field(
-        default=24, ge=1, le=1200, description="A recipient's data: months after the order."
-    )
-    held_disclosure_days: int = Field(
-        default=30,
-        ge=1,
-        le=3650,
-        description="A held disclosure not released: days before it is cancelled and its "
-        "copy of the data deleted.",
-    )
-    dead_letter_days: int = Field(
-        default=30, ge=1, le=3650, description="A dead letter: days before it is deleted."
-    )
-    dead_letter_warn_days: int = Field(
-        default=7,
-        ge=1,
-        le=3650,
-        description="A dead letter: days after which `rekisteri status` warns of it.",
-    )
-    audit_log_years: int = Field(
-        default=RETENTION_YEARS,
-        ge=1,
-        le=100,
-        description="An audit log entry: years after the end of its year.",
-    )
-    erasure_record_years: int = Field(
-        default=RETENTION_YEARS,
-        # A receipt says which ledger lines were kept and why: it must last as long as they.
-        ge=RETENTION_YEARS,
-        le=100,
-        description="An erasure or access request and its receipt: years after the end of "
-        "the year it was received; at least the ledger's.",
-    )
+    buyer_months: Months = 36
+    """A buyer's data, consents and order history: months after their last order or consent
+    event."""
+    recipient_months: Months = 24
+    """A recipient's data: months after the order."""
+    held_disclosure_days: Days = 30
+    """A held disclosure not released: days before it is cancelled and its copy of the data
+    deleted."""
+    dead_letter_days: Days = 30
+    """A dead letter: days before it is deleted."""
+    dead_letter_warn_days: Days = 7
+    """A dead letter: days after which `rekisteri status` warns of it."""
+    audit_log_years: Years = RETENTION_YEARS
+    """An audit log entry: years after the end of its year."""
+    # A receipt says which ledger lines were kept and why: it must last as long as they.
+    erasure_record_years: Annotated[Years, Field(ge=RETENTION_YEARS)] = RETENTION_YEARS
+    """An erasure or access request and its receipt: years after the end of the year it was
+    received; at least the ledger's."""
 
     @model_validator(mode="after")
     def _warn_before_deleting(self) -> RetentionSettings:
@@ -270,202 +261,78 @@ def policy_from_environment() -> RetentionPolicy:
     return retention_policy(settings)
 
 
-def _years(amount: int) -> Period:
-    return Period(amount, Unit.YEARS_AFTER_YEAR_END)
-
-
-_ERASED = Bilingual(
-    fi="tiedot poistetaan kuten poistopyynnöstä, ja tilausten kirjanpitotiedot "
-    "säilytetään oman säilytysaikansa loppuun",
-    en="erased as on an erasure request, the ledger lines of the orders kept to their own end",
-)
-_DELETED = Bilingual(fi="tiedot poistetaan", en="deleted")
-_ORDER_YEAR = Bilingual(fi="tilausvuoden päättyminen", en="the end of the year of the order")
-_FROM_ORDER_YEAR = Bilingual(
-    fi="{period} tilausvuoden päättymisestä", en="{period} after the end of the year of the order"
-)
 LEDGER_BASIS = Bilingual(fi="kirjanpitolaki (1336/1997) 2 luku 10 §", en=RETENTION_BASIS)
+_WORDING = "retention_policy.toml"
+_TEXTS = ("what", "starts", "rule", "at_end", "basis")
+
+
+@dataclass(frozen=True)
+class _PeriodSource:
+    """Where a category's period comes from: a field of `RetentionSettings` (set by
+    `RETENTION_<FIELD>`), or None for the ledger's years, which the law fixes."""
+
+    unit: Unit
+    field: str | None = None
+
+    @property
+    def setting(self) -> str | None:
+        return None if self.field is None else f"RETENTION_{self.field.upper()}"
+
+    def period(self, settings: RetentionSettings) -> Period:
+        amount = RETENTION_YEARS if self.field is None else getattr(settings, self.field)
+        return Period(amount, self.unit)
+
+
+_PERIODS: Mapping[Category, _PeriodSource] = {
+    Category.BUYER: _PeriodSource(Unit.MONTHS, "buyer_months"),
+    Category.RECIPIENT: _PeriodSource(Unit.MONTHS, "recipient_months"),
+    Category.LEDGER: _PeriodSource(Unit.YEARS_AFTER_YEAR_END),
+    Category.DISCLOSURE_LOG: _PeriodSource(Unit.YEARS_AFTER_YEAR_END),
+    Category.HELD_DISCLOSURE: _PeriodSource(Unit.DAYS, "held_disclosure_days"),
+    Category.DEAD_LETTER: _PeriodSource(Unit.DAYS, "dead_letter_days"),
+    Category.AUDIT_LOG: _PeriodSource(Unit.YEARS_AFTER_YEAR_END, "audit_log_years"),
+    Category.ERASURE_RECORD: _PeriodSource(Unit.YEARS_AFTER_YEAR_END, "erasure_record_years"),
+}
+# Every period but the ledger's is a setting: a misspelt field fails at import, not in a sweep.
+if (
+    unknown := {source.field for source in _PERIODS.values()}
+    - {None}
+    - set(RetentionSettings.model_fields)
+):
+    raise ImportError(f"retention periods name no setting: {sorted(map(str, unknown))}")
+
+
+@cache
+def _wording() -> Mapping[Category, Mapping[str, Bilingual]]:
+    """Each category's texts (`_TEXTS`), from the policy's wording beside this module."""
+    document = tomllib.loads(files("shared").joinpath(_WORDING).read_text(encoding="utf-8"))
+    common = {name: Bilingual(**text) for name, text in document.pop("common").items()}
+    common["ledger-basis"] = LEDGER_BASIS
+
+    def text(value: str | dict[str, str]) -> Bilingual:
+        return common[value] if isinstance(value, str) else Bilingual(**value)
+
+    return {
+        category: {name: text(document[category][name]) for name in _TEXTS} for category in Category
+    }
 
 
 def retention_policy(settings: RetentionSettings) -> RetentionPolicy:
-    """The policy with the periods of `settings`."""
-    return RetentionPolicy(
-        (
-            Retention(
-                Category.BUYER,
-                setting="RETENTION_BUYER_MONTHS",
-                period=Period(settings.buyer_months, Unit.MONTHS),
-                what=Bilingual(
-                    fi="Ostajan henkilö- ja osoitetiedot, lupatiedot ja tilaushistoria",
-                    en="A buyer's personal and contact data, consents and order history",
-                ),
-                starts=Bilingual(
-                    fi="ostajan viimeisin tilaus tai lupatietojen muutos",
-                    en="the buyer's last order or consent event",
-                ),
-                rule=Bilingual(
-                    fi="{period} ostajan viimeisimmästä tilauksesta tai lupatietojen muutoksesta",
-                    en="{period} after the buyer's last order or consent event",
-                ),
-                at_end=_ERASED,
-                basis=Bilingual(
-                    fi="tietosuoja-asetuksen 5 artiklan 1 kohdan e alakohta (säilytyksen "
-                    "rajoittaminen): asiakassuhteen katsotaan silloin päättyneen",
-                    en="GDPR Art. 5(1)(e) (storage limitation): the customer relationship is "
-                    "taken to have ended by then",
-                ),
-            ),
-            Retention(
-                Category.RECIPIENT,
-                setting="RETENTION_RECIPIENT_MONTHS",
-                period=Period(settings.recipient_months, Unit.MONTHS),
-                what=Bilingual(
-                    fi="Lahjakortin saajan henkilö- ja osoitetiedot",
-                    en="A gift-card recipient's personal and contact data",
-                ),
-                starts=Bilingual(fi="tilaus", en="the order"),
-                rule=Bilingual(fi="{period} tilauksesta", en="{period} after the order"),
-                at_end=_ERASED,
-                basis=Bilingual(
-                    fi="tietosuoja-asetuksen 5 artiklan 1 kohdan e alakohta: lahjakortin "
-                    "voimassaolo ja sitä koskevien vaatimusten käsittely",
-                    en="GDPR Art. 5(1)(e): the gift card's validity and the handling of "
-                    "claims about it",
-                ),
-            ),
-            Retention(
-                Category.LEDGER,
-                period=_years(RETENTION_YEARS),
-                what=Bilingual(
-                    fi="Tilausten kirjanpitotiedot (tilaus, päivämäärä, tuotteet, "
-                    "palveluntarjoaja, summat) ilman poistettujen henkilöiden tietoja",
-                    en="The ledger lines of orders (order, date, products, provider, amounts), "
-                    "without the data of people erased",
-                ),
-                starts=_ORDER_YEAR,
-                rule=_FROM_ORDER_YEAR,
-                at_end=_DELETED,
-                basis=LEDGER_BASIS,
-            ),
-            Retention(
-                Category.DISCLOSURE_LOG,
-                period=_years(RETENTION_YEARS),
-                what=Bilingual(
-                    fi="Luovutusloki (mikä palveluntarjoaja sai minkä tilauksen mitkä tiedot "
-                    "ja milloin)",
-                    en="The disclosure log (which provider received which data of which "
-                    "order, and when)",
-                ),
-                starts=_ORDER_YEAR,
-                rule=_FROM_ORDER_YEAR,
-                at_end=_DELETED,
-                basis=Bilingual(
-                    fi="tietosuoja-asetuksen 5 artiklan 2 kohta ja 19 artikla (luovutusten "
-                    "osoittaminen), yhtä kauan kuin tilauksen kirjanpitotiedot",
-                    en="GDPR Art. 5(2) and 19 (proof of disclosures), as long as the order's "
-                    "ledger lines",
-                ),
-            ),
-            Retention(
-                Category.HELD_DISCLOSURE,
-                setting="RETENTION_HELD_DISCLOSURE_DAYS",
-                period=Period(settings.held_disclosure_days, Unit.DAYS),
-                what=Bilingual(
-                    fi="Pidätetyt luovutukset, joita ei ole lähetetty, ja niiden kopio tiedoista",
-                    en="Held disclosures not sent, and their copy of the data",
-                ),
-                starts=Bilingual(fi="luovutuksen pidättäminen", en="when it was held"),
-                rule=Bilingual(fi="{period} pidättämisestä", en="{period} after it was held"),
-                at_end=Bilingual(
-                    fi="luovutus perutaan ja kopio poistetaan; luovutuslokiin jää "
-                    "merkintä perutusta luovutuksesta",
-                    en="cancelled and the copy deleted; the disclosure log keeps it as cancelled",
-                ),
-                basis=Bilingual(
-                    fi="tietosuoja-asetuksen 5 artiklan 1 kohdan c ja e alakohta: "
-                    "luovuttamatonta kopiota ei säilytetä odottamassa",
-                    en="GDPR Art. 5(1)(c) and (e): a copy of data not disclosed is not kept "
-                    "waiting",
-                ),
-            ),
-            Retention(
-                Category.DEAD_LETTER,
-                setting="RETENTION_DEAD_LETTER_DAYS",
-                period=Period(settings.dead_letter_days, Unit.DAYS),
-                what=Bilingual(
-                    fi="Viestit, joita rekisteri ei voinut käsitellä, kokonaisina",
-                    en="Messages the register could not process, whole",
-                ),
-                starts=Bilingual(
-                    fi="viestin jääminen käsittelemättä", en="when the message was set aside"
-                ),
-                rule=Bilingual(
-                    fi="{period} siitä, kun viesti jäi käsittelemättä",
-                    en="{period} after the message was set aside",
-                ),
-                at_end=Bilingual(
-                    fi="viestit poistetaan; ylläpito saa varoituksen viestistä, joka on "
-                    "odottanut {warn}",
-                    en="deleted; operators are warned of a message that has waited {warn}",
-                ),
-                basis=Bilingual(
-                    fi="tietosuoja-asetuksen 5 artiklan 1 kohdan e alakohta ja 32 artikla: "
-                    "viestit sisältävät henkilötietoja",
-                    en="GDPR Art. 5(1)(e) and 32: the messages hold personal data",
-                ),
-                warn_after=Period(settings.dead_letter_warn_days, Unit.DAYS),
-            ),
-            Retention(
-                Category.AUDIT_LOG,
-                setting="RETENTION_AUDIT_LOG_YEARS",
-                period=_years(settings.audit_log_years),
-                what=Bilingual(
-                    fi="Ylläpidon toimenpiteiden tarkastusloki (kuka käsitteli kenen tietoja "
-                    "ja milloin; henkilöt avainnettuina tiivisteinä)",
-                    en="The audit log of staff's commands (who handled whose data and when; "
-                    "people as keyed hashes)",
-                ),
-                starts=Bilingual(
-                    fi="merkintävuoden päättyminen", en="the end of the year of the entry"
-                ),
-                rule=Bilingual(
-                    fi="{period} merkintävuoden päättymisestä",
-                    en="{period} after the end of the year of the entry",
-                ),
-                at_end=_DELETED,
-                basis=Bilingual(
-                    fi="tietosuoja-asetuksen 5 artiklan 2 kohta ja 24 artikla "
-                    "(osoitusvelvollisuus) sekä vaatimusten vanhentuminen (laki velan "
-                    "vanhentumisesta 728/2003)",
-                    en="GDPR Art. 5(2) and 24 (accountability), and the limitation of claims "
-                    "(Finnish Limitation Act 728/2003)",
-                ),
-            ),
-            Retention(
-                Category.ERASURE_RECORD,
-                setting="RETENTION_ERASURE_RECORD_YEARS",
-                period=_years(settings.erasure_record_years),
-                what=Bilingual(
-                    fi="Poisto- ja tarkastuspyynnöt kuittauksineen (henkilöt avainnettuina "
-                    "tiivisteinä)",
-                    en="Erasure and access requests and their receipts (people as keyed hashes)",
-                ),
-                starts=Bilingual(
-                    fi="pyynnön vastaanottovuoden päättyminen",
-                    en="the end of the year the request was received",
-                ),
-                rule=Bilingual(
-                    fi="{period} pyynnön vastaanottovuoden päättymisestä",
-                    en="{period} after the end of the year the request was received",
-                ),
-                at_end=_DELETED,
-                basis=Bilingual(
-                    fi="tietosuoja-asetuksen 5 artiklan 2 kohta sekä 12 ja 17 artikla "
-                    "(pyyntöihin vastaamisen osoittaminen); vähintään yhtä kauan kuin "
-                    "kuittauksessa mainitut kirjanpitotiedot",
-                    en="GDPR Art. 5(2), 12 and 17 (proof that requests were answered); at "
-                    "least as long as the ledger lines a receipt accounts for",
-                ),
-            ),
+    """The policy with the periods of `settings`, in the order of `Category`."""
+    dead_letter_warning = Period(settings.dead_letter_warn_days, Unit.DAYS)
+
+    def retention(category: Category) -> Retention:
+        texts = _wording()[category]
+        return Retention(
+            category,
+            period=_PERIODS[category].period(settings),
+            what=texts["what"],
+            starts=texts["starts"],
+            rule=texts["rule"],
+            at_end=texts["at_end"],
+            basis=texts["basis"],
+            setting=_PERIODS[category].setting,
+            warn_after=dead_letter_warning if category is Category.DEAD_LETTER else None,
         )
-    )
+
+    return RetentionPolicy(tuple(retention(category) for category in Category))

@@ -89,24 +89,13 @@ class RabbitMQAdmin:
         await self._call(
             "PUT",
             f"/api/exchanges/{_segment(vhost)}/{_segment(exchange.name)}",
-            {
-                "type": exchange.type.value,
-                "durable": exchange.durable,
-                "auto_delete": exchange.auto_delete,
-                "arguments": exchange.arguments or {},
-            },
+            {"type": exchange.type.value, **_declaration(exchange)},
         )
 
     async def put_queue(self, vhost: str, queue: RabbitQueue) -> None:
         """Declare the queue; one that exists with other arguments is refused (400)."""
         await self._call(
-            "PUT",
-            f"/api/queues/{_segment(vhost)}/{_segment(queue.name)}",
-            {
-                "durable": queue.durable,
-                "auto_delete": queue.auto_delete,
-                "arguments": queue.arguments or {},
-            },
+            "PUT", f"/api/queues/{_segment(vhost)}/{_segment(queue.name)}", _declaration(queue)
         )
 
     async def bind(self, vhost: str, binding: Binding) -> None:
@@ -166,6 +155,15 @@ class RabbitMQAdmin:
                 f"RabbitMQ's management API at {self._url} cannot be reached: {error}"
             ) from None
         return json.loads(payload) if payload else {}
+
+
+def _declaration(resource: RabbitExchange | RabbitQueue) -> dict[str, Any]:
+    """What an exchange and a queue are both declared with."""
+    return {
+        "durable": resource.durable,
+        "auto_delete": resource.auto_delete,
+        "arguments": resource.arguments or {},
+    }
 
 
 def _segment(name: str) -> str:

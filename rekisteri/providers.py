@@ -9,14 +9,8 @@ from typing import Any
 import click
 from yarl import URL
 
+from rekisteri.management import management_options, virtual_host
 from rekisteri.output import build, call, emit, emit_record, json_option
-from rekisteri.rabbitmq import (
-    issue_provider_login,
-    management_password_option,
-    management_url_option,
-    management_user_option,
-    virtual_host,
-)
 from shared.contracts.providers import (
     AddProvider,
     ChangeProviderStatus,
@@ -26,7 +20,6 @@ from shared.contracts.providers import (
     ShowProvider,
     UpdateProvider,
 )
-from shared.rabbitmq_admin import RabbitMQAdmin, RabbitMQAdminError
 
 COUNTRY_HELP = "ISO 3166-1 alpha-2 code; must be in the EEA."
 EMAIL_HELP = "Where the provider's data contact is reached."
@@ -37,8 +30,26 @@ def providers() -> None:
     """The service providers that receive their orders' data."""
 
 
-def _country(value: str | None) -> str | None:
-    return None if value is None else value.upper()
+def _send_details(
+    context: click.Context,
+    command: type[AddProvider | UpdateProvider],
+    provider_id: str,
+    name: str | None,
+    country: str | None,
+    contact_email: str | None,
+) -> dict[str, Any]:
+    """Add a provider or change its details; the provider as the registry now keeps it."""
+    return call(
+        context,
+        "disclosure",
+        build(
+            command,
+            provider_id=provider_id,
+            name=name,
+            country=None if country is None else country.upper(),
+            contact_email=contact_email,
+        ),
+    )
 
 
 def _describe(provider: dict[str, Any]) -> str:
@@ -55,14 +66,7 @@ def add(
     context: click.Context, provider_id: str, name: str, country: str, contact_email: str | None
 ) -> None:
     """Register PROVIDER_ID (lower-case letters, digits, dashes) and create its queue."""
-    command = build(
-        AddProvider,
-        provider_id=provider_id,
-        name=name,
-        country=_country(country),
-        contact_email=contact_email,
-    )
-    provider = call(context, "disclosure", command)
+    provider = _send_details(context, AddProvider, provider_id, name, country, contact_email)
     click.echo(
         f"registered provider {_describe(provider)}; its data goes to queue "
         f"disclosures.{provider['provider_id']}"
@@ -83,14 +87,7 @@ def update(
     contact_email: str | None,
 ) -> None:
     """Change PROVIDER_ID's name, country or contact email; the rest stays as it is."""
-    command = build(
-        UpdateProvider,
-        provider_id=provider_id,
-        name=name,
-        country=_country(country),
-        contact_email=contact_email,
-    )
-    provider = call(context, "disclosure", command)
+    provider = _send_details(context, UpdateProvider, provider_id, name, country, contact_email)
     click.echo(f"updated provider {_describe(provider)}")
 
 
@@ -136,9 +133,7 @@ def show(context: click.Context, provider_id: str, as_json: bool) -> None:
 
 @providers.command("credentials")
 @click.argument("provider_id")
-@management_url_option
-@management_user_option
-@management_password_option
+@management_options
 @click.pass_context
 def credentials(
     context: click.Context,
@@ -155,6 +150,11 @@ def credentials(
     the provider's own queue and nothing else. Rotating closes the provider's open connections
     and makes the previous password useless.
     """
+    # Imported here: RabbitMQ's rights come with FastStream, which the other commands of the
+    # group need not wait for at start.
+    from rekisteri.rabbitmq import issue_provider_login
+    from shared.rabbitmq_admin import RabbitMQAdmin, RabbitMQAdminError
+
     command = build(IssueProviderCredentials, provider_id=provider_id)
     login = call(context, "disclosure", command)
     vhost = virtual_host(context.find_root().obj["rabbitmq_url"])

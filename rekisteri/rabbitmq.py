@@ -25,8 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import click
-from yarl import URL
 
+from rekisteri.management import management_options
 from shared.permissions import (
     Party,
     Permissions,
@@ -41,28 +41,6 @@ from shared.rabbitmq_admin import RabbitMQAdmin, RabbitMQAdminError, RabbitMQUnr
 
 DEFAULT_VHOST = "register"
 ALL = Permissions(".*", ".*", ".*")
-
-management_url_option = click.option(
-    "--management-url",
-    envvar="RABBITMQ_MANAGEMENT_URL",
-    default="http://localhost:15672",
-    show_default=True,
-    help="[env: RABBITMQ_MANAGEMENT_URL]",
-)
-management_user_option = click.option(
-    "--management-user",
-    envvar="RABBITMQ_MANAGEMENT_USER",
-    default="guest",
-    show_default=True,
-    help="An administrator. [env: RABBITMQ_MANAGEMENT_USER]",
-)
-management_password_option = click.option(
-    "--management-password",
-    envvar="RABBITMQ_MANAGEMENT_PASSWORD",
-    default="guest",
-    show_default=False,
-    help="Its password; give it in the environment. [env: RABBITMQ_MANAGEMENT_PASSWORD]",
-)
 
 
 @dataclass(frozen=True)
@@ -107,9 +85,7 @@ def rabbitmq() -> None:
     help="Put before every user name, for registers that share one broker. "
     "[env: RABBITMQ_USER_PREFIX]",
 )
-@management_url_option
-@management_user_option
-@management_password_option
+@management_options
 @click.option(
     "--wait",
     default=0.0,
@@ -263,9 +239,3 @@ async def issue_provider_login(
     await admin.put_user(username, password)
     await admin.set_permissions(vhost, username, provider_party(provider_id).permissions)
     await admin.close_connections(username)
-
-
-def virtual_host(amqp_url: str) -> str:
-    """The virtual host of an AMQP URL, as the AMQP client reads it (`/` when it names none)."""
-    path = URL(amqp_url).path
-    return "/" if path in ("", "/") else path[1:]

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import os
 import signal
 import sys
@@ -25,9 +24,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
+from services import definition
+from shared.topology import SERVICES
 from shared.urls import mask_password
 
-SERVICES = ("orders", "consent", "disclosure", "erasure")
 SUPERVISOR_NAME = "dev"
 STOP_TIMEOUT_SECONDS = 20.0
 # A child's partial line longer than this is printed as it is rather than held back.
@@ -237,27 +237,14 @@ def describe_topology(environ: Mapping[str, str]) -> str:
     return "each service declares its exchanges, queues and bindings at start (development only)"
 
 
-def default_health_port(service: str) -> int:
-    """The service's HEALTH_PORT default, read from its settings class (8081 for orders...)."""
-    module = importlib.import_module(f"services.{service}.settings")
-    settings_class = getattr(module, f"{service.capitalize()}Settings")
-    return int(settings_class.model_fields["health_port"].default)
-
-
 def service_children(services: Sequence[str], environ: Mapping[str, str]) -> list[ChildSpec]:
-    """`python -m services.<name>` for each service, on its own health port."""
-    return [
-        ChildSpec(
-            name=service,
-            argv=[sys.executable, "-m", f"services.{service}"],
-            env={
-                **environ,
-                "HEALTH_PORT": str(default_health_port(service)),
-                "PYTHONUNBUFFERED": "1",
-            },
-        )
-        for service in services
-    ]
+    """Each service's process (its definition's command), on its own default health port."""
+    children = []
+    for service in services:
+        defined = definition(service)
+        env = {**environ, "HEALTH_PORT": str(defined.default_health_port), "PYTHONUNBUFFERED": "1"}
+        children.append(ChildSpec(name=service, argv=defined.command(), env=env))
+    return children
 
 
 def _service_list(value: str) -> list[str]:

@@ -15,6 +15,7 @@ import itertools
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -154,40 +155,34 @@ async def test_kills_a_child_that_ignores_sigterm_after_the_grace_period(state: 
     assert not any(alive(pid) for pid in pids(state, "stubborn"))
 
 
-async def test_back_off_doubles_up_to_the_cap(state: Path) -> None:
+async def restarts_of_failing(
+    state: Path, count: int, clock: Callable[[], float] = time.monotonic
+) -> list[str]:
+    """The supervisor's first `count` restart lines for a child that always fails at once,
+    with restart delays of 0.01 s doubling up to 0.04 s."""
     out = io.StringIO()
     backoff = Backoff(initial=0.01, cap=0.04, reset_after=60)
-    supervisor = Supervisor([child(state, "failing")], backoff=backoff, out=out)
+    supervisor = Supervisor([child(state, "failing")], backoff=backoff, out=out, clock=clock)
     running = asyncio.create_task(supervisor.run(handle_signals=False))
 
     def restarts() -> list[str]:
         return [line for line in lines_of(out.getvalue(), "dev") if "restarting" in line]
 
-    await until(lambda: len(restarts()) >= 4, "four restarts")
+    await until(lambda: len(restarts()) >= count, f"{count} restarts")
     supervisor.request_stop()
     await asyncio.wait_for(running, 15)
+    return restarts()[:count]
 
-    delays = [line.rsplit(" in ", 1)[1] for line in restarts()[:4]]
+
+async def test_back_off_doubles_up_to_the_cap(state: Path) -> None:
+    delays = [line.rsplit(" in ", 1)[1] for line in await restarts_of_failing(state, 4)]
     assert delays == ["0.01 s", "0.02 s", "0.04 s", "0.04 s"]
 
 
 async def test_back_off_resets_after_a_long_run(state: Path) -> None:
-    out = io.StringIO()
     ticks = itertools.count(step=100.0)  # every run appears to last 100 s
-    backoff = Backoff(initial=0.01, cap=0.04, reset_after=60)
-    supervisor = Supervisor(
-        [child(state, "failing")], backoff=backoff, out=out, clock=lambda: next(ticks)
-    )
-    running = asyncio.create_task(supervisor.run(handle_signals=False))
-
-    def restarts() -> list[str]:
-        return [line for line in lines_of(out.getvalue(), "dev") if "restarting" in line]
-
-    await until(lambda: len(restarts()) >= 3, "three restarts")
-    supervisor.request_stop()
-    await asyncio.wait_for(running, 15)
-
-    assert all(line.endswith("restarting in 0.01 s") for line in restarts())
+    restarts = await restarts_of_failing(state, 3, clock=lambda: next(ticks))
+    assert all(line.endswith("restarting in 0.01 s") for line in restarts)
 
 
 def test_back_off_delays() -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Protocol
 
 from faststream.rabbit import RabbitBroker
@@ -125,65 +126,28 @@ class RetentionSweep:
         return {str(category): count for category, count in counts.items()}
 
 
-class AuditLogRetention:
-    """The service's audit log: entries deleted at the end of their retention."""
+class CutOffRetention:
+    """Data of one category found by when it started: what started before the cut-off of the
+    day has expired. Counted and deleted by the same cut-off."""
 
-    categories = (Category.AUDIT_LOG,)
-
-    def __init__(self, audit: AuditLog, retention: Retention) -> None:
-        self._audit = audit
+    def __init__(
+        self,
+        retention: Retention,
+        count_before: Callable[[datetime], Awaitable[int]],
+        delete_before: Callable[[datetime], Awaitable[int]],
+    ) -> None:
+        self.categories = (retention.category,)
         self._retention = retention
-
-    async def expired(self, as_of: date) -> Counts:
-        return {
-            Category.AUDIT_LOG: await self._audit.count_before(
-                self._retention.expired_before(as_of)
-            )
-        }
-
-    async def delete_expired(self, as_of: date, now: datetime) -> Counts:
-        return {
-            Category.AUDIT_LOG: await self._audit.delete_before(
-                self._retention.expired_before(as_of)
-            )
-        }
-
-
-class ErasureReportRetention:
-    """A participant's erasure reports (shared/erasure/records.py), by when they were made.
-    Tombstones are not in the policy (docs/retention.md) and stay."""
-
-    categories = (Category.ERASURE_RECORD,)
-
-    def __init__(self, records: ErasureRecords, retention: Retention) -> None:
-        self._records = records
-        self._retention = retention
+        self._count_before = count_before
+        self._delete_before = delete_before
 
     async def expired(self, as_of: date) -> Counts:
         before = self._retention.expired_before(as_of)
-        return {Category.ERASURE_RECORD: await self._records.count_reports_before(before)}
+        return {self._retention.category: await self._count_before(before)}
 
     async def delete_expired(self, as_of: date, now: datetime) -> Counts:
         before = self._retention.expired_before(as_of)
-        return {Category.ERASURE_RECORD: await self._records.delete_reports_before(before)}
-
-
-class DeadLetterRetention:
-    """Every dead-letter queue the service answers for, by when each message was set aside."""
-
-    categories = (Category.DEAD_LETTER,)
-
-    def __init__(self, inspector: QueueInspector, retention: Retention) -> None:
-        self._inspector = inspector
-        self._retention = retention
-
-    async def expired(self, as_of: date) -> Counts:
-        before = self._retention.expired_before(as_of)
-        return {Category.DEAD_LETTER: await self._inspector.expire(before, delete=False)}
-
-    async def delete_expired(self, as_of: date, now: datetime) -> Counts:
-        before = self._retention.expired_before(as_of)
-        return {Category.DEAD_LETTER: await self._inspector.expire(before, delete=True)}
+        return {self._retention.category: await self._delete_before(before)}
 
 
 def service_policy(service: str) -> RetentionPolicy:
@@ -210,10 +174,27 @@ def retention_sweep(
     the service runs it daily (shared/runtime.py `every`)."""
     shared: list[SweepPart] = []
     if erasure_records is not None:
-        shared.append(ErasureReportRetention(erasure_records, policy[Category.ERASURE_RECORD]))
+        # A participant's reports, by when they were made; its tombstones are not in the
+        # policy (docs/retention.md) and stay.
+        shared.append(
+            CutOffRetention(
+                policy[Category.ERASURE_RECORD],
+                erasure_records.count_reports_before,
+                erasure_records.delete_reports_before,
+            )
+        )
     audit: AuditLog = broker.context.get(AUDIT_LOG)
-    shared.append(AuditLogRetention(audit, policy[Category.AUDIT_LOG]))
-    shared.append(DeadLetterRetention(inspector, policy[Category.DEAD_LETTER]))
+    shared.append(
+        CutOffRetention(policy[Category.AUDIT_LOG], audit.count_before, audit.delete_before)
+    )
+    # Every dead-letter queue the service answers for, by when each message was set aside.
+    shared.append(
+        CutOffRetention(
+            policy[Category.DEAD_LETTER],
+            partial(inspector.expire, delete=False),
+            partial(inspector.expire, delete=True),
+        )
+    )
     sweep = RetentionSweep(
         settings.service_name,
         [*parts, *shared],

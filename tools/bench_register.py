@@ -36,14 +36,12 @@ from typing import Any
 
 import orjson
 
+from services import definition
 from services.consent.domain import facts_from_checkout, project
-from services.consent.settings import ConsentSettings
 from services.consent.store import open_store as open_consent_store
 from services.disclosure.domain import disclosed_fields, plan_disclosures, register_provider
-from services.disclosure.settings import DisclosureSettings
 from services.disclosure.store import open_store as open_disclosure_store
 from services.orders.domain import order_from_event, profiles_from_order
-from services.orders.settings import OrdersSettings
 from services.orders.store import open_store as open_orders_store
 from shared import topology
 from shared.contracts.consent import Contact
@@ -51,7 +49,6 @@ from shared.contracts.providers import AddProvider
 from shared.contracts.webshop import OrderPlaced
 from shared.database import Database, connect_database
 from shared.identity import SubjectHasher
-from shared.settings import ServiceSettings
 from tests.e2e import harness
 from tests.e2e.harness import REPOSITORY, Register
 from tests.e2e.rabbitmq import Broker
@@ -61,11 +58,6 @@ HOLDERS = topology.ERASURE_PARTICIPANTS
 """The services that hold people's data; the erasure service starts empty."""
 CHUNK = 500
 """People in flight at once in a fill: enough for the writer thread's rounds to be full."""
-SETTINGS: dict[str, type[ServiceSettings]] = {
-    "orders": OrdersSettings,
-    "consent": ConsentSettings,
-    "disclosure": DisclosureSettings,
-}
 START_TIMEOUT = 900.0
 """Seconds a service may take to answer /ready (generous: a large register on a slow disk)."""
 
@@ -159,7 +151,7 @@ LOADERS: dict[str, Callable[[Database, SubjectHasher], Awaitable[Load]]] = {
 async def fill_service(service: str, people: int, say: Say) -> None:
     """Give `service` its data on `people` people, from the settings in the environment (run in
     the fill process of its own)."""
-    settings = SETTINGS[service]()
+    settings = definition(service).settings_class()
     database = await connect_database(settings)
     try:
         hasher = SubjectHasher(settings.identity_hash_key.get_secret_value())

@@ -1,10 +1,10 @@
 """The register as separate OS processes, and the parties around it, for end-to-end tests.
 
 `provision` gives every party its own RabbitMQ user with the real `rekisteri rabbitmq
-provision`. `Register` starts the services with `python -m services.<name>` exactly as ops would,
-each as its own user, waits for each to report ready, and stops them with SIGTERM. `WebShop`
-publishes and `QueueReader` consumes with plain aio-pika, as the real parties do; `rekisteri`
-runs the real CLI.
+provision`. `Register` starts the services with `python -m services.<name>` (the command of
+each one's definition) exactly as ops would, each as its own user, waits for each to report
+ready, and stops them with SIGTERM. `WebShop` publishes and `QueueReader` consumes with plain
+aio-pika, as the real parties do; `rekisteri` runs the real CLI.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from aio_pika.abc import (
 )
 from aiormq.exceptions import ChannelAccessRefused
 
+from services import definition
 from shared.database import Database, MongoDatabase
 from shared.identity import SubjectHasher
 from shared.permissions import password_variable, provisioned_parties
@@ -194,7 +195,7 @@ class Register:
             self.services[name] = service
             with service.log_path.open("ab") as log:
                 service.process = subprocess.Popen(
-                    [sys.executable, "-m", f"services.{name}"],
+                    definition(name).command(),
                     cwd=REPOSITORY,
                     env=self.environment(name, service.port),
                     stdout=log,

@@ -9,6 +9,8 @@ Both go through the same FastStream middleware, which keeps these rules once for
   unread;
 - the body is validated strictly as the service's command contract (shared/messaging.py
   `strict_decoder`); an invalid command is answered with the reason;
+- a command the service refuses (`shared.errors.Refused`, raised by its use cases) is answered
+  with the refusal's text; any other failure with a pointer to the service's log;
 - every command, carried out or not, leaves an entry in the service's audit log
   (shared/audit.py) before any answer; an answer whose entry could not be written is withheld;
 - commands are not retried: the operator sees the failure and decides.
@@ -35,14 +37,16 @@ from shared import metrics
 from shared.audit import AUDIT_LOG, AuditLog
 from shared.contracts.ops import OpsPage, OpsReply
 from shared.contracts.runtime import AuditOutcome
+from shared.errors import Refused
 from shared.messaging import (
     JSON,
     LOGIN,
     CommandRefused,
     InvalidMessage,
+    RuledMiddleware,
     as_json,
     log_fields,
-    strict_decoder,
+    subscriber,
 )
 from shared.senders import GUEST, Logins, command_refusal
 from shared.settings import ServiceSettings
@@ -103,17 +107,11 @@ class _Done:
             return "ok"
         if isinstance(self.failure, InvalidMessage):
             return "invalid"
-        return "refused" if isinstance(self.failure, CommandRefused) else "failed"
+        return "refused" if isinstance(self.failure, Refused) else "failed"
 
 
-class _Answering(BaseMiddleware):
+class _Answering(RuledMiddleware[_Rules]):
     """Refuse, read, carry out and audit one command; the subclasses answer it."""
-
-    __slots__ = ("rules",)
-
-    def __init__(self, msg: Any, /, *, context: Any, rules: _Rules) -> None:
-        super().__init__(msg, context=context)
-        self.rules = rules
 
     async def carry_out(
         self, call_next: Callable[[Any], Awaitable[Any]], message: StreamMessage[Any]
@@ -150,7 +148,7 @@ class _Answering(BaseMiddleware):
         """What the operator is told about a failed command; the unexpected is logged."""
         if isinstance(error, InvalidMessage):
             return f"invalid command: {error.reason}"
-        if isinstance(error, CommandRefused):
+        if isinstance(error, Refused):
             return str(error)
         log.error("command failed", exc_info=error, extra=log_fields(message, self.queue))
         return (
@@ -277,27 +275,24 @@ def _subscribe(
     *,
     paged: bool,
 ) -> Callable[[Dispatch], Dispatch]:
-    queue_name = subscription.queue_name
-    rules = _Rules(queue_name, settings.service_name, Logins.of(settings), paged)
-    own = RabbitRouter(middlewares=(rules,))
-    router.include_router(own)
+    rules = _Rules(subscription.queue_name, settings.service_name, Logins.of(settings), paged)
+    register = subscriber(
+        router,
+        subscription,
+        adapter,
+        settings,
+        rules,
+        # A paged answer cannot be resumed, so one cut short by a crash is not started
+        # again for a requester that has given up (it sees the pages stop).
+        ack_policy=AckPolicy.ACK_FIRST if paged else AckPolicy.ACK,
+        no_reply=paged,
+    )
 
-    def register(dispatch: Dispatch) -> Dispatch:
+    def checked(dispatch: Dispatch) -> Dispatch:
         _check_signature(dispatch)
-        own.subscriber(
-            subscription.queue,
-            subscription.exchange,
-            # A paged answer cannot be resumed, so one cut short by a crash is not started
-            # again for a requester that has given up (it sees the pages stop).
-            ack_policy=AckPolicy.ACK_FIRST if paged else AckPolicy.ACK,
-            decoder=strict_decoder(adapter, settings.max_message_bytes),
-            no_reply=paged,
-            title=queue_name,
-            description=inspect.getdoc(dispatch),
-        )(dispatch)
-        return dispatch
+        return register(dispatch)
 
-    return register
+    return checked
 
 
 def subscribe_commands(

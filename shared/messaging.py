@@ -8,9 +8,10 @@ FastStream does the work; this module gives it the register's rules.
 - A consumed message is acknowledged only after its handler (store write and any follow-up
   publish) has finished. `DeliveryRules`, a FastStream middleware around each subscription,
   settles every delivery:
-  - a message that can never be handled (not JSON, wrong shape, too large) is published to the
-    dead-letter exchange with the reason in a header, then acknowledged: nothing is lost and
-    the queue keeps moving. The reason names fields, never their values;
+  - a message that can never be handled (not JSON, wrong shape, too large, or refused by the
+    service: `shared.errors.Refused`) is published to the dead-letter exchange with the reason
+    in a header, then acknowledged: nothing is lost and the queue keeps moving. The reason
+    names fields, never their values;
   - a handler that fails for another reason (a database that is down) is retried after a
     back-off; its last delivery the queue allows is dead-lettered with the error's type and
     place.
@@ -33,7 +34,7 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import aio_pika
 import aiormq
@@ -45,6 +46,7 @@ from faststream.rabbit.annotations import RabbitMessage
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from shared import metrics
+from shared.errors import Refused
 from shared.log import error_location
 from shared.metrics import Outcome
 from shared.senders import (
@@ -77,6 +79,8 @@ log = logging.getLogger(__name__)
 
 Model = TypeVar("Model")
 Handler = Callable[[Model], Awaitable[None]]
+Rules = TypeVar("Rules")
+Registered = TypeVar("Registered", bound=Callable[..., Awaitable[Any]])
 
 
 class InvalidMessage(Exception):
@@ -87,8 +91,9 @@ class InvalidMessage(Exception):
         self.reason = reason
 
 
-class CommandRefused(Exception):
-    """A command that cannot be carried out; the text goes back to the operator as it is."""
+class CommandRefused(Refused):
+    """A command refused before it is read (its sender is not staff), or by a service's own
+    commands; the text goes back to the operator as it is."""
 
 
 def make_broker(settings: ServiceSettings) -> RabbitBroker:
@@ -312,8 +317,9 @@ class DeliveryRules:
             ):
                 raise InvalidMessage(refused)
             await handle(message)
-        except InvalidMessage as invalid:
-            await self._dead_letter(message, invalid.reason, sender.user_id)
+        except (InvalidMessage, Refused) as never_handled:
+            # Unreadable, from the wrong sender, or refused by the service: never retried.
+            await self._dead_letter(message, str(never_handled), sender.user_id)
             return "dead_lettered"
         except Exception as error:
             if _previous_deliveries(message) + 1 < DELIVERY_LIMIT:
@@ -347,18 +353,57 @@ class DeliveryRules:
         )
 
 
-class _Delivery(BaseMiddleware):
+class RuledMiddleware(BaseMiddleware, Generic[Rules]):
+    """A FastStream middleware for one message, made by its subscription's `rules` (a frozen
+    dataclass FastStream calls, as a factory, for each message)."""
+
     __slots__ = ("rules",)
 
-    def __init__(self, msg: Any, /, *, context: Any, rules: DeliveryRules) -> None:
+    def __init__(self, msg: Any, /, *, context: Any, rules: Rules) -> None:
         super().__init__(msg, context=context)
         self.rules = rules
 
+
+class _Delivery(RuledMiddleware[DeliveryRules]):
     async def consume_scope(
         self, call_next: Callable[[Any], Awaitable[Any]], msg: StreamMessage[Any]
     ) -> None:
         with metrics.timed(self.rules.queue_name) as record:
             record(await self.rules.settle(msg, call_next))  # type: ignore[arg-type]
+
+
+def subscriber(
+    router: RabbitRouter,
+    subscription: Subscription,
+    adapter: TypeAdapter[Any],
+    settings: ServiceSettings,
+    rules: Callable[..., BaseMiddleware],
+    *,
+    description: str | None = None,
+    **options: Any,
+) -> Callable[[Registered], Registered]:
+    """Register a handler for one queue, its body read strictly as `adapter`'s contract and
+    each message passed through `rules` (a middleware factory); `options` are FastStream's.
+
+    `description` (the handler's docstring unless given) describes the subscription in the
+    AsyncAPI document, and the handler's annotation the message's schema. A router of its own
+    carries the rules to its one subscriber.
+    """
+    own = RabbitRouter(middlewares=(rules,))
+    router.include_router(own)
+
+    def register(handler: Registered) -> Registered:
+        own.subscriber(
+            subscription.queue,
+            subscription.exchange,
+            decoder=strict_decoder(adapter, settings.max_message_bytes),
+            title=subscription.queue_name,
+            description=description or inspect.getdoc(handler),
+            **options,
+        )(handler)
+        return handler
+
+    return register
 
 
 def subscribe_events(
@@ -368,33 +413,24 @@ def subscribe_events(
     settings: ServiceSettings,
     *,
     senders: Senders,
+    description: str | None = None,
 ) -> Callable[[Handler[Model]], Handler[Model]]:
-    """Register `handler(event)` for a queue, by the rules in this module's docstring.
+    """Register `handler(event)` for a queue, by the rules in this module's docstring;
+    `description` as `subscriber`'s.
 
-    The handler's docstring is the subscription's description in the AsyncAPI document, and
-    its annotation the message's schema. It takes nothing but the event: FastStream resolves
-    nothing else per message (`no_reply`, no context), which the profile of a burst of events
-    found costly once.
+    The handler takes nothing but the event: FastStream resolves nothing else per message
+    (`no_reply`, no context), which the profile of a burst of events found costly once.
     """
-    queue_name = subscription.queue_name
-    # A router of its own carries the subscription's rules to its one subscriber.
-    own = RabbitRouter(
-        middlewares=(
-            DeliveryRules(queue_name, settings.service_name, senders, Logins.of(settings)),
-        )
+    rules = DeliveryRules(
+        subscription.queue_name, settings.service_name, senders, Logins.of(settings)
     )
-    router.include_router(own)
-
-    def register(handler: Handler[Model]) -> Handler[Model]:
-        own.subscriber(
-            subscription.queue,
-            subscription.exchange,
-            ack_policy=AckPolicy.MANUAL,
-            decoder=strict_decoder(adapter, settings.max_message_bytes),
-            no_reply=True,
-            title=queue_name,
-            description=inspect.getdoc(handler),
-        )(handler)
-        return handler
-
-    return register
+    return subscriber(
+        router,
+        subscription,
+        adapter,
+        settings,
+        rules,
+        description=description,
+        ack_policy=AckPolicy.MANUAL,
+        no_reply=True,
+    )

@@ -18,7 +18,6 @@ a timeout; the answering service answers every question exactly once, then ackno
 
 from __future__ import annotations
 
-import inspect
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -32,7 +31,16 @@ from faststream.rabbit import RabbitResponse, RabbitRouter
 from pydantic import BaseModel, TypeAdapter
 
 from shared import messaging, metrics
-from shared.messaging import JSON, InvalidMessage, Publication, as_json, log_fields, strict_decoder
+from shared.errors import Refused
+from shared.messaging import (
+    JSON,
+    InvalidMessage,
+    Publication,
+    RuledMiddleware,
+    as_json,
+    log_fields,
+    subscriber,
+)
 from shared.senders import Logins, Senders, sender_of, sender_refusal
 from shared.settings import ServiceSettings
 from shared.topology import Subscription
@@ -60,15 +68,9 @@ class _Rules:
         return _Answering(msg, context=context, rules=self)
 
 
-class _Answering(BaseMiddleware):
+class _Answering(RuledMiddleware[_Rules]):
     """Judges the asker, has the handler answer, and turns whatever goes wrong into the answer
     that says so; FastStream sends the answer to the question's `reply_to`."""
-
-    __slots__ = ("rules",)
-
-    def __init__(self, msg: Any, /, *, context: Any, rules: _Rules) -> None:
-        super().__init__(msg, context=context)
-        self.rules = rules
 
     async def consume_scope(
         self, call_next: Callable[[Any], Awaitable[Any]], msg: StreamMessage[Any]
@@ -81,15 +83,16 @@ class _Answering(BaseMiddleware):
                     raise InvalidMessage(refused)
                 reply = await call_next(msg)
                 record("handled")
-            except InvalidMessage as invalid:
+            except (InvalidMessage, Refused) as never_handled:
+                reason = str(never_handled)
                 await messaging.dead_letter(
-                    msg, rules.queue_name, rules.service, invalid.reason, sender.user_id
+                    msg, rules.queue_name, rules.service, reason, sender.user_id
                 )
                 log.warning(
                     "dead-lettered a question",
-                    extra={**log_fields(msg, rules.queue_name), "reason": invalid.reason},
+                    extra={**log_fields(msg, rules.queue_name), "reason": reason},
                 )
-                reply = rules.failed(invalid.reason)
+                reply = rules.failed(reason)
                 record("dead_lettered")
             except Exception:
                 log.exception(
@@ -116,23 +119,10 @@ def subscribe_requests(
     """Register `answer(question) -> reply` for the questions of one queue, by the rules in
     this module's docstring. `failed(error)`: the reply that says the question was not answered.
     """
-    queue_name = subscription.queue_name
-    rules = _Rules(queue_name, settings.service_name, senders, Logins.of(settings), failed)
-    own = RabbitRouter(middlewares=(rules,))
-    router.include_router(own)
-
-    def register(answer: Answer) -> Answer:
-        own.subscriber(
-            subscription.queue,
-            subscription.exchange,
-            ack_policy=AckPolicy.ACK,
-            decoder=strict_decoder(adapter, settings.max_message_bytes),
-            title=queue_name,
-            description=inspect.getdoc(answer),
-        )(answer)
-        return answer
-
-    return register
+    rules = _Rules(
+        subscription.queue_name, settings.service_name, senders, Logins.of(settings), failed
+    )
+    return subscriber(router, subscription, adapter, settings, rules, ack_policy=AckPolicy.ACK)
 
 
 async def ask(

@@ -20,13 +20,15 @@ from shared.contracts.disclosures import Disclosure, disclosure_id_for
 from shared.contracts.providers import AddProvider, Provider, ProviderStatus, UpdateProvider
 from shared.contracts.webshop import OrderPlaced
 from shared.countries import EEA_RULE, is_in_eea
+from shared.errors import Refused
 from shared.retention import ledger_kept_until
 
 AMQP_DEFAULT_PORTS = {"amqp": 5672, "amqps": 5671}
 
 
-class ProviderRefused(ValueError):
-    """A change to the provider registry that breaks a rule; the text names the rule."""
+class ProviderRefused(Refused):
+    """A change to the provider registry that breaks a rule, or a provider that is not
+    registered; the text names the rule or the provider."""
 
 
 @dataclass(frozen=True)

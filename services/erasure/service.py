@@ -38,8 +38,8 @@ from shared.contracts.erasure import (
 from shared.contracts.orders import PersonOnOrder, missing_person
 from shared.contracts.webshop import ErasureRequested
 from shared.erasure.participation import DeadLetterRemover
+from shared.errors import Refused
 from shared.identity import SubjectHasher
-from shared.messaging import CommandRefused, InvalidMessage
 from shared.requests import NoAnswer
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ class ErasureService:
         existing = await self._store.add(request)
         if existing is not None:
             if existing.subject != subject or existing.type != "erasure":
-                raise InvalidMessage(f"request_id {event.request_id} is taken by another request")
+                raise Refused(f"request_id {event.request_id} is taken by another request")
             return
         _log("erasure requested", request, actor=WEBSHOP)
         await self._start(request)
@@ -139,23 +139,23 @@ class ErasureService:
         try:
             found = await self._found(command)
         except NoAnswer as error:
-            raise CommandRefused(
+            raise Refused(
                 f"{error}; is the orders service running? Nothing was started: try again"
             ) from None
         if found.missing is not None:
             assert command.order_id is not None and command.role is not None
-            raise CommandRefused(missing_person(command.order_id, command.role, found.missing))
+            raise Refused(missing_person(command.order_id, command.role, found.missing))
         assert found.subject is not None
         return found.subject
 
     async def _subject_for_webshop(self, event: ErasureRequested) -> str:
         found = await self._found(event)
         if found.missing == "order":
-            raise InvalidMessage("order_id: no order with this id is known to the register")
+            raise Refused("order_id: no order with this id is known to the register")
         if found.missing == "person":
-            raise InvalidMessage("role: the order names nobody in this role any more (erased)")
+            raise Refused("role: the order names nobody in this role any more (erased)")
         if found.missing == "unnamed":
-            raise InvalidMessage(
+            raise Refused(
                 "role: the order's person in this role has no email and was recorded before "
                 "such people were named by their order; name them by email"
             )
@@ -165,7 +165,7 @@ class ErasureService:
     async def show(self, request_id: str) -> ErasureRequestView:
         request = await self._store.request(request_id)
         if request is None:
-            raise CommandRefused(f"there is no request {request_id}")
+            raise Refused(f"there is no request {request_id}")
         return view(request, self._clock())
 
     async def list(self, open_only: bool) -> list[ErasureRequestView]:
@@ -223,7 +223,7 @@ class ErasureService:
         request = await self._store.add_report(report)
         if request is None:
             if await self._store.request(report.request_id) is None:
-                raise InvalidMessage(f"there is no erasure request {report.request_id}")
+                raise Refused(f"there is no erasure request {report.request_id}")
             return  # a repeat: the first report counts
         if request.pending:
             return

@@ -19,10 +19,11 @@ from services.orders.domain import (
 from services.orders.settings import OrdersSettings
 from services.orders.store import OrdersStore
 from shared.contracts.erasure import EraseSubject, ErasureReported, ReportSubject, Retained, Role
-from shared.contracts.orders import PersonOnOrder
+from shared.contracts.orders import PersonOnOrder, missing_person
 from shared.contracts.webshop import OrderPlaced
 from shared.erasure.participation import Participation
 from shared.erasure.tombstone import Plan, ignore_buried
+from shared.errors import Refused
 from shared.identity import SubjectHasher
 from shared.metrics import IGNORED_AFTER_RETENTION
 from shared.retention import RETENTION_BASIS, ledger_kept_until
@@ -223,6 +224,14 @@ class OrdersService:
         if subject is None:
             return PersonOnOrder(missing="person")
         return PersonOnOrder(subject=subject)
+
+    async def look_up(self, order_id: str, role: Role) -> dict[str, Any]:
+        """Staff's question who is on an order: the person's subject, or `Refused` saying why
+        there is none."""
+        found = await self.person_on_order(order_id, role)
+        if found.missing is not None:
+            raise Refused(missing_person(order_id, role, found.missing))
+        return {"order_id": order_id, "role": role, "subject": found.subject}
 
     # --- access -----------------------------------------------------------------------------------
 

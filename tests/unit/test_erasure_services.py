@@ -47,7 +47,7 @@ from shared.contracts.providers import AddProvider
 from shared.contracts.webshop import ErasureRequested
 from shared.database import Database, connect_database
 from shared.erasure.participation import SubjectDeadLetters
-from shared.messaging import InvalidMessage
+from shared.errors import Refused
 from shared.retention import expired_before
 from shared.runtime import queue_inspector
 from tests.factories import (
@@ -732,7 +732,7 @@ async def test_a_request_id_taken_by_another_person_and_a_report_of_no_request_a
     await publish_webshop(broker, event)
     clash = {**erasure_requested(email="other@example.fi"), "request_id": event["request_id"]}
     # Refused as invalid: the message goes to the dead-letter queue (tested end to end).
-    with pytest.raises(InvalidMessage, match="is taken by another request"):
+    with pytest.raises(Refused, match="is taken by another request"):
         await service.request_from_webshop(ErasureRequested.model_validate(clash, strict=False))
     report = ErasureReported(
         request_id="no-such-request",
@@ -740,5 +740,5 @@ async def test_a_request_id_taken_by_another_person_and_a_report_of_no_request_a
         reported_at=datetime.now(UTC),
         erased={},
     )
-    with pytest.raises(InvalidMessage, match="there is no erasure request"):
+    with pytest.raises(Refused, match="there is no erasure request"):
         await service.record_report(report)

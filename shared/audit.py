@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from shared.contracts.runtime import AuditEntry, AuditOutcome
-from shared.database import Database, MongoDocuments, adapter_for
+from shared.database import Database, MongoDocuments, SqliteCutOff, adapter_for
 from shared.identity import SubjectHasher
 from shared.settings import ServiceSettings
 from shared.sqlite import SqliteDatabase, millis
@@ -102,6 +102,9 @@ class MongoAuditRecords:
         return (await self._entries.delete_many({"at": {"$lt": before}})).deleted_count
 
 
+_BY_TIME = SqliteCutOff("audit", "at")
+
+
 class SqliteAuditRecords:
     """Table `audit`: the time and actor as columns to search by, the entry as JSON."""
 
@@ -155,20 +158,10 @@ class SqliteAuditRecords:
         ]
 
     async def count_before(self, before: datetime) -> int:
-        moment = millis(before)
-        return await self._database.run(
-            lambda connection: connection.execute(
-                "SELECT count(*) FROM audit WHERE at < ?", (moment,)
-            ).fetchone()[0]
-        )
+        return await _BY_TIME.count(self._database, before)
 
     async def delete_before(self, before: datetime) -> int:
-        moment = millis(before)
-        return await self._database.run(
-            lambda connection: (
-                connection.execute("DELETE FROM audit WHERE at < ?", (moment,)).rowcount
-            )
-        )
+        return await _BY_TIME.delete(self._database, before)
 
 
 def audit_records(database: Database) -> AuditRecords:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,7 +22,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from shared.settings import ServiceSettings
-from shared.sqlite import SqliteDatabase
+from shared.sqlite import SqliteDatabase, millis
 from shared.urls import mask_password
 
 MEMORY_URL = "memory://"
@@ -156,3 +157,39 @@ async def conditional_upsert_returning(
             if attempt == 1:
                 break
     return await collection.find_one({"_id": document_id})
+
+
+# --- SQLite reads every store makes the same way ---------------------------------------------
+
+
+async def sqlite_row(database: SqliteDatabase, query: str, *parameters: object) -> Any | None:
+    """The first row `query` answers, None when there is none: one read in the writer thread."""
+    return await database.run(lambda connection: connection.execute(query, parameters).fetchone())
+
+
+async def sqlite_count(database: SqliteDatabase, query: str, *parameters: object) -> int:
+    """What `query`, a `SELECT count(*) ...`, counts."""
+    row = await sqlite_row(database, query, *parameters)
+    return int(row[0])
+
+
+async def sqlite_changed(database: SqliteDatabase, statement: str, *parameters: object) -> int:
+    """How many rows `statement` (an UPDATE or DELETE) changed."""
+    return await database.run(lambda connection: connection.execute(statement, parameters).rowcount)
+
+
+@dataclass(frozen=True)
+class SqliteCutOff:
+    """The rows of `table` from before a moment, by its `column` (milliseconds): a retention
+    sweep counts and deletes them by the same condition."""
+
+    table: str
+    column: str
+
+    async def count(self, database: SqliteDatabase, before: datetime) -> int:
+        query = f"SELECT count(*) FROM {self.table} WHERE {self.column} < ?"
+        return await sqlite_count(database, query, millis(before))
+
+    async def delete(self, database: SqliteDatabase, before: datetime) -> int:
+        statement = f"DELETE FROM {self.table} WHERE {self.column} < ?"
+        return await sqlite_changed(database, statement, millis(before))

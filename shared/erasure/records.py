@@ -17,7 +17,7 @@ import orjson
 from pymongo import ASCENDING, IndexModel
 
 from shared.contracts.erasure import EraseSubject, ErasureReported
-from shared.database import Database, MongoDocuments
+from shared.database import Database, MongoDocuments, SqliteCutOff, sqlite_row
 from shared.erasure.tombstone import Tombstone
 from shared.sqlite import SqliteDatabase, from_millis, millis
 from shared.times import aware
@@ -149,6 +149,9 @@ SQLITE_SCHEMA = (
 )
 
 
+_REPORTS_BY_TIME = SqliteCutOff("erasure_report_times", "reported_at")
+
+
 class SqliteErasureRecords:
     """Tables `tombstones` (request ids as a JSON list) and `erasure_reports` (the report as
     JSON). Create them with `SQLITE_SCHEMA` before use."""
@@ -205,10 +208,10 @@ class SqliteErasureRecords:
         }
 
     async def report(self, request_id: str) -> tuple[ErasureReported, bool] | None:
-        row = await self._database.run(
-            lambda connection: connection.execute(
-                "SELECT report, done FROM erasure_reports WHERE request_id = ?", (request_id,)
-            ).fetchone()
+        row = await sqlite_row(
+            self._database,
+            "SELECT report, done FROM erasure_reports WHERE request_id = ?",
+            request_id,
         )
         if row is None:
             return None
@@ -240,12 +243,7 @@ class SqliteErasureRecords:
         await self._database.scrub()
 
     async def count_reports_before(self, before: datetime) -> int:
-        moment = millis(before)
-        return await self._database.run(
-            lambda connection: connection.execute(
-                "SELECT count(*) FROM erasure_report_times WHERE reported_at < ?", (moment,)
-            ).fetchone()[0]
-        )
+        return await _REPORTS_BY_TIME.count(self._database, before)
 
     async def delete_reports_before(self, before: datetime) -> int:
         moment = millis(before)

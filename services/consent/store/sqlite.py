@@ -31,6 +31,7 @@ import orjson
 
 from services.consent.domain import FACT, AnyFact, ConsentState, Person
 from shared.contracts.consent import PURPOSES, ConsentSummary, Contact, Purpose
+from shared.database import SqliteCutOff, sqlite_count, sqlite_row
 from shared.erasure.records import SQLITE_SCHEMA as ERASURE_SCHEMA
 from shared.erasure.records import SqliteErasureRecords
 from shared.sqlite import SqliteDatabase, from_millis, millis
@@ -139,10 +140,8 @@ class SqliteConsentStore:
         return sorted(facts, key=lambda fact: (*fact.position, fact.topic))
 
     async def count_facts(self, subject: str) -> int:
-        return await self._database.run(
-            lambda connection: connection.execute(
-                "SELECT count(*) FROM facts WHERE subject = ?", (subject,)
-            ).fetchone()[0]
+        return await sqlite_count(
+            self._database, "SELECT count(*) FROM facts WHERE subject = ?", subject
         )
 
     # --- people --------------------------------------------------------------------------------
@@ -206,10 +205,8 @@ class SqliteConsentStore:
     # --- the audience ----------------------------------------------------------------------------
 
     async def count_audience(self, purpose: Purpose) -> int:
-        return await self._database.run(
-            lambda connection: connection.execute(
-                "SELECT count(*) FROM audience WHERE purpose = ?", (purpose,)
-            ).fetchone()[0]
+        return await sqlite_count(
+            self._database, "SELECT count(*) FROM audience WHERE purpose = ?", purpose
         )
 
     async def audience(
@@ -271,20 +268,16 @@ class SqliteConsentStore:
         )
 
     async def suppressed_since(self, subject: str) -> datetime | None:
-        row = await self._database.run(
-            lambda connection: connection.execute(
-                "SELECT since FROM suppressions WHERE subject = ?", (subject,)
-            ).fetchone()
+        row = await sqlite_row(
+            self._database, "SELECT since FROM suppressions WHERE subject = ?", subject
         )
         return None if row is None else from_millis(row[0])
 
     # --- activity (the retention sweep) --------------------------------------------------------
 
     async def last_activity(self, subject: str) -> datetime | None:
-        row = await self._database.run(
-            lambda connection: connection.execute(
-                "SELECT last_at FROM activity WHERE subject = ?", (subject,)
-            ).fetchone()
+        row = await sqlite_row(
+            self._database, "SELECT last_at FROM activity WHERE subject = ?", subject
         )
         return None if row is None else from_millis(row[0])
 
@@ -298,12 +291,7 @@ class SqliteConsentStore:
         return [subject for (subject,) in rows]
 
     async def count_inactive_before(self, before: datetime) -> int:
-        moment = millis(before)
-        return await self._database.run(
-            lambda connection: connection.execute(
-                "SELECT count(*) FROM activity WHERE last_at < ?", (moment,)
-            ).fetchone()[0]
-        )
+        return await SqliteCutOff("activity", "last_at").count(self._database, before)
 
 
 class _AudiencePage:

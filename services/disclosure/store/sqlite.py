@@ -39,6 +39,7 @@ from services.disclosure.store.sqlite_schema import SCHEMA, UNKNOWN_ROLE, add_ro
 from shared.contracts.disclosure_ops import HeldDisclosure, SentDisclosure
 from shared.contracts.disclosures import Disclosure
 from shared.contracts.providers import Provider
+from shared.database import sqlite_row
 from shared.erasure.records import SqliteErasureRecords
 from shared.sqlite import SqliteDatabase, from_millis, millis
 
@@ -142,10 +143,8 @@ class SqliteDisclosureStore(SqliteRetentionQueries):
     # --- disclosure log ------------------------------------------------------------------------
 
     async def is_recorded(self, disclosure_id: str) -> bool:
-        row = await self._database.run(
-            lambda connection: connection.execute(
-                "SELECT 1 FROM disclosures WHERE disclosure_id = ?", (disclosure_id,)
-            ).fetchone()
+        row = await sqlite_row(
+            self._database, "SELECT 1 FROM disclosures WHERE disclosure_id = ?", disclosure_id
         )
         return row is not None
 

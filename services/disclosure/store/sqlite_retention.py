@@ -5,20 +5,23 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
 from datetime import datetime
 
 from services.disclosure.store.port import CANCELLED, HELD
+from shared.database import SqliteCutOff, sqlite_count
 from shared.sqlite import SqliteDatabase, millis
 
 HELD_BEFORE = "FROM disclosures WHERE status = ? AND recorded_at < ?"
+_BY_ORDER_DATE = SqliteCutOff("disclosures", "placed_at")
 
 
 class SqliteRetentionQueries:
     _database: SqliteDatabase
 
     async def count_held_before(self, before: datetime) -> int:
-        return await self._count(f"SELECT count(*) {HELD_BEFORE}", (HELD, millis(before)))
+        return await sqlite_count(
+            self._database, f"SELECT count(*) {HELD_BEFORE}", HELD, millis(before)
+        )
 
     async def cancel_held_before(self, before: datetime, reason: str) -> int:
         values = (HELD, millis(before))
@@ -35,22 +38,8 @@ class SqliteRetentionQueries:
         return await self._database.run(cancel)
 
     async def count_log_before(self, before: datetime) -> int:
-        return await self._count(
-            "SELECT count(*) FROM disclosures WHERE placed_at < ?", (millis(before),)
-        )
+        return await _BY_ORDER_DATE.count(self._database, before)
 
     async def delete_log_before(self, before: datetime) -> int:
         # Their people and any held copy go with them (ON DELETE CASCADE).
-        moment = millis(before)
-        return await self._database.run(
-            lambda connection: (
-                connection.execute(
-                    "DELETE FROM disclosures WHERE placed_at < ?", (moment,)
-                ).rowcount
-            )
-        )
-
-    async def _count(self, statement: str, parameters: Sequence[object]) -> int:
-        return await self._database.run(
-            lambda connection: connection.execute(statement, parameters).fetchone()[0]
-        )
+        return await _BY_ORDER_DATE.delete(self._database, before)

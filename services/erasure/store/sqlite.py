@@ -18,6 +18,7 @@ from typing import Any
 from services.erasure.domain import CLOSED_STATUSES, OPEN_STATUSES, ErasureRequest
 from services.erasure.store.port import Attempt
 from shared.contracts.erasure import ErasureReported
+from shared.database import sqlite_count
 from shared.sqlite import SqliteDatabase, millis
 from shared.times import aware, to_millis
 
@@ -146,11 +147,7 @@ class SqliteErasureStore:
 
     async def count_done_before(self, before: datetime) -> int:
         values = (*CLOSED_STATUSES, millis(before))
-        return await self._database.run(
-            lambda connection: connection.execute(
-                f"SELECT count(*) {_DONE_BEFORE}", values
-            ).fetchone()[0]
-        )
+        return await sqlite_count(self._database, f"SELECT count(*) {_DONE_BEFORE}", *values)
 
     async def delete_done_before(self, before: datetime) -> int:
         values = (*CLOSED_STATUSES, millis(before))

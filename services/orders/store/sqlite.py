@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from services.orders.domain import ROLES, Order, Profile, Role, retention
+from shared.database import sqlite_count, sqlite_row
 from shared.erasure.records import SQLITE_SCHEMA as ERASURE_SCHEMA
 from shared.erasure.records import SqliteErasureRecords
 from shared.sqlite import SqliteDatabase, from_millis, millis
@@ -114,11 +115,11 @@ class SqliteOrdersStore:
         )
 
     async def profile(self, role: Role, subject: str) -> Profile | None:
-        row = await self._database.run(
-            lambda connection: connection.execute(
-                "SELECT as_of, person FROM profiles WHERE role = ? AND subject = ?",
-                (role, subject),
-            ).fetchone()
+        row = await sqlite_row(
+            self._database,
+            "SELECT as_of, person FROM profiles WHERE role = ? AND subject = ?",
+            role,
+            subject,
         )
         if row is None:
             return None
@@ -127,10 +128,8 @@ class SqliteOrdersStore:
         )
 
     async def order(self, order_id: str) -> Order | None:
-        row = await self._database.run(
-            lambda connection: connection.execute(
-                "SELECT document FROM orders WHERE order_id = ?", (order_id,)
-            ).fetchone()
+        row = await sqlite_row(
+            self._database, "SELECT document FROM orders WHERE order_id = ?", order_id
         )
         return None if row is None else Order.model_validate_json(row[0])
 
@@ -222,7 +221,9 @@ class SqliteOrdersStore:
     # --- the retention sweep ---------------------------------------------------------------------
 
     async def count_expired_ledgers(self, before: str) -> int:
-        return await self._count("SELECT count(*) FROM orders WHERE kept_until < ?", before)
+        return await sqlite_count(
+            self._database, "SELECT count(*) FROM orders WHERE kept_until < ?", before
+        )
 
     async def profiles_before(self, role: Role, before: datetime) -> list[str]:
         values = (role, millis(before))
@@ -235,8 +236,11 @@ class SqliteOrdersStore:
         return [subject for (subject,) in rows]
 
     async def count_profiles_before(self, role: Role, before: datetime) -> int:
-        return await self._count(
-            "SELECT count(*) FROM profiles WHERE role = ? AND as_of < ?", role, millis(before)
+        return await sqlite_count(
+            self._database,
+            "SELECT count(*) FROM profiles WHERE role = ? AND as_of < ?",
+            role,
+            millis(before),
         )
 
     async def delete_profile_before(self, role: Role, subject: str, before: datetime) -> bool:
@@ -260,11 +264,8 @@ class SqliteOrdersStore:
         return [Order.model_validate_json(document) for (document,) in rows]
 
     async def count_orders_with_recipient_before(self, before: datetime) -> int:
-        return await self._count(f"SELECT count(*) {_RECIPIENTS_BEFORE}", millis(before))
-
-    async def _count(self, statement: str, *values: object) -> int:
-        return await self._database.run(
-            lambda connection: connection.execute(statement, values).fetchone()[0]
+        return await sqlite_count(
+            self._database, f"SELECT count(*) {_RECIPIENTS_BEFORE}", millis(before)
         )
 
 

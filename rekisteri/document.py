@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from string import Template as StringTemplate
 
@@ -195,16 +195,35 @@ def escape_markdown(text: str) -> str:
     )
 
 
-def to_markdown(document: Document) -> str:
-    parts = []
+def _render(
+    document: Document,
+    escape: Callable[[str], str],
+    heading: Callable[[int, str], str],
+    paragraph: Callable[[str], str],
+    items: Callable[[list[str]], str],
+) -> list[str]:
+    """Each block of `document` in one markup. Every text is escaped here, before the markup
+    gets it, so no markup can let a fact's value through as markup of its own."""
+    rendered = []
     for block in document.blocks:
         if isinstance(block, Heading):
-            parts.append(f"{'#' * block.level} {escape_markdown(block.text)}")
+            rendered.append(heading(block.level, escape(block.text)))
         elif isinstance(block, Paragraph):
-            parts.append(escape_markdown(block.text))
+            rendered.append(paragraph(escape(block.text)))
         else:
-            parts.append("\n".join(f"- {escape_markdown(item)}" for item in block.items))
-    return "\n\n".join(parts) + "\n"
+            rendered.append(items([escape(item) for item in block.items]))
+    return rendered
+
+
+def to_markdown(document: Document) -> str:
+    blocks = _render(
+        document,
+        escape_markdown,
+        heading=lambda level, text: f"{'#' * level} {text}",
+        paragraph=lambda text: text,
+        items=lambda items: "\n".join(f"- {item}" for item in items),
+    )
+    return "\n\n".join(blocks) + "\n"
 
 
 # --- HTML ------------------------------------------------------------------------------------
@@ -223,16 +242,13 @@ def _text(value: str) -> str:
 
 
 def to_html(document: Document) -> str:
-    body = []
-    for block in document.blocks:
-        if isinstance(block, Heading):
-            body.append(f"<h{block.level}>{_text(block.text)}</h{block.level}>")
-        elif isinstance(block, Paragraph):
-            body.append(f"<p>{_text(block.text)}</p>")
-        else:
-            body.append(
-                "<ul>\n" + "\n".join(f"<li>{_text(item)}</li>" for item in block.items) + "\n</ul>"
-            )
+    body = _render(
+        document,
+        _text,
+        heading=lambda level, text: f"<h{level}>{text}</h{level}>",
+        paragraph=lambda text: f"<p>{text}</p>",
+        items=lambda items: "\n".join(["<ul>", *(f"<li>{item}</li>" for item in items), "</ul>"]),
+    )
     return "\n".join(
         [
             "<!DOCTYPE html>",

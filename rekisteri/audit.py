@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from rekisteri.output import ask_every_service, build, emit, json_option
+from rekisteri.output import ask_every_service, build, emit, json_option, newest_first_option
 from shared.contracts.runtime import ListAuditEntries
 
 SUBJECT_SHOWN = 12
@@ -46,9 +46,7 @@ def audit() -> None:
 @audit.command("list")
 @click.option("--since", default=None, help="Only entries from then on (ISO 8601).")
 @click.option("--actor", default=None, help="Only commands sent by this RabbitMQ user.")
-@click.option(
-    "--limit", default=100, show_default=True, type=click.IntRange(1, 100_000), help="Newest first."
-)
+@newest_first_option(100_000)
 @json_option
 @click.pass_context
 def list_(

@@ -21,7 +21,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rekisteri.document import Document, Template, to_html, to_markdown
-from rekisteri.output import call
+from rekisteri.output import call, output_option, write_document
 from shared.contracts.providers import ListProviders, ProviderStatus
 from shared.countries import is_country_code, is_in_eea
 from shared.purposes import PURPOSES
@@ -177,12 +177,7 @@ def _controller_settings() -> ControllerSettings:
     show_default=True,
     help="Markdown, or a complete HTML page to publish as it is.",
 )
-@click.option(
-    "--output",
-    type=click.Path(dir_okay=False, writable=True, path_type=Path),
-    default=None,
-    help="Write it to this file instead of standard output.",
-)
+@output_option("it")
 @click.pass_context
 def register_description(
     context: click.Context, language: str, output_format: str, output: Path | None
@@ -201,9 +196,4 @@ def register_description(
     document = describe(
         cast("Language", language), controller, policy, providers, finnish_date(datetime.now(UTC))
     )
-    text = render(document, cast("Format", output_format))
-    if output is None:
-        click.echo(text, nl=False)
-    else:
-        output.write_text(text, encoding="utf-8")
-        click.echo(f"register description written to {output}", err=True)
+    write_document(render(document, cast("Format", output_format)), output, "register description")

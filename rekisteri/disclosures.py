@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from rekisteri.output import build, call, emit, json_option
+from rekisteri.output import build, call, emit, json_option, newest_first_option
 from shared.contracts.disclosure_ops import ListDisclosures, ListHeldDisclosures, ReleaseOrder
 
 
@@ -42,9 +42,7 @@ def release(context: click.Context, order_id: str) -> None:
 @disclosures.command("list")
 @click.option("--email", default=None, help="Whose data: the person's email (only hashed).")
 @click.option("--provider", "provider_id", default=None, help="Which provider received it.")
-@click.option(
-    "--limit", default=100, show_default=True, type=click.IntRange(1, 10_000), help="Newest first."
-)
+@newest_first_option(10_000)
 @json_option
 @click.pass_context
 def list_(

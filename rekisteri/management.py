@@ -3,13 +3,10 @@ does it: their management API options, and the virtual host of the register's AM
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
-
 import click
 from yarl import URL
 
-Command = TypeVar("Command", bound=Callable[..., object])
+from rekisteri.output import stacked
 
 # (option, default, its help before the variable's name, whether --help shows the default)
 _MANAGEMENT_OPTIONS = (
@@ -18,20 +15,20 @@ _MANAGEMENT_OPTIONS = (
     ("password", "guest", "Its password; give it in the environment. ", False),
 )
 
-
-def management_options(command: Command) -> Command:
-    """`--management-url`, `--management-user` and `--management-password`, each also taken
-    from its `RABBITMQ_MANAGEMENT_*` variable."""
-    for part, default, text, show_default in reversed(_MANAGEMENT_OPTIONS):
-        variable = f"RABBITMQ_MANAGEMENT_{part.upper()}"
-        command = click.option(
+management_options = stacked(
+    *(
+        click.option(
             f"--management-{part}",
-            envvar=variable,
+            envvar=f"RABBITMQ_MANAGEMENT_{part.upper()}",
             default=default,
             show_default=show_default,
-            help=f"{text}[env: {variable}]",
-        )(command)
-    return command
+            help=f"{text}[env: RABBITMQ_MANAGEMENT_{part.upper()}]",
+        )
+        for part, default, text, show_default in _MANAGEMENT_OPTIONS
+    )
+)
+"""`--management-url`, `--management-user` and `--management-password`, each also taken from
+its `RABBITMQ_MANAGEMENT_*` variable."""
 
 
 def virtual_host(amqp_url: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -139,4 +140,46 @@ def emit_record(record: dict[str, Any], as_json: bool) -> None:
         click.echo(f"{field.ljust(width)}  {_cell(value)}")
 
 
+def stacked(*options: Callable[[T], T]) -> Callable[[T], T]:
+    """Several options as one decorator; `--help` lists them in the order given."""
+
+    def decorate(command: T) -> T:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+def newest_first_option(most: int) -> Callable[[T], T]:
+    """`--limit N`: the newest N entries (100 unless told), at most `most`."""
+    return click.option(
+        "--limit",
+        default=100,
+        show_default=True,
+        type=click.IntRange(1, most),
+        help="Newest first.",
+    )
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+
+
+def output_option(what: str) -> Callable[[T], T]:
+    """`--output FILE`: where `write_document` writes `what` instead of standard output."""
+    return click.option(
+        "--output",
+        type=click.Path(dir_okay=False, writable=True, path_type=Path),
+        default=None,
+        help=f"Write {what} to this file instead of standard output.",
+    )
+
+
+def write_document(text: str, output: Path | None, what: str) -> None:
+    """`text` on standard output, or in the file `output` with a line on standard error that
+    says `what` was written there."""
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"{what} written to {output}", err=True)

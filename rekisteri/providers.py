@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 from yarl import URL
 
 from rekisteri.management import management_options, virtual_host
-from rekisteri.output import build, call, emit, emit_record, json_option
+from rekisteri.output import build, call, emit, emit_record, json_option, stacked
 from shared.contracts.providers import (
     AddProvider,
     ChangeProviderStatus,
@@ -24,10 +25,26 @@ from shared.contracts.providers import (
 COUNTRY_HELP = "ISO 3166-1 alpha-2 code; must be in the EEA."
 EMAIL_HELP = "Where the provider's data contact is reached."
 
+Command = TypeVar("Command", bound=Callable[..., object])
+
 
 @click.group()
 def providers() -> None:
     """The service providers that receive their orders' data."""
+
+
+def _details_options(*, adding: bool) -> Callable[[Command], Command]:
+    """`--name`, `--country` and `--contact-email`: a provider's details, which `add` requires
+    but the email, and `update` changes where given."""
+    return stacked(
+        click.option(
+            "--name",
+            required=adding,
+            help="The provider's name." if adding else "The provider's new name.",
+        ),
+        click.option("--country", required=adding, help=COUNTRY_HELP),
+        click.option("--contact-email", default=None, help=EMAIL_HELP),
+    )
 
 
 def _send_details(
@@ -58,9 +75,7 @@ def _describe(provider: dict[str, Any]) -> str:
 
 @providers.command("add")
 @click.argument("provider_id")
-@click.option("--name", required=True, help="The provider's name.")
-@click.option("--country", required=True, help=COUNTRY_HELP)
-@click.option("--contact-email", default=None, help=EMAIL_HELP)
+@_details_options(adding=True)
 @click.pass_context
 def add(
     context: click.Context, provider_id: str, name: str, country: str, contact_email: str | None
@@ -75,9 +90,7 @@ def add(
 
 @providers.command("update")
 @click.argument("provider_id")
-@click.option("--name", default=None, help="The provider's new name.")
-@click.option("--country", default=None, help=COUNTRY_HELP)
-@click.option("--contact-email", default=None, help=EMAIL_HELP)
+@_details_options(adding=False)
 @click.pass_context
 def update(
     context: click.Context,

@@ -18,7 +18,7 @@ from rekisteri.access_report import (
     sources_section,
 )
 from rekisteri.client import OpsError
-from rekisteri.output import build, call, call_each
+from rekisteri.output import build, call, call_each, output_option, write_document
 from rekisteri.retention import load_policy
 from shared.contracts.erasure import ReportSubject
 from shared.contracts.orders import LookupPerson
@@ -68,12 +68,7 @@ def named_person(email: str | None, order_id: str | None, role: str | None) -> N
     show_default=True,
     help="The language of the purposes, retention and sources.",
 )
-@click.option(
-    "--output",
-    type=click.Path(dir_okay=False, writable=True, path_type=Path),
-    default=None,
-    help="Write the report to this file instead of standard output.",
-)
+@output_option("the report")
 @click.pass_context
 def report(
     context: click.Context,
@@ -123,9 +118,4 @@ def report(
     document["sources"] = sources_section(parts, chosen)
     document["recipients"] = recipients_section(parts, providers)
     document["services"] = parts
-    text = json.dumps(document, indent=2, ensure_ascii=False)
-    if output is None:
-        click.echo(text)
-    else:
-        output.write_text(text + "\n")
-        click.echo(f"report written to {output}", err=True)
+    write_document(json.dumps(document, indent=2, ensure_ascii=False) + "\n", output, "report")

@@ -21,6 +21,7 @@ moment; the conformance fixture fails a test whose queries no declared index ser
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from itertools import islice
 from typing import Any, Self
@@ -49,7 +50,20 @@ def _check_encodable(update: Any) -> None:
     bson.encode({"update": update})
 
 
-class MongomockClient:
+class _ClosedOnExit(ABC):
+    """`async with` closes it, as pymongo's client and cursor are."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+class MongomockClient(_ClosedOnExit):
     """Stands in for `AsyncMongoClient`: everything in memory, gone at `close()`."""
 
     def __init__(self, query_log: QueryLog | None = None) -> None:
@@ -78,12 +92,6 @@ class MongomockClient:
     async def close(self) -> None:
         self._closed = True
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
 
 class MongomockDatabase:
     def __init__(self, client: MongomockClient, name: str) -> None:
@@ -104,7 +112,7 @@ class MongomockDatabase:
         return self._sync.command(command, **_no_session(kwargs))
 
 
-class MongomockCursor:
+class MongomockCursor(_ClosedOnExit):
     """What AsyncCursor offers (from `find`): options chain until the first document is read."""
 
     def __init__(self, collection: MongomockCollection, query: Any, cursor: Any, sort: Any) -> None:
@@ -158,12 +166,6 @@ class MongomockCursor:
 
     async def close(self) -> None:
         self._results = iter(())  # a closed cursor stays empty
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
 
 
 class MongomockCollection:

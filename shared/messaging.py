@@ -60,7 +60,12 @@ from shared.senders import (
     sender_refusal,
 )
 from shared.settings import ServiceSettings
-from shared.topology import DEAD_LETTER_EXCHANGE, DELIVERY_LIMIT, Subscription
+from shared.topology import (
+    DEAD_LETTER_EXCHANGE,
+    DELIVERY_LIMIT,
+    Subscription,
+    register_events_exchange,
+)
 
 JSON = "application/json"
 MAX_RETRY_DELAY_SECONDS = 5.0
@@ -228,6 +233,26 @@ class Publication:
         return await self._publisher.request(
             as_json(body), correlation_id=correlation_id, timeout=seconds
         )
+
+
+def service_event(
+    broker: RabbitBroker,
+    routing_key: str,
+    schema: type[BaseModel],
+    description: str,
+    **options: bool,
+) -> Publication:
+    """What one service tells or asks another over `register.events`, titled by its routing
+    key; `options`: `mandatory`, `persist` as `Publication`'s."""
+    return Publication(
+        broker,
+        exchange=register_events_exchange(),
+        routing_key=routing_key,
+        schema=schema,
+        title=routing_key,
+        description=description,
+        **options,
+    )
 
 
 # --- dead letters ------------------------------------------------------------------------------

@@ -101,22 +101,13 @@ FACT = TypeAdapter[AnyFact](AnyFact)
 def facts_from_checkout(event: OrderPlaced) -> list[PermissionFact]:
     """The buyer's answers to both checkboxes; recipients never get permissions."""
     consents = event.consents
-    answers: dict[Purpose, bool] = {
+    answers: dict[Purpose, bool | None] = {
         "newsletter": consents.newsletter,
         "marketing": consents.marketing,
     }
-    return [
-        PermissionFact(
-            event_id=str(event.event_id),
-            purpose=purpose,
-            granted=granted,
-            occurred_at=event.occurred_at,
-            source=CHECKOUT,
-            text_version=consents.text_version,
-            order_id=event.order_id,
-        )
-        for purpose, granted in answers.items()
-    ]
+    return _permission_facts(
+        event, answers, CHECKOUT, consents.text_version, order_id=event.order_id
+    )
 
 
 def facts_from_update(event: ConsentUpdated) -> list[PermissionFact]:
@@ -125,14 +116,26 @@ def facts_from_update(event: ConsentUpdated) -> list[PermissionFact]:
         "newsletter": event.newsletter,
         "marketing": event.marketing,
     }
+    return _permission_facts(event, answers, event.source, event.text_version)
+
+
+def _permission_facts(
+    event: OrderPlaced | ConsentUpdated,
+    answers: dict[Purpose, bool | None],
+    source: str,
+    text_version: str,
+    order_id: str | None = None,
+) -> list[PermissionFact]:
+    """A fact for each permission the event answers (an answer of None is no answer)."""
     return [
         PermissionFact(
             event_id=str(event.event_id),
             purpose=purpose,
             granted=granted,
             occurred_at=event.occurred_at,
-            source=event.source,
-            text_version=event.text_version,
+            source=source,
+            text_version=text_version,
+            order_id=order_id,
         )
         for purpose, granted in answers.items()
         if granted is not None

@@ -6,24 +6,20 @@ from faststream.rabbit import RabbitBroker
 
 from shared import topology
 from shared.contracts.consent import ConsentChanged
-from shared.messaging import Publication
+from shared.messaging import service_event
 
 
 class ConsentEvents:
     def __init__(self, broker: RabbitBroker) -> None:
         self._broker = broker
-        self._changed = Publication(
+        self._changed = service_event(
             broker,
-            exchange=topology.register_events_exchange(),
-            routing_key=topology.CONSENT_CHANGED,
-            schema=ConsentChanged,
-            title="consent.changed",
-            description=(
-                "A person's consent summary, named by subject hash only, whenever it changes: "
-                "after the change is stored and before the event that caused it is "
-                "acknowledged, with AMQP `message_id` `<subject>:<version>`. A service that needs "
-                "it binds a queue of its own; until one does, the broker drops the message."
-            ),
+            topology.CONSENT_CHANGED,
+            ConsentChanged,
+            "A person's consent summary, named by subject hash only, whenever it changes: after "
+            "the change is stored and before the event that caused it is acknowledged, with AMQP "
+            "`message_id` `<subject>:<version>`. A service that needs it binds a queue of its "
+            "own; until one does, the broker drops the message.",
             mandatory=False,
         )
 

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 from aio_pika import RobustExchange
 from faststream.rabbit import RabbitBroker, RabbitExchange
+from pydantic import BaseModel
 
 from shared import topology
 from shared.contracts.disclosures import Disclosure, ErasureNotice
@@ -29,29 +30,35 @@ class ProviderQueues:
         (development's guest) it declares and binds all of it itself."""
         self._broker = broker
         self._provisioned = provisioned
-        self._disclosures = Publication(
+        self._disclosures = self._to_providers(
             broker,
-            exchange=topology.disclosures_exchange(),
-            routing_key=PROVIDER_ID,
-            schema=Disclosure,
-            title="disclosures.disclosure",
-            description=(
-                "One order's data for one provider, with the provider's id as routing key, to "
-                "the provider's own queue `disclosures.<provider_id>`. The AMQP `message_id` is "
-                "the `disclosure_id`."
-            ),
+            Disclosure,
+            "disclosures.disclosure",
+            "One order's data for one provider, with the provider's id as routing key, to the "
+            "provider's own queue `disclosures.<provider_id>`. The AMQP `message_id` is the "
+            "`disclosure_id`.",
         )
-        self._erasure_notices = Publication(
+        self._erasure_notices = self._to_providers(
+            broker,
+            ErasureNotice,
+            "disclosures.erasure-notice",
+            "When a person whose data a provider received is erased: which of its orders to erase "
+            "(GDPR Art. 19), to the same queue as its disclosures, before the service reports its "
+            "part done. The AMQP `message_id` is the `notice_id`.",
+        )
+
+    @staticmethod
+    def _to_providers(
+        broker: RabbitBroker, schema: type[BaseModel], title: str, description: str
+    ) -> Publication:
+        """To `disclosures`, routed by the provider's id to its queue alone."""
+        return Publication(
             broker,
             exchange=topology.disclosures_exchange(),
             routing_key=PROVIDER_ID,
-            schema=ErasureNotice,
-            title="disclosures.erasure-notice",
-            description=(
-                "When a person whose data a provider received is erased: which of its orders to "
-                "erase (GDPR Art. 19), to the same queue as its disclosures, before the service "
-                "reports its part done. The AMQP `message_id` is the `notice_id`."
-            ),
+            schema=schema,
+            title=title,
+            description=description,
         )
 
     async def declare(self, provider_id: str) -> None:

@@ -11,7 +11,7 @@ from faststream.rabbit import RabbitBroker
 from shared import topology
 from shared.contracts.erasure import EraseSubject, OrderPerson
 from shared.contracts.orders import LookupPerson, PersonOnOrder
-from shared.messaging import Publication
+from shared.messaging import service_event
 from shared.requests import ask
 
 log = logging.getLogger(__name__)
@@ -23,32 +23,24 @@ LOOKUP_TIMEOUT_SECONDS = 5.0
 class Participants:
     def __init__(self, broker: RabbitBroker) -> None:
         self._erase_subject = {
-            service: Publication(
+            service: service_event(
                 broker,
-                exchange=topology.register_events_exchange(),
-                routing_key=topology.erase_subject_routing_key(service),
-                schema=EraseSubject,
-                title=topology.erase_subject_routing_key(service),
-                description=(
-                    f"Asks the {service} service to erase a person, named by subject hash only, "
-                    "with AMQP `message_id` `<request_id>:<service>`. A service that has not "
-                    "reported is asked again, with back-off."
-                ),
+                topology.erase_subject_routing_key(service),
+                EraseSubject,
+                f"Asks the {service} service to erase a person, named by subject hash only, with "
+                "AMQP `message_id` `<request_id>:<service>`. A service that has not reported is "
+                "asked again, with back-off.",
             )
             for service in topology.ERASURE_PARTICIPANTS
         }
-        self._person_lookup = Publication(
+        self._person_lookup = service_event(
             broker,
-            exchange=topology.register_events_exchange(),
-            routing_key=topology.PERSON_LOOKUP,
-            schema=LookupPerson,
-            title=topology.PERSON_LOOKUP,
-            description=(
-                "Asks the orders service who is on an order, when an erasure names a person by "
-                "an order, with RabbitMQ's direct reply-to as `reply_to` and a fresh "
-                "`correlation_id`; not persistent. Without an answer within a few seconds the "
-                "erasure's handler fails, and its message is retried after a back-off."
-            ),
+            topology.PERSON_LOOKUP,
+            LookupPerson,
+            "Asks the orders service who is on an order, when an erasure names a person by an "
+            "order, with RabbitMQ's direct reply-to as `reply_to` and a fresh `correlation_id`; "
+            "not persistent. Without an answer within a few seconds the erasure's handler fails, "
+            "and its message is retried after a back-off.",
             persist=False,
         )
 

@@ -159,6 +159,16 @@ async def conditional_upsert_returning(
     return await collection.find_one({"_id": document_id})
 
 
+async def insert_new(collection: Collection, document_id: Any, document: dict[str, Any]) -> bool:
+    """Insert `document` under `document_id` unless that id is taken (the stored one is left as
+    it is); True when it was new."""
+    try:
+        await collection.insert_one({"_id": document_id, **document})
+    except DuplicateKeyError:
+        return False
+    return True
+
+
 # --- SQLite reads every store makes the same way ---------------------------------------------
 
 

@@ -33,7 +33,7 @@ from services.disclosure.store.port import (
 from shared.contracts.disclosure_ops import HeldDisclosure, SentDisclosure
 from shared.contracts.disclosures import Disclosure
 from shared.contracts.providers import Provider
-from shared.database import MongoDocuments
+from shared.database import MongoDocuments, insert_new
 from shared.erasure.records import MongoErasureRecords
 from shared.times import aware
 
@@ -80,12 +80,7 @@ class MongoDisclosureStore:
 
     async def add_provider(self, provider: Provider) -> bool:
         document = provider.model_dump()
-        document["_id"] = document.pop("provider_id")
-        try:
-            await self._providers.insert_one(document)
-        except DuplicateKeyError:
-            return False
-        return True
+        return await insert_new(self._providers, document.pop("provider_id"), document)
 
     async def provider(self, provider_id: str) -> Provider | None:
         document = await self._providers.find_one({"_id": provider_id})

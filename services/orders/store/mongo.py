@@ -12,10 +12,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
-from pymongo.errors import DuplicateKeyError
 
 from services.orders.domain import ROLES, Order, Profile, Role, retention
-from shared.database import MongoDocuments, conditional_upsert
+from shared.database import MongoDocuments, conditional_upsert, insert_new
 from shared.erasure.records import MongoErasureRecords
 
 PROFILE_COLLECTIONS: dict[Role, str] = {"buyer": "customers", "recipient": "recipients"}
@@ -44,12 +43,7 @@ class MongoOrdersStore:
 
     async def add_order(self, order: Order) -> bool:
         document = order.model_dump(exclude_none=True)
-        document["_id"] = document.pop("order_id")
-        try:
-            await self._orders.insert_one(document)
-        except DuplicateKeyError:
-            return False
-        return True
+        return await insert_new(self._orders, document.pop("order_id"), document)
 
     async def update_profile(self, profile: Profile) -> bool:
         now = datetime.now(UTC)

@@ -88,22 +88,6 @@ def test_a_month_later_is_the_same_day_or_the_last_day_of_a_shorter_month(
     assert add_months(day, months) == expected
 
 
-def test_a_buyer_last_seen_on_31_january_is_kept_to_the_end_of_february_on_a_month_policy() -> None:
-    buyer = retention_policy(RetentionSettings(buyer_months=1))[Category.BUYER]
-    last_order = helsinki_noon(date(2027, 1, 31))
-    assert buyer.ends_on(last_order) == date(2027, 2, 28)
-    assert not buyer.expired(last_order, as_of=date(2027, 2, 28))
-    assert buyer.expired(last_order, as_of=date(2027, 3, 1))
-
-
-def test_a_buyer_is_kept_36_months_after_their_last_order_or_consent_event() -> None:
-    buyer = POLICY[Category.BUYER]
-    last_event = helsinki_noon(date(2026, 11, 24))
-    assert buyer.ends_on(last_event) == date(2029, 11, 24)
-    assert not buyer.expired(last_event, as_of=date(2029, 11, 24))
-    assert buyer.expired(last_event, as_of=date(2029, 11, 25))
-
-
 def test_the_day_of_an_event_is_its_day_in_finland() -> None:
     recipient = POLICY[Category.RECIPIENT]
     # 22:30 UTC on 31 January is already 00:30 on 1 February in Helsinki.
@@ -117,14 +101,6 @@ def test_the_day_of_an_event_is_its_day_in_finland() -> None:
 # --- each category ---------------------------------------------------------------------------
 
 
-def test_a_held_disclosure_goes_after_30_days() -> None:
-    held = POLICY[Category.HELD_DISCLOSURE]
-    since = helsinki_noon(date(2027, 1, 1))
-    assert held.ends_on(since) == date(2027, 1, 31)
-    assert not held.expired(since, as_of=date(2027, 1, 31))
-    assert held.expired(since, as_of=date(2027, 2, 1))
-
-
 def test_a_dead_letter_is_warned_of_from_day_7_and_deleted_after_day_30() -> None:
     dead_letter = POLICY[Category.DEAD_LETTER]
     set_aside = helsinki_noon(date(2027, 3, 1))
@@ -135,16 +111,41 @@ def test_a_dead_letter_is_warned_of_from_day_7_and_deleted_after_day_30() -> Non
     assert not POLICY[Category.HELD_DISCLOSURE].warned(set_aside, as_of=date(2030, 1, 1))
 
 
-@pytest.mark.parametrize(
-    "category",
-    [Category.LEDGER, Category.DISCLOSURE_LOG, Category.AUDIT_LOG, Category.ERASURE_RECORD],
+YEAR_END = (
+    Category.LEDGER,
+    Category.DISCLOSURE_LOG,
+    Category.AUDIT_LOG,
+    Category.ERASURE_RECORD,
 )
-def test_year_end_categories_are_kept_to_31_december_of_the_sixth_year(category: Category) -> None:
-    retention = POLICY[category]
-    start = helsinki_noon(date(2026, 6, 1))
-    assert retention.ends_on(start) == date(2032, 12, 31)
-    assert not retention.expired(start, as_of=date(2032, 12, 31))
-    assert retention.expired(start, as_of=date(2033, 1, 1))
+
+
+@pytest.mark.parametrize(
+    ("category", "buyer_months", "start", "last_day"),
+    [
+        (Category.BUYER, 1, date(2027, 1, 31), date(2027, 2, 28)),
+        (Category.BUYER, None, date(2026, 11, 24), date(2029, 11, 24)),
+        (Category.HELD_DISCLOSURE, None, date(2027, 1, 1), date(2027, 1, 31)),
+        *((category, None, date(2026, 6, 1), date(2032, 12, 31)) for category in YEAR_END),
+    ],
+    ids=[
+        "a buyer last seen on 31 January, on a one-month policy: to the end of February",
+        "a buyer: 36 months after their last order or consent event",
+        "a held disclosure: 30 days",
+        *(f"{category.value}: to 31 December of the sixth year" for category in YEAR_END),
+    ],
+)
+def test_a_record_is_kept_through_its_last_day_and_expires_the_day_after(
+    category: Category, buyer_months: int | None, start: date, last_day: date
+) -> None:
+    """On the default policy, or on one whose buyers are kept `buyer_months`."""
+    policy = (
+        retention_policy(RetentionSettings(buyer_months=buyer_months)) if buyer_months else POLICY
+    )
+    retention = policy[category]
+    started = helsinki_noon(start)
+    assert retention.ends_on(started) == last_day
+    assert not retention.expired(started, as_of=last_day)
+    assert retention.expired(started, as_of=last_day + timedelta(days=1))
 
 
 @given(

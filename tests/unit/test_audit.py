@@ -16,7 +16,7 @@ from shared import topology
 from shared.audit import AUDIT_LOG, audit_records
 from shared.contracts.consent import ExportAudience, ShowConsent
 from shared.contracts.disclosure_ops import ListDisclosures
-from shared.contracts.ops import OpsReply
+from shared.contracts.ops import OpsPage, OpsReply
 from shared.contracts.providers import AddProvider, ChangeProviderStatus
 from shared.contracts.runtime import ListAuditEntries
 from shared.database import Database
@@ -167,7 +167,9 @@ async def test_an_export_is_audited_with_how_many_people_it_held_before_any_is_s
         assert email not in json.dumps([exported, shown], default=str)
 
 
-async def test_an_export_without_a_user_id_is_refused_and_audited_before_any_row() -> None:
+async def export_audience_as(user_id: str | None) -> tuple[OpsPage, list[dict[str, Any]]]:
+    """Ask a consent service that holds one marketing buyer for the marketing audience, as
+    `user_id` (or with no user id): the one page it answers with, and its audit log after."""
     async with consent_service() as consent:
         await consent.deliver(topology.ORDER_PLACED, order_placed(marketing=True))
         await consent.broker.publish(
@@ -175,8 +177,13 @@ async def test_an_export_without_a_user_id_is_refused_and_audited_before_any_row
             exchange=topology.ops_exchange(),
             routing_key=topology.ops_stream_routing_key("consent"),
             reply_to=REPLIES,
+            user_id=user_id,
         )
         [page] = consent.pages
-        assert page.final and page.rows == [] and "no AMQP user_id" in (page.error or "")
-        [entry] = await entries(consent.database)
-        assert (entry["actor"], entry["outcome"]) == (None, "refused")
+        return page, await entries(consent.database)
+
+
+async def test_an_export_without_a_user_id_is_refused_and_audited_before_any_row() -> None:
+    page, [entry] = await export_audience_as(None)
+    assert page.final and page.rows == [] and "no AMQP user_id" in (page.error or "")
+    assert (entry["actor"], entry["outcome"]) == (None, "refused")

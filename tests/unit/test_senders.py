@@ -24,7 +24,6 @@ from services.orders.app import assemble as assemble_orders
 from services.orders.settings import OrdersSettings
 from services.orders.store import open_store as open_orders_store
 from shared import messaging, topology
-from shared.contracts.consent import ExportAudience
 from shared.contracts.erasure import (
     EraseSubject,
     ErasureReported,
@@ -41,8 +40,7 @@ from shared.messaging import make_broker
 from shared.senders import ORIGINAL_USER_ID_HEADER, RELAYED_FOR_HEADER, first_sender
 from shared.settings import ServiceSettings
 from tests.factories import order_placed
-from tests.unit.test_audit import entries, send
-from tests.unit.test_consent_service import REPLIES, consent_service
+from tests.unit.test_audit import entries, export_audience_as, send
 from tests.unit.test_services import in_memory, running
 
 # Long enough for any rule production may put on the identity key.
@@ -126,6 +124,20 @@ async def place(
     )
 
 
+async def erase_from_orders(broker: RabbitBroker, subject: str, user_id: str) -> None:
+    """Publish the erasure of `subject` to the orders service's queue, as user `user_id`."""
+    erase = EraseSubject(
+        request_id="req-1", subject=subject, reason="subject-request", erased_at=datetime.now(UTC)
+    )
+    await publish(
+        broker,
+        erase,
+        exchange=topology.register_events_exchange(),
+        routing_key=topology.erase_subject_routing_key("orders"),
+        user_id=user_id,
+    )
+
+
 async def orders_of(database: Database, email: str, key: str = "unit-test-key") -> list[str]:
     store = await open_orders_store(database)
     return [order.order_id for order in await store.orders_of(SubjectHasher(key)(email))]
@@ -156,24 +168,14 @@ async def test_a_services_login_is_refused_every_command_and_audited_as_refused_
 
 
 async def test_an_export_for_a_service_login_is_refused_before_any_row() -> None:
-    async with consent_service() as consent:
-        await consent.deliver(topology.ORDER_PLACED, order_placed(marketing=True))
-        await consent.broker.publish(
-            ExportAudience(purpose="marketing").model_dump_json().encode(),
-            exchange=topology.ops_exchange(),
-            routing_key=topology.ops_stream_routing_key("consent"),
-            reply_to=REPLIES,
-            user_id="disclosure",
-        )
-        [page] = consent.pages
-        assert isinstance(page, OpsPage) and page.final and page.rows == []
-        assert "user disclosure is not a staff user" in (page.error or "")
-        [entry] = await entries(consent.database)
-        assert (entry["actor"], entry["command"], entry["outcome"]) == (
-            "disclosure",
-            "marketing.audience",
-            "refused",
-        )
+    page, [entry] = await export_audience_as("disclosure")
+    assert isinstance(page, OpsPage) and page.final and page.rows == []
+    assert "user disclosure is not a staff user" in (page.error or "")
+    assert (entry["actor"], entry["command"], entry["outcome"]) == (
+        "disclosure",
+        "marketing.audience",
+        "refused",
+    )
 
 
 async def test_guest_counts_as_staff_in_development_only() -> None:
@@ -238,21 +240,9 @@ async def test_an_erasure_request_from_anyone_but_the_erasure_service_is_dead_le
 ) -> None:
     async with running(in_memory(OrdersSettings), assemble_orders) as (broker, database):
         order = order_placed()
-        email = order["buyer"]["email"]
         await place(broker, order, "webshop")
-        erase = EraseSubject(
-            request_id="req-1",
-            subject=SubjectHasher("unit-test-key")(email),
-            reason="subject-request",
-            erased_at=datetime.now(UTC),
-        )
-        await publish(
-            broker,
-            erase,
-            exchange=topology.register_events_exchange(),
-            routing_key=topology.erase_subject_routing_key("orders"),
-            user_id="consent",
-        )
+        email = order["buyer"]["email"]
+        await erase_from_orders(broker, SubjectHasher("unit-test-key")(email), "consent")
         assert await orders_of(database, email) == [order["order_id"]]
         [refused] = dead_letters
         assert refused.queue == "orders.erase-subject" and refused.sender == "consent"
@@ -374,19 +364,7 @@ async def test_a_service_publishes_under_its_own_login(
     orders_in_production: tuple[RabbitBroker, Database, list[Any]],
 ) -> None:
     broker, _, reports = orders_in_production
-    erase = EraseSubject(
-        request_id="req-1",
-        subject=SubjectHasher(PRODUCTION_KEY)("aino@example.fi"),
-        reason="subject-request",
-        erased_at=datetime.now(UTC),
-    )
-    await publish(
-        broker,
-        erase,
-        exchange=topology.register_events_exchange(),
-        routing_key=topology.erase_subject_routing_key("orders"),
-        user_id="erasure",
-    )
+    await erase_from_orders(broker, SubjectHasher(PRODUCTION_KEY)("aino@example.fi"), "erasure")
     assert reports == ["orders"]
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 
 from services.disclosure.domain import (
@@ -18,16 +16,9 @@ from services.disclosure.domain import (
 from services.orders.domain import order_from_event, profiles_from_order
 from shared.contracts.disclosures import disclosure_id_for
 from shared.contracts.providers import AddProvider, Provider, UpdateProvider
-from shared.contracts.webshop import OrderPlaced
 from shared.identity import SubjectHasher, normalise_email
-from tests.factories import full_person, item, order_placed, person
-
-HASHER = SubjectHasher("test-key")
-NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-
-
-def order(**overrides: object) -> OrderPlaced:
-    return OrderPlaced.model_validate(order_placed(**overrides), strict=False)  # type: ignore[arg-type]
+from tests.factories import full_person, item, person
+from tests.unit.support import HASHER, NOW, order_event
 
 
 def provider(provider_id: str, country: str = "FI", status: str = "active") -> Provider:
@@ -62,7 +53,7 @@ def test_the_subject_hash_depends_on_the_secret_key() -> None:
 
 
 def test_an_order_keeps_ledger_lines_apart_from_the_people() -> None:
-    event = order(items=[item("spa-oy", "p-1", 2, 1000), item("kart-oy", "p-2", 1, 500)])
+    event = order_event(items=[item("spa-oy", "p-1", 2, 1000), item("kart-oy", "p-2", 1, 500)])
     recorded = order_from_event(event, HASHER, NOW)
     assert recorded.total_cents == 2500
     assert [line.provider_id for line in recorded.lines] == ["spa-oy", "kart-oy"]
@@ -71,7 +62,7 @@ def test_an_order_keeps_ledger_lines_apart_from_the_people() -> None:
 
 
 def test_a_recipient_without_email_is_named_by_their_place_on_the_order_with_no_profile() -> None:
-    event = order(recipient=person("Eino", "Korhonen", None))
+    event = order_event(recipient=person("Eino", "Korhonen", None))
     recorded = order_from_event(event, HASHER, NOW)
     assert recorded.recipient_subject == HASHER.of_order_person(event.order_id, "recipient")
     assert recorded.recipient_subject != HASHER.of_order_person(event.order_id, "buyer")
@@ -83,7 +74,9 @@ def test_a_recipient_without_email_is_named_by_their_place_on_the_order_with_no_
 
 
 def test_each_provider_gets_only_its_own_items_and_a_stable_id() -> None:
-    event = order(items=[item("spa-oy", "p-1"), item("kart-oy", "p-2"), item("spa-oy", "p-3")])
+    event = order_event(
+        items=[item("spa-oy", "p-1"), item("kart-oy", "p-2"), item("spa-oy", "p-3")]
+    )
     planned = plan_disclosures(
         event, {"spa-oy": provider("spa-oy"), "kart-oy": provider("kart-oy")}
     )
@@ -110,7 +103,7 @@ def test_a_provider_that_may_not_receive_data_is_held_with_the_reason(
 
 
 def test_disclosed_fields_list_what_was_sent_and_nothing_absent() -> None:
-    event = order(
+    event = order_event(
         buyer=full_person("Aino", "Virtanen", "aino@example.fi"),
         recipient=person("Eino", "Korhonen", None),
     )

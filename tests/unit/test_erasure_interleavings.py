@@ -20,20 +20,18 @@ from faststream.rabbit import RabbitBroker
 from services.consent.app import assemble as assemble_consent
 from services.consent.settings import ConsentSettings
 from services.consent.store import open_store as open_consent_store
-from services.disclosure.app import assemble as assemble_disclosure
-from services.disclosure.settings import DisclosureSettings
 from services.disclosure.store import open_store as open_disclosure_store
 from services.orders.app import assemble as assemble_orders
 from services.orders.settings import OrdersSettings
 from services.orders.store import open_store as open_orders_store
-from shared import topology
 from shared.contracts.disclosure_ops import ReleaseOrder
 from shared.contracts.providers import AddProvider, ChangeProviderStatus
 from shared.database import Database
 from shared.erasure.people import PersonLocks
 from shared.erasure.records import SqliteErasureRecords
 from tests.factories import full_person, item, order_placed, person
-from tests.unit.test_erasure_services import AINO, ask, erase, listen, send_erase
+from tests.unit.support import disclosure_with_inbox
+from tests.unit.test_erasure_services import AINO, ask, erase, send_erase
 from tests.unit.test_services import HASH, in_memory, place, running
 
 BEFORE = datetime.now(UTC) - timedelta(minutes=30)
@@ -105,16 +103,9 @@ async def consent(interleaving: Interleaving) -> AsyncIterator[tuple[RabbitBroke
 async def disclosure(
     interleaving: Interleaving,
 ) -> AsyncIterator[tuple[RabbitBroker, Database, list[dict[str, Any]]]]:
-    broker = RabbitBroker()
-    inbox = listen(
-        broker,
-        topology.Subscription(
-            topology.provider_queue_name("spa-oy"), topology.disclosures_exchange(), "spa-oy"
-        ),
-    )
-    async with running(in_memory(DisclosureSettings), assemble_disclosure, broker) as (b, db):
-        await ask(b, "disclosure", AddProvider(provider_id="spa-oy", name="Spa", country="FI"))
-        yield b, db, inbox
+    async with disclosure_with_inbox("spa-oy") as (broker, database, inbox):
+        await ask(broker, "disclosure", AddProvider(provider_id="spa-oy", name="Spa", country="FI"))
+        yield broker, database, inbox
 
 
 def ainos_order() -> dict[str, Any]:

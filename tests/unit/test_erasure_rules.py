@@ -21,16 +21,13 @@ from services.orders.domain import order_from_event, profiles_from_order, withou
 from shared.contracts.disclosures import erasure_notice_id_for
 from shared.contracts.erasure import ErasureReported, ParticipantName, Retained
 from shared.contracts.fields import CLOCK_SKEW
-from shared.contracts.webshop import OrderPlaced
 from shared.dead_letters import mentions_subject
 from shared.erasure.tombstone import Tombstone
-from shared.identity import SubjectHasher
 from shared.retention import expired_before, ledger_kept_until
 from shared.topology import ERASURE_PARTICIPANTS
 from tests.factories import order_placed
+from tests.unit.support import HASHER, NOW, order_event
 
-HASHER = SubjectHasher("test-key")
-T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 TIMING = Timing(
     deadline=timedelta(days=30),
     retry_first=timedelta(minutes=1),
@@ -54,8 +51,8 @@ def test_the_financial_year_of_an_order_is_decided_in_finnish_time() -> None:
 
 
 def test_an_order_without_its_people_keeps_its_ledger_and_says_why() -> None:
-    event = OrderPlaced.model_validate(order_placed(), strict=False)
-    order = order_from_event(event, HASHER, T0)
+    event = order_event()
+    order = order_from_event(event, HASHER, NOW)
     stripped = without_people(order, {"buyer"}, ["req-1"])
     assert stripped.buyer is None and stripped.buyer_subject is None
     assert stripped.recipient == order.recipient and stripped.lines == order.lines
@@ -74,8 +71,8 @@ def test_a_sweep_deletes_what_was_kept_to_a_day_before_its_own_in_finnish_time()
 
 
 def test_a_disclosure_log_entry_is_kept_as_long_as_its_orders_ledger_once_it_names_nobody() -> None:
-    assert unnamed_entry_kept_until(["erased:req-1", "erased:req-2"], T0) == "2032-12-31"
-    assert unnamed_entry_kept_until(["erased:req-1", "a1b2"], T0) is None
+    assert unnamed_entry_kept_until(["erased:req-1", "erased:req-2"], NOW) == "2032-12-31"
+    assert unnamed_entry_kept_until(["erased:req-1", "a1b2"], NOW) is None
     assert unnamed_entry_kept_until(["erased:req-1"], None) is None
 
 
@@ -83,12 +80,12 @@ def test_a_disclosure_log_entry_is_kept_as_long_as_its_orders_ledger_once_it_nam
 
 
 def test_a_tombstone_buries_what_may_have_happened_before_the_erasure_and_not_after() -> None:
-    tombstone = Tombstone("subject", T0, ("req-1",))
-    assert tombstone.buries(T0 - timedelta(seconds=1))
-    assert tombstone.buries(T0)
+    tombstone = Tombstone("subject", NOW, ("req-1",))
+    assert tombstone.buries(NOW - timedelta(seconds=1))
+    assert tombstone.buries(NOW)
     # The web shop's clock may run up to CLOCK_SKEW ahead of the erasure service's.
-    assert tombstone.buries(T0 + CLOCK_SKEW)
-    assert not tombstone.buries(T0 + CLOCK_SKEW + timedelta(milliseconds=1))
+    assert tombstone.buries(NOW + CLOCK_SKEW)
+    assert not tombstone.buries(NOW + CLOCK_SKEW + timedelta(milliseconds=1))
 
 
 # --- erasure notices -------------------------------------------------------------------------
@@ -109,7 +106,7 @@ def test_an_erasure_notice_has_one_id_per_request_and_provider() -> None:
 
 
 def erasure(**changes: object) -> ErasureRequest:
-    request = new_erasure("req-1", "a" * 64, "subject-request", None, "ops", "anna", T0, TIMING)
+    request = new_erasure("req-1", "a" * 64, "subject-request", None, "ops", "anna", NOW, TIMING)
     return request.model_copy(update=changes)
 
 
@@ -119,19 +116,19 @@ def test_a_silent_service_is_asked_again_after_doubling_waits() -> None:
 
 
 def test_the_next_check_comes_no_later_than_the_moment_the_request_is_stuck() -> None:
-    request = erasure(status="in_progress", started_at=T0, attempts=6)
-    just_before = T0 + timedelta(minutes=55)
-    assert next_check(request, 7, just_before, TIMING) == T0 + timedelta(hours=1)
+    request = erasure(status="in_progress", started_at=NOW, attempts=6)
+    just_before = NOW + timedelta(minutes=55)
+    assert next_check(request, 7, just_before, TIMING) == NOW + timedelta(hours=1)
     assert not is_stuck(request, just_before, TIMING)
-    assert is_stuck(request, T0 + timedelta(hours=1), TIMING)
-    assert not is_stuck(request.model_copy(update={"pending": []}), T0 + timedelta(days=1), TIMING)
+    assert is_stuck(request, NOW + timedelta(hours=1), TIMING)
+    assert not is_stuck(request.model_copy(update={"pending": []}), NOW + timedelta(days=1), TIMING)
 
 
 def test_an_open_request_past_its_deadline_is_overdue() -> None:
     request = erasure(status="stuck")
-    assert request.deadline == T0 + timedelta(days=30)
-    assert not view(request, T0 + timedelta(days=29)).overdue
-    late = view(request, T0 + timedelta(days=31))
+    assert request.deadline == NOW + timedelta(days=30)
+    assert not view(request, NOW + timedelta(days=29)).overdue
+    late = view(request, NOW + timedelta(days=31))
     assert late.overdue and late.missing == ["orders", "consent", "disclosure"]
 
 
@@ -139,7 +136,7 @@ def report(service: str, providers: list[str] | None = None) -> ErasureReported:
     return ErasureReported(
         request_id="req-1",
         service=service,  # type: ignore[arg-type]
-        reported_at=T0 + timedelta(minutes=1),
+        reported_at=NOW + timedelta(minutes=1),
         erased={"things": 1},
         kept=[Retained(what="ledger", basis="law", until="2032-12-31", order_ids=["KK-1"])],
         providers_notified=providers or [],
@@ -151,8 +148,8 @@ def test_the_receipt_tells_per_service_what_went_and_what_stays_and_names_nobody
     completed = erasure(
         status="completed",
         pending=[],
-        started_at=T0,
-        completed_at=T0 + timedelta(minutes=2),
+        started_at=NOW,
+        completed_at=NOW + timedelta(minutes=2),
         own_dead_letters=1,
         reports={
             "orders": report("orders"),
@@ -166,7 +163,7 @@ def test_the_receipt_tells_per_service_what_went_and_what_stays_and_names_nobody
     assert made.providers_notified == ["kart-oy", "spa-oy"]
     assert made.services["erasure"].erased == {"dead letters": 1}
     assert "a" * 64 not in made.model_dump_json()
-    assert view(completed, T0).missing == []
+    assert view(completed, NOW).missing == []
 
 
 # --- a person in a dead letter ---------------------------------------------------------------

@@ -19,8 +19,6 @@ from prometheus_client import REGISTRY
 
 from services.consent.domain import PermissionFact
 from services.consent.store import open_store as open_consent_store
-from services.disclosure.app import assemble as assemble_disclosure
-from services.disclosure.settings import DisclosureSettings
 from services.disclosure.store import open_store as open_disclosure_store
 from services.erasure.app import assemble as assemble_erasure
 from services.erasure.settings import ErasureSettings
@@ -39,8 +37,9 @@ from shared.retention_policy import Category, RetentionSettings, retention_polic
 from shared.retention_sweep import RETENTION_SWEEP, RetentionSweep
 from shared.sqlite import SqliteDatabase
 from tests.factories import consent_updated, item, marketing_objection, order_placed, person
+from tests.unit.support import disclosure_with_inbox
 from tests.unit.test_consent_service import consent_service
-from tests.unit.test_erasure_services import ask, listen
+from tests.unit.test_erasure_services import ask
 from tests.unit.test_services import HASH, in_memory, place, running
 
 POLICY = retention_policy(RetentionSettings())
@@ -76,6 +75,24 @@ async def sweep_on(broker: RabbitBroker, day: date) -> dict[str, int]:
     deleted = await sweep_of(broker).run(now=at(day))
     assert preview == deleted
     return {category: count for category, count in deleted.items() if count}
+
+
+# The categories each service's sweep counts.
+SWEPT = {
+    "consent": ("buyer", "erasure-record", "audit-log", "dead-letter"),
+    "disclosure": (
+        "held-disclosure",
+        "disclosure-log",
+        "erasure-record",
+        "audit-log",
+        "dead-letter",
+    ),
+}
+
+
+def counting(service: str, category: str, count: int) -> dict[str, int]:
+    """A preview of the service's sweep that counts `count` of `category` and nothing else."""
+    return dict.fromkeys(SWEPT[service], 0) | {category: count}
 
 
 def deleted_total(service: str, category: str) -> float:
@@ -234,12 +251,7 @@ async def test_consent_erases_a_silent_buyer_as_an_erasure_would_keeping_an_obje
         sweep = sweep_of(consent.broker)
 
         assert (await sweep.run(now=at(otto_ends)))["buyer"] == 0
-        assert await sweep.preview(otto_ends + timedelta(1)) == {
-            "buyer": 1,
-            "erasure-record": 0,
-            "audit-log": 0,
-            "dead-letter": 0,
-        }
+        assert await sweep.preview(otto_ends + timedelta(1)) == counting("consent", "buyer", 1)
         assert (await sweep.run(now=at(otto_ends + timedelta(1))))["buyer"] == 1
         assert await consent.person(OTTO) is None and await consent.history(OTTO) == []
         assert await consent.suppressed_since(OTTO) == first.replace(
@@ -296,15 +308,8 @@ async def test_consent_events_older_than_their_retention_are_left_out() -> None:
 
 @pytest.fixture
 async def disclosure() -> AsyncIterator[tuple[RabbitBroker, Database, list[dict[str, Any]]]]:
-    broker = RabbitBroker()
-    inbox = listen(
-        broker,
-        topology.Subscription(
-            topology.provider_queue_name("spa-oy"), topology.disclosures_exchange(), "spa-oy"
-        ),
-    )
-    async with running(in_memory(DisclosureSettings), assemble_disclosure, broker) as (b, db):
-        yield b, db, inbox
+    async with disclosure_with_inbox("spa-oy") as running_service:
+        yield running_service
 
 
 async def test_disclosure_cancels_what_was_held_too_long_and_ends_the_log_with_its_order(
@@ -325,13 +330,8 @@ async def test_disclosure_cancels_what_was_held_too_long_and_ends_the_log_with_i
     sweep = sweep_of(broker)
 
     assert (await sweep.run(now=at(held_ends)))["held-disclosure"] == 0
-    assert await sweep.preview(held_ends + timedelta(1)) == {
-        "held-disclosure": 1,
-        "disclosure-log": 0,
-        "erasure-record": 0,
-        "audit-log": 0,
-        "dead-letter": 0,
-    }
+    day_after = held_ends + timedelta(1)
+    assert await sweep.preview(day_after) == counting("disclosure", "held-disclosure", 1)
     assert (await sweep.run(now=at(held_ends + timedelta(1))))["held-disclosure"] == 1
     assert await store.held() == []
     cancelled = {entry.provider_id: entry for entry in await store.log_of(order["order_id"])}

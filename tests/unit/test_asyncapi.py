@@ -274,6 +274,19 @@ def _operations(document: dict[str, Any], action: str) -> Iterator[tuple[str, di
             yield name, resolve(document, operation["channel"]["$ref"])
 
 
+def _channels(
+    document: dict[str, Any], action: str, bound_to: str
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """The channels of the `action` operations whose AMQP binding is to a queue or to an
+    exchange (`bound_to`), by that queue's or exchange's name and the channel's address."""
+    binding_is = {"queue": "queue", "exchange": "routingKey"}[bound_to]
+    return {
+        (binding[bound_to]["name"], channel["address"]): channel
+        for _, channel in _operations(document, action)
+        if (binding := channel["bindings"]["amqp"])["is"] == binding_is
+    }
+
+
 def _payload(document: dict[str, Any], channel: dict[str, Any]) -> dict[str, Any]:
     (message,) = channel["messages"].values()
     return resolve(document, resolve(document, message["$ref"])["payload"]["$ref"])
@@ -282,11 +295,7 @@ def _payload(document: dict[str, Any], channel: dict[str, Any]) -> dict[str, Any
 def test_every_subscription_is_received_with_its_contract(
     document: dict[str, Any], brokers: list[RabbitBroker]
 ) -> None:
-    received = {
-        (binding["queue"]["name"], channel["address"]): channel
-        for _, channel in _operations(document, "receive")
-        if (binding := channel["bindings"]["amqp"])["is"] == "queue"
-    }
+    received = _channels(document, "receive", bound_to="queue")
     subscribers = [subscriber for broker in brokers for subscriber in broker.subscribers]
     # The queues of the web shop's events, the erasures, the questions, and everyone's commands.
     assert len(subscribers) >= 4 * 3
@@ -304,11 +313,7 @@ def test_every_subscription_is_received_with_its_contract(
 def test_every_publication_is_sent_with_its_contract(
     document: dict[str, Any], brokers: list[RabbitBroker]
 ) -> None:
-    sent = {
-        (binding["exchange"]["name"], channel["address"]): channel
-        for _, channel in _operations(document, "send")
-        if (binding := channel["bindings"]["amqp"])["is"] == "routingKey"
-    }
+    sent = _channels(document, "send", bound_to="exchange")
     publishers = [publisher for broker in brokers for publisher in broker.publishers]
     routes = {(p.exchange.name, p.routing_key) for p in publishers}
     # consent.changed, disclosures and erasure notices, the erasure's requests and question,

@@ -49,7 +49,7 @@ from shared.erasure.participation import SubjectDeadLetters
 from shared.identity import SubjectHasher
 from shared.settings import ServiceSettings
 from tests.factories import full_person, order_placed, person
-from tests.unit.test_erasure_services import listen
+from tests.unit.test_erasure_services import listen, publish_webshop
 from tests.unit.test_services import HASH, in_memory, place, running
 
 AINO = "aino.virtanen@example.fi"
@@ -116,13 +116,7 @@ class Register:
             "reason": "subject-request",
             **named,
         }
-        await self.broker.publish(
-            json.dumps(event).encode(),
-            exchange=topology.webshop_exchange(),
-            routing_key=topology.ERASURE_REQUESTED,
-            content_type="application/json",
-            user_id="webshop",
-        )
+        await publish_webshop(self.broker, event)
         return event
 
 
@@ -295,13 +289,7 @@ async def test_the_web_shops_request_by_order_erases_the_recipient_once(
     named = {"order_id": order["order_id"], "role": "recipient"}
     event = await register.webshop_erasure(**named)
     # Delivered again after he is erased: the same request, not a lookup that finds nobody.
-    await register.broker.publish(
-        json.dumps(event).encode(),
-        exchange=topology.webshop_exchange(),
-        routing_key=topology.ERASURE_REQUESTED,
-        content_type="application/json",
-        user_id="webshop",
-    )
+    await publish_webshop(register.broker, event)
     assert register.dead_letters == []
     done = await register.result("erasure", ShowErasureRequest(request_id=event["request_id"]))
     assert done["status"] == "completed" and done["source"] == "webshop"
@@ -412,7 +400,7 @@ async def test_a_disclosure_log_from_before_roles_keeps_its_people_with_the_role
         event = OrderPlaced.model_validate(order_placed(order_id="KK-2"), strict=False)
         [planned] = plan_disclosures(event, {})
         both = [Named("s-otto", "buyer"), Named("s-otto", "recipient")]
-        await store.record_sent(planned.disclosure, both, [], datetime.now(UTC))
+        await store.record_sent(planned.disclosure, both, datetime.now(UTC))
         [entry] = await store.log_of("KK-2")
         assert entry.people == tuple(both)
     finally:

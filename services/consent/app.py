@@ -8,6 +8,7 @@ from services.consent.publisher import ConsentEvents
 from services.consent.service import ConsentService
 from services.consent.settings import ConsentSettings
 from services.consent.store import open_store
+from shared.data_holder import Holding
 from shared.runtime import service_assembly
 from shared.service_definition import Assembly, Parts, ServiceDefinition
 
@@ -16,8 +17,7 @@ from shared.service_definition import Assembly, Parts, ServiceDefinition
 async def assemble(parts: Parts[ConsentSettings]) -> Assembly:
     store = await open_store(parts.database)
     events = ConsentEvents(parts.broker)
-    participation = parts.participation(store.erasures)
-    service = ConsentService(store, parts.hasher, events, participation, parts.policy)
+    service = ConsentService(store, events, Holding.of(parts, store.erasures))
     return Assembly(
         build_router(service, parts.settings), retained=[service], erasure_records=store.erasures
     )

@@ -4,8 +4,7 @@ part of an erasure, and letting a person's consents go when their retention ends
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from services.consent.domain import (
@@ -26,11 +25,10 @@ from shared.commands import Stream
 from shared.contracts.consent import ConsentChanged, Contact, Purpose
 from shared.contracts.erasure import EraseSubject, ErasureReported, ReportSubject, Retained
 from shared.contracts.webshop import ConsentUpdated, MarketingObjection, OrderPlaced
-from shared.erasure.participation import Participation
+from shared.data_holder import DataHolder, Holding
 from shared.erasure.tombstone import Plan, Tombstone, ignore_buried
-from shared.identity import SubjectHasher
 from shared.metrics import IGNORED_AFTER_RETENTION
-from shared.retention_policy import Category, RetentionPolicy, finnish_date
+from shared.retention_policy import Category, finnish_date
 
 log = logging.getLogger(__name__)
 
@@ -45,25 +43,15 @@ SUPPRESSION_KEPT = Retained(
 )
 
 
-class ConsentService:
+class ConsentService(DataHolder):
     # Its part of the daily retention sweep (shared/retention_sweep.py `SweepPart`).
     categories = (Category.BUYER,)
 
-    def __init__(
-        self,
-        store: ConsentStore,
-        hasher: SubjectHasher,
-        events: ConsentEvents,
-        participation: Participation,
-        policy: RetentionPolicy,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
+    def __init__(self, store: ConsentStore, events: ConsentEvents, holding: Holding) -> None:
+        super().__init__(holding)
         self._store = store
-        self._hasher = hasher
         self._events = events
-        self._participation = participation
-        self._retention = policy[Category.BUYER]
-        self._clock = clock
+        self._retention = holding.policy[Category.BUYER]
 
     # Each event is handled holding the person's lock, from the tombstone check to the last
     # write and the announcement: no erasure of them can land in between.
@@ -241,10 +229,7 @@ class ConsentService:
             "suppressed_since": await self._store.suppressed_since(subject),
         }
 
-    # --- erasure (shared/erasure/participation.py runs the steps) ------------------------------
-
-    async def erase(self, command: EraseSubject) -> None:
-        await self._participation.erase(command, self)
+    # --- erasure (`DataHolder.erase` runs the steps) ------------------------------------------
 
     async def plan_erasure(self, command: EraseSubject) -> Plan:
         """Every fact and the state go; an objection that stands is kept as a suppression.

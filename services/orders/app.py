@@ -7,6 +7,7 @@ from services.orders.handlers import build_router
 from services.orders.service import OrdersService
 from services.orders.settings import OrdersSettings
 from services.orders.store import open_store
+from shared.data_holder import Holding
 from shared.runtime import service_assembly
 from shared.service_definition import Assembly, Parts, ServiceDefinition
 
@@ -14,8 +15,7 @@ from shared.service_definition import Assembly, Parts, ServiceDefinition
 @service_assembly
 async def assemble(parts: Parts[OrdersSettings]) -> Assembly:
     store = await open_store(parts.database)
-    participation = parts.participation(store.erasures)
-    service = OrdersService(store, parts.hasher, participation, parts.policy)
+    service = OrdersService(store, Holding.of(parts, store.erasures))
     return Assembly(
         build_router(service, parts.settings), retained=[service], erasure_records=store.erasures
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -21,13 +20,12 @@ from services.orders.store import OrdersStore
 from shared.contracts.erasure import EraseSubject, ErasureReported, ReportSubject, Retained, Role
 from shared.contracts.orders import PersonOnOrder, missing_person
 from shared.contracts.webshop import OrderPlaced
-from shared.erasure.participation import Participation
+from shared.data_holder import DataHolder, Holding
 from shared.erasure.tombstone import Plan, ignore_buried
 from shared.errors import Refused
-from shared.identity import SubjectHasher
 from shared.metrics import IGNORED_AFTER_RETENTION
 from shared.retention import RETENTION_BASIS, ledger_kept_until
-from shared.retention_policy import Category, RetentionPolicy, finnish_date
+from shared.retention_policy import Category, finnish_date
 
 log = logging.getLogger(__name__)
 
@@ -35,24 +33,15 @@ SERVICE = OrdersSettings.service_name
 LEDGER = "ledger lines (order id, date, products, provider, amounts)"
 
 
-class OrdersService:
+class OrdersService(DataHolder):
     # Its part of the daily retention sweep (shared/retention_sweep.py `SweepPart`).
     categories = (Category.LEDGER, Category.BUYER, Category.RECIPIENT)
 
-    def __init__(
-        self,
-        store: OrdersStore,
-        hasher: SubjectHasher,
-        participation: Participation,
-        policy: RetentionPolicy,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
+    def __init__(self, store: OrdersStore, holding: Holding) -> None:
+        super().__init__(holding)
         self._store = store
-        self._hasher = hasher
-        self._participation = participation
-        self._buyers = policy[Category.BUYER]
-        self._recipients = policy[Category.RECIPIENT]
-        self._clock = clock
+        self._buyers = holding.policy[Category.BUYER]
+        self._recipients = holding.policy[Category.RECIPIENT]
 
     async def record_order(self, event: OrderPlaced) -> None:
         """Keep the order in the buyer's history and both people's latest data; idempotent.
@@ -95,10 +84,7 @@ class OrdersService:
             await self._store.update_profile(profile)
         return new
 
-    # --- erasure (shared/erasure.py runs the steps) ----------------------------------------------
-
-    async def erase(self, command: EraseSubject) -> None:
-        await self._participation.erase(command, self)
+    # --- erasure (`DataHolder.erase` runs the steps) ---------------------------------------------
 
     async def plan_erasure(self, command: EraseSubject) -> Plan:
         subject = command.subject

@@ -12,6 +12,7 @@ from services.disclosure.retention import DisclosureRetention
 from services.disclosure.service import DisclosureService, ProviderLogins
 from services.disclosure.settings import DisclosureSettings
 from services.disclosure.store import open_store
+from shared.data_holder import Holding
 from shared.rabbitmq_admin import RabbitMQAdmin, RabbitMQAdminError
 from shared.runtime import finds_topology, service_assembly
 from shared.service_definition import Assembly, Parts, ServiceDefinition
@@ -37,8 +38,7 @@ async def assemble(parts: Parts[DisclosureSettings]) -> Assembly:
         return queues.queue_names(provider.provider_id for provider in await store.providers())
 
     parts.inspector.answer_also_for(provider_queues)
-    participation = parts.participation(store.erasures)
-    service = DisclosureService(store, queues, parts.hasher, logins, participation, parts.policy)
+    service = DisclosureService(store, queues, logins, Holding.of(parts, store.erasures))
     return Assembly(
         build_router(service, settings),
         retained=[DisclosureRetention(store, parts.policy)],

@@ -5,7 +5,6 @@ an erasure: telling each provider that received the person's data."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -51,11 +50,10 @@ from shared.contracts.providers import (
     UpdateProvider,
 )
 from shared.contracts.webshop import OrderPlaced, Person
-from shared.erasure.participation import Participation
+from shared.data_holder import DataHolder, Holding
 from shared.erasure.tombstone import Plan, ignore_buried
-from shared.identity import SubjectHasher
 from shared.metrics import IGNORED_AFTER_RETENTION
-from shared.retention_policy import Category, RetentionPolicy, finnish_date
+from shared.retention_policy import Category, finnish_date
 
 log = logging.getLogger(__name__)
 
@@ -74,24 +72,19 @@ class ProviderLogins:
     provider_url: str
 
 
-class DisclosureService:
+class DisclosureService(DataHolder):
     def __init__(
         self,
         store: DisclosureStore,
         queues: ProviderQueues,
-        hasher: SubjectHasher,
         logins: ProviderLogins,
-        participation: Participation,
-        policy: RetentionPolicy,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        holding: Holding,
     ) -> None:
+        super().__init__(holding)
         self._store = store
         self._queues = queues
-        self._hasher = hasher
         self._logins = logins
-        self._participation = participation
-        self._recipients = policy[Category.RECIPIENT]
-        self._clock = clock
+        self._recipients = holding.policy[Category.RECIPIENT]
 
     # --- disclosing ----------------------------------------------------------------------------
 
@@ -190,10 +183,7 @@ class DisclosureService:
             subject=subject, provider_id=query.provider_id, limit=query.limit
         )
 
-    # --- erasure (shared/erasure/participation.py runs the steps) ---------------------------------
-
-    async def erase(self, command: EraseSubject) -> None:
-        await self._participation.erase(command, self)
+    # --- erasure (`DataHolder.erase` runs the steps) ---------------------------------------------
 
     async def plan_erasure(self, command: EraseSubject) -> Plan:
         """One notice for each provider that received the person's data, for those orders and

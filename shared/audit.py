@@ -102,7 +102,7 @@ class MongoAuditRecords:
         return (await self._entries.delete_many({"at": {"$lt": before}})).deleted_count
 
 
-_BY_TIME = SqliteCutOff("audit", "at")
+_BY_TIME = SqliteCutOff("FROM audit WHERE at < ?")
 
 
 class SqliteAuditRecords:

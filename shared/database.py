@@ -190,16 +190,13 @@ async def sqlite_changed(database: SqliteDatabase, statement: str, *parameters: 
 
 @dataclass(frozen=True)
 class SqliteCutOff:
-    """The rows of `table` from before a moment, by its `column` (milliseconds): a retention
-    sweep counts and deletes them by the same condition."""
+    """The rows from before a moment, as `rows` says: `FROM <table> WHERE <column> < ?`, the
+    moment in milliseconds. A retention sweep counts and deletes them by the same condition."""
 
-    table: str
-    column: str
+    rows: str
 
     async def count(self, database: SqliteDatabase, before: datetime) -> int:
-        query = f"SELECT count(*) FROM {self.table} WHERE {self.column} < ?"
-        return await sqlite_count(database, query, millis(before))
+        return await sqlite_count(database, f"SELECT count(*) {self.rows}", millis(before))
 
     async def delete(self, database: SqliteDatabase, before: datetime) -> int:
-        statement = f"DELETE FROM {self.table} WHERE {self.column} < ?"
-        return await sqlite_changed(database, statement, millis(before))
+        return await sqlite_changed(database, f"DELETE {self.rows}", millis(before))

@@ -39,7 +39,7 @@ import orjson
 from services import definition
 from services.consent.domain import facts_from_checkout, project
 from services.consent.store import open_store as open_consent_store
-from services.disclosure.domain import disclosed_fields, plan_disclosures, register_provider
+from services.disclosure.domain import plan_disclosures, register_provider
 from services.disclosure.store import open_store as open_disclosure_store
 from services.orders.domain import order_from_event, profiles_from_order
 from services.orders.store import open_store as open_orders_store
@@ -136,7 +136,7 @@ async def disclosure_loader(database: Database, hasher: SubjectHasher) -> Load:
             subjects = [hasher(address) for address in emails if address]
             # Logged when sent, as the service does: the log's time indexes grow at their end.
             sent_at = datetime.now(UTC)
-            await store.record_sent(disclosure, subjects, disclosed_fields(disclosure), sent_at)
+            await store.record_sent(disclosure, subjects, sent_at)
 
     return load
 

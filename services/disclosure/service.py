@@ -14,7 +14,6 @@ from yarl import URL
 from services.disclosure.domain import (
     AMQP_DEFAULT_PORTS,
     ProviderRefused,
-    disclosed_fields,
     erased_reference,
     hold_reason,
     not_registered,
@@ -129,7 +128,7 @@ class DisclosureService(DataHolder):
                 )
                 continue
             await self._queues.send(disclosure)
-            await self._store.record_sent(disclosure, people, disclosed_fields(disclosure), now)
+            await self._store.record_sent(disclosure, people, now)
             log.info("disclosure sent", extra=_ids(disclosure))
 
     async def release(self, order_id: str, actor: str) -> ReleaseOutcome:
@@ -166,9 +165,7 @@ class DisclosureService(DataHolder):
                 except Exception:
                     await self._store.give_back(held.disclosure_id)
                     raise
-                await self._store.record_sent(
-                    disclosure, people, disclosed_fields(disclosure), now, released_by=actor
-                )
+                await self._store.record_sent(disclosure, people, now, released_by=actor)
             sent.append(held.provider_id)
             log.info("held disclosure released", extra=_ids(disclosure) | {"actor": actor})
         return ReleaseOutcome(order_id=order_id, sent=sent, held=still_held)

@@ -149,7 +149,7 @@ SQLITE_SCHEMA = (
 )
 
 
-_REPORTS_BY_TIME = SqliteCutOff("erasure_report_times", "reported_at")
+_REPORTS_BY_TIME = SqliteCutOff("FROM erasure_report_times WHERE reported_at < ?")
 
 
 class SqliteErasureRecords:

@@ -15,7 +15,7 @@ from shared.contracts.consent import Contact
 from shared.database import Database
 from shared.erasure.records import open_erasure_records
 from tests.conformance.test_consent_store import permission
-from tests.conformance.test_disclosure_store import FIELDS, a_disclosure
+from tests.conformance.test_disclosure_store import a_disclosure
 from tests.conformance.test_erasure_store import erasure, reported_by_all
 from tests.conformance.test_orders_store import AINO, PLACED, a_profile, an_order
 from tests.conformance.test_shared_stores import entry
@@ -134,7 +134,7 @@ async def test_held_disclosures_held_too_long_are_cancelled_and_their_copy_delet
     old, new, sent = a_disclosure("KK-old"), a_disclosure("KK-new"), a_disclosure("KK-sent")
     await store.record_held(old, ["subject-aino"], "not registered", BEFORE)
     await store.record_held(new, ["subject-aino"], "not registered", AFTER)
-    await store.record_sent(sent, ["subject-aino"], FIELDS, BEFORE)
+    await store.record_sent(sent, ["subject-aino"], BEFORE)
     assert await store.count_held_before(CUT) == 1
 
     assert await store.cancel_held_before(CUT, "cancelled: held too long") == 1
@@ -151,7 +151,7 @@ async def test_the_log_goes_by_when_its_order_was_placed_whomever_it_names(
 ) -> None:
     store = await open_disclosure_store(database)
     sent, held = a_disclosure("KK-1", "spa-oy"), a_disclosure("KK-1", "kart-oy")
-    await store.record_sent(sent, ["subject-aino"], FIELDS, BEFORE)
+    await store.record_sent(sent, ["subject-aino"], BEFORE)
     await store.record_held(held, ["subject-aino"], "not registered", BEFORE)
     [logged] = await store.sent(subject="subject-aino")
     assert logged.placed_at == sent.occurred_at

@@ -291,7 +291,7 @@ class SqliteConsentStore:
         return [subject for (subject,) in rows]
 
     async def count_inactive_before(self, before: datetime) -> int:
-        return await SqliteCutOff("activity", "last_at").count(self._database, before)
+        return await SqliteCutOff("FROM activity WHERE last_at < ?").count(self._database, before)
 
 
 class _AudiencePage:

@@ -16,6 +16,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from services.disclosure.domain import disclosed_fields
 from services.disclosure.store.port import (
     CANCELLED,
     HELD,
@@ -108,13 +109,9 @@ class MongoDisclosureStore:
         return await self._disclosures.find_one({"_id": disclosure_id}, {"_id": 1}) is not None
 
     async def record_sent(
-        self,
-        disclosure: Disclosure,
-        people: People,
-        fields: list[str],
-        now: datetime,
-        released_by: str | None = None,
+        self, disclosure: Disclosure, people: People, now: datetime, released_by: str | None = None
     ) -> None:
+        fields = disclosed_fields(disclosure)
         # Most disclosures are sent at once: their entry is new, one insert. A released one, or
         # a repeat after a crash, finds its entry there and updates it.
         released = {} if released_by is None else {"released_by": released_by}

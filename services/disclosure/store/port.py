@@ -125,14 +125,10 @@ class DisclosureStore(Protocol):
     async def is_recorded(self, disclosure_id: str) -> bool: ...
 
     async def record_sent(
-        self,
-        disclosure: Disclosure,
-        people: People,
-        fields: list[str],
-        now: datetime,
-        released_by: str | None = None,
+        self, disclosure: Disclosure, people: People, now: datetime, released_by: str | None = None
     ) -> None:
-        """Log the disclosure as sent, deleting the held copy of the data if there was one.
+        """Log the disclosure as sent, with the fields it carried (`disclosed_fields`), deleting
+        the held copy of the data if there was one.
         Repeating it (a redelivery, a release) updates the entry; it is never logged twice."""
         ...
 

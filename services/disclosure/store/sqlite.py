@@ -20,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from services.disclosure.domain import disclosed_fields
 from services.disclosure.store.port import (
     CANCELLED,
     HELD,
@@ -149,13 +150,9 @@ class SqliteDisclosureStore(SqliteRetentionQueries):
         return row is not None
 
     async def record_sent(
-        self,
-        disclosure: Disclosure,
-        people: People,
-        fields: list[str],
-        now: datetime,
-        released_by: str | None = None,
+        self, disclosure: Disclosure, people: People, now: datetime, released_by: str | None = None
     ) -> None:
+        fields = disclosed_fields(disclosure)
         disclosure_id = str(disclosure.disclosure_id)
         named = _people_rows(disclosure_id, people)
         row = (

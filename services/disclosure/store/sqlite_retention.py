@@ -12,7 +12,7 @@ from shared.database import SqliteCutOff, sqlite_count
 from shared.sqlite import SqliteDatabase, millis
 
 HELD_BEFORE = "FROM disclosures WHERE status = ? AND recorded_at < ?"
-_BY_ORDER_DATE = SqliteCutOff("disclosures", "placed_at")
+_BY_ORDER_DATE = SqliteCutOff("FROM disclosures WHERE placed_at < ?")
 
 
 class SqliteRetentionQueries:

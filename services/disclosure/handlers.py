@@ -8,21 +8,8 @@ from faststream.rabbit import RabbitRouter
 
 from services.disclosure.service import SERVICE, DisclosureService
 from shared.commands import Actor
-from shared.contracts.disclosure_ops import (
-    DisclosureCommand,
-    ListDisclosures,
-    ListHeldDisclosures,
-    ReleaseOrder,
-)
+from shared.contracts import disclosure_ops, providers
 from shared.contracts.erasure import ReportSubject
-from shared.contracts.providers import (
-    AddProvider,
-    ChangeProviderStatus,
-    IssueProviderCredentials,
-    ListProviders,
-    ShowProvider,
-    UpdateProvider,
-)
 from shared.contracts.webshop import OrderPlaced
 from shared.senders import FROM_WEBSHOP
 from shared.settings import ServiceSettings
@@ -41,26 +28,26 @@ def build_router(service: DisclosureService, settings: ServiceSettings) -> Rabbi
     on.erasure(service.erase, "Erases the person's disclosures, tells the providers, and reports.")
 
     @on.commands()
-    async def on_command(command: DisclosureCommand, actor: Actor) -> Any:
+    async def on_command(command: disclosure_ops.DisclosureCommand, actor: Actor) -> Any:
         """Staff's commands: the providers, held and sent disclosures, a person's report."""
         match command:
-            case AddProvider():
+            case providers.AddProvider():
                 return await service.add_provider(command, actor)
-            case UpdateProvider():
+            case providers.UpdateProvider():
                 return await service.update_provider(command, actor)
-            case ChangeProviderStatus():
+            case providers.ChangeProviderStatus():
                 return await service.change_provider_status(command, actor)
-            case ListProviders():
+            case providers.ListProviders():
                 return await service.list_providers()
-            case ShowProvider(provider_id=provider_id):
+            case providers.ShowProvider(provider_id=provider_id):
                 return await service.show_provider(provider_id)
-            case IssueProviderCredentials(provider_id=provider_id):
+            case providers.IssueProviderCredentials(provider_id=provider_id):
                 return await service.issue_credentials(provider_id, actor)
-            case ListHeldDisclosures():
+            case disclosure_ops.ListHeldDisclosures():
                 return await service.held_disclosures()
-            case ReleaseOrder(order_id=order_id):
+            case disclosure_ops.ReleaseOrder(order_id=order_id):
                 return await service.release(order_id, actor)
-            case ListDisclosures():
+            case disclosure_ops.ListDisclosures():
                 return await service.sent_disclosures(command)
             case ReportSubject():
                 return await service.report(command, actor)

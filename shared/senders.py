@@ -128,8 +128,6 @@ FROM_WEBSHOP = Senders(
 """`order.placed`, `consent.updated`, `marketing.objection`, `erasure.requested`."""
 FROM_ERASURE = Senders(frozenset({"erasure"}))
 """`erase.subject.<service>`."""
-FROM_CONSENT = Senders(frozenset({"consent"}))
-"""`consent.changed`, for the first of the register's services to subscribe to it."""
 FROM_THE_SERVICE_IT_NAMES = Senders(frozenset(topology.ERASURE_PARTICIPANTS), named_by="service")
 """`erasure.reported`: a service reports only for itself."""
 

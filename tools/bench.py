@@ -45,10 +45,10 @@ from shared import topology
 from shared.database import describe_store
 from shared.senders import login_of
 from shared.settings import ServiceSettings
-from tests.e2e.harness import REPOSITORY, Register, rekisteri
+from tests.e2e.harness import REPOSITORY, rekisteri
 from tools import bench_audience_memory
 from tools.bench_orders import PROVIDERS, web_shop_order
-from tools.bench_register import broker_from_environment
+from tools.bench_register import broker_from_environment, new_register
 
 WARM_UP_ORDERS = 300
 HALF_RATE_ORDERS = 3000
@@ -376,12 +376,7 @@ async def _wait_for_consumers(url: str, queues: list[str], within: float = 60) -
 @asynccontextmanager
 async def register_running(url: str, data_dir: Path) -> AsyncIterator[dict[str, int]]:
     """The four services, started and given the benchmark's providers: yields their pids."""
-    register = Register(
-        dict.fromkeys(topology.SERVICES, url),
-        data_dir,
-        os.environ.get("MONGODB_URL") or None,
-        database_prefix=f"bench_{uuid.uuid4().hex[:6]}_",
-    )
+    register = new_register(url, data_dir, os.environ.get("MONGODB_URL") or None)
     register.start()
     try:
         for provider in PROVIDERS:

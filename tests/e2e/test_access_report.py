@@ -5,13 +5,13 @@ order. The services as processes, the web shop and a provider over aio-pika, the
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.retention_policy import Category, RetentionSettings, retention_policy
 from shared.topology import CONSENT_UPDATED, ORDER_PLACED, provider_queue_name
-from tests.e2e.harness import QueueReader, Register, WebShop, eventually, rekisteri
+from tests.e2e.harness import QueueReader, Register, WebShop, eventually
+from tests.e2e.support import add_provider, json_document
 from tests.factories import consent_updated, item, order_placed, person
 
 POLICY = retention_policy(RetentionSettings())
@@ -21,11 +21,7 @@ OTSO = person("Otso", "Raportti", None)  # a recipient the web shop has no email
 
 
 def report(staff_url: str, *naming: str) -> dict[str, Any]:
-    done = rekisteri(staff_url, "report", *naming)
-    assert done.returncode == 0, done.stderr
-    document = json.loads(done.stdout)
-    assert isinstance(document, dict)
-    return document
+    return json_document(staff_url, "report", *naming)
 
 
 def ends(category: Category, start: datetime) -> str:
@@ -39,10 +35,7 @@ def held(document: dict[str, Any]) -> set[tuple[str, str]]:
 async def test_the_report_says_why_how_long_from_where_and_to_whom(
     register: Register, staff_url: str, webshop_url: str, vhost_url: str
 ) -> None:
-    done = rekisteri(
-        staff_url, "providers", "add", "spa-oy", "--name", "Kylpylä Oy", "--country", "FI"
-    )
-    assert done.returncode == 0, done.stderr
+    add_provider(staff_url)
     placed = datetime.now(UTC) - timedelta(days=3)
     changed = datetime.now(UTC) - timedelta(minutes=1)
     gift = order_placed(buyer=AINO, recipient=EINO, items=[item("spa-oy")], occurred_at=placed)

@@ -7,24 +7,16 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
-from shared.audit import audit_records
 from shared.identity import SubjectHasher
-from tests.e2e.harness import Logins, Register, WebShop, eventually, open_database, rekisteri
+from tests.e2e.harness import Logins, Register, WebShop, eventually
+from tests.e2e.support import add_provider, listed, run, stored_audit_log
 from tests.factories import full_person, item, order_placed
 
 E2E_KEY = "e2e-test-key"  # the services' IDENTITY_HASH_KEY in tests/e2e/harness.py
 
 
-def run(url: str, *arguments: str) -> str:
-    done = rekisteri(url, *arguments)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 def audit(url: str, *arguments: str) -> list[dict[str, Any]]:
-    entries = json.loads(run(url, "audit", "list", "--json", *arguments))
-    assert isinstance(entries, list)
-    return entries
+    return listed(url, "audit", "list", *arguments)
 
 
 async def test_each_staff_members_commands_are_recorded_under_their_own_name(
@@ -32,16 +24,14 @@ async def test_each_staff_members_commands_are_recorded_under_their_own_name(
 ) -> None:
     anna, ben = logins.staff["anna"], logins.staff["ben"]
     anna_user, ben_user = urlsplit(anna).username, urlsplit(ben).username
-    run(anna, "providers", "add", "spa-oy", "--name", "Kylpylä Oy", "--country", "FI")
+    add_provider(anna)
     run(ben, "providers", "suspend", "spa-oy")
     buyer = full_person("Aino", "Virtanen", "aino.virtanen@example.fi")
     order = order_placed(buyer=buyer, items=[item("spa-oy")])
     async with WebShop(webshop_url) as shop:
         await shop.publish("order.placed", order, message_id=order["event_id"])
         await shop.publish("order.placed", b"not json", message_id="broken")
-    await eventually(
-        lambda: json.loads(run(ben, "disclosures", "held", "--json")), lambda held: len(held) == 1
-    )
+    await eventually(lambda: listed(ben, "disclosures", "held"), lambda held: len(held) == 1)
     run(ben, "providers", "activate", "spa-oy")
     run(ben, "disclosures", "release", order["order_id"])
     run(anna, "disclosures", "list", "--email", "Aino.Virtanen@example.fi")
@@ -95,13 +85,6 @@ async def test_each_staff_members_commands_are_recorded_under_their_own_name(
 
     # The log is in each service's own database, and holds no email.
     register.stop()
-    database = await open_database(register, "disclosure")
-    try:
-        stored = [
-            entry.model_dump()
-            for entry in await audit_records(database).entries(None, None, limit=10_000)
-        ]
-    finally:
-        await database.close()
+    stored = await stored_audit_log(register, "disclosure")
     assert len(stored) >= len([e for e in entries if e["service"] == "disclosure"])
     assert "aino.virtanen" not in json.dumps(stored, default=str).lower()

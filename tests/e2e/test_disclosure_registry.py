@@ -4,32 +4,19 @@ and the real `rekisteri`."""
 from __future__ import annotations
 
 import json
-from typing import Any
 from urllib.parse import urlsplit
 
 from shared.contracts.disclosures import disclosure_id_for
 from tests.e2e.harness import QueueReader, Register, WebShop, rekisteri
+from tests.e2e.support import add_provider, json_document, listed, run
 from tests.factories import full_person, item, order_placed, person
-
-
-def run(staff_url: str, *arguments: str) -> str:
-    """The tool's standard output; fails the test when the command fails."""
-    done = rekisteri(staff_url, *arguments)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def listed(staff_url: str, *arguments: str) -> list[dict[str, Any]]:
-    result = json.loads(run(staff_url, *arguments, "--json"))
-    assert isinstance(result, list)
-    return result
 
 
 async def test_a_suspended_provider_gets_nothing_until_activated_and_released_exactly_once(
     register: Register, vhost_url: str, staff_url: str, webshop_url: str
 ) -> None:
-    run(staff_url, "providers", "add", "spa-oy", "--name", "Kylpylä Oy", "--country", "FI")
-    run(staff_url, "providers", "add", "kart-oy", "--name", "Kart Oy", "--country", "SE")
+    add_provider(staff_url)
+    add_provider(staff_url, "kart-oy", "Kart Oy", "SE")
     assert "kart-oy (Kart Oy, SE) is suspended" in run(staff_url, "providers", "suspend", "kart-oy")
 
     buyer = full_person("Aino", "Virtanen", "aino.virtanen@example.fi")
@@ -90,7 +77,7 @@ async def test_a_suspended_provider_gets_nothing_until_activated_and_released_ex
 async def test_provider_changes_are_recorded_and_a_country_outside_the_eea_is_refused(
     register: Register, staff_url: str
 ) -> None:
-    run(staff_url, "providers", "add", "spa-oy", "--name", "Kylpylä Oy", "--country", "FI")
+    add_provider(staff_url)
     updated = run(
         staff_url,
         "providers",
@@ -109,7 +96,7 @@ async def test_provider_changes_are_recorded_and_a_country_outside_the_eea_is_re
     unknown = rekisteri(staff_url, "providers", "suspend", "nobody-oy")
     assert unknown.returncode == 1 and "provider nobody-oy is not registered" in unknown.stderr
 
-    shown = json.loads(run(staff_url, "providers", "show", "spa-oy", "--json"))
+    shown = json_document(staff_url, "providers", "show", "spa-oy", "--json")
     assert (shown["country"], shown["contact_email"]) == ("EE", "privacy@spa.example")
     # Who changed it: the RabbitMQ user `rekisteri` logged in as, verified by the broker.
     anna = urlsplit(staff_url).username

@@ -14,13 +14,14 @@ import pytest
 from shared.contracts.disclosures import erasure_notice_id_for
 from shared.contracts.fields import CLOCK_SKEW
 from shared.topology import SERVICES
-from tests.e2e.harness import (
-    QueueReader,
-    Register,
-    WebShop,
-    eventually,
-    everything_stored,
-    rekisteri,
+from tests.e2e.harness import QueueReader, Register, WebShop, eventually
+from tests.e2e.support import (
+    add_provider,
+    erasure_receipt,
+    json_document,
+    person_of,
+    run,
+    values_stored,
 )
 from tests.factories import erasure_requested, item, order_placed, person
 
@@ -38,20 +39,7 @@ PROVIDERS = ("spa-oy", "kart-oy")
 
 
 def aino() -> dict[str, Any]:
-    return person(
-        AINO_VALUES["first_name"],
-        AINO_VALUES["last_name"],
-        AINO,
-        phone=AINO_VALUES["phone"],
-        birth_date=AINO_VALUES["birth_date"],
-        gender="female",
-        address={
-            "street": AINO_VALUES["street"],
-            "postal_code": "40100",
-            "city": "Jyväskylä",
-            "country": "FI",
-        },
-    )
+    return person_of(AINO_VALUES, AINO, "40100", "Jyväskylä", gender="female")
 
 
 @pytest.fixture(autouse=True)
@@ -64,22 +52,12 @@ def quick_erasure_timing(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-def run(staff_url: str, *arguments: str) -> str:
-    done = rekisteri(staff_url, *arguments)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 def report_of(staff_url: str, email: str) -> dict[str, Any]:
-    document = json.loads(run(staff_url, "report", "--email", email))
-    assert isinstance(document, dict)
-    return document
+    return json_document(staff_url, "report", "--email", email)
 
 
 def status_of(staff_url: str, request_id: str) -> dict[str, Any]:
-    answer = json.loads(run(staff_url, "erasure", "status", request_id, "--json"))
-    assert isinstance(answer, dict)
-    return answer
+    return json_document(staff_url, "erasure", "status", request_id, "--json")
 
 
 def consent_event(email: str, occurred_at: datetime, **fields: Any) -> dict[str, Any]:
@@ -95,7 +73,7 @@ async def test_an_erased_person_is_gone_everywhere_but_the_ledger_and_never_come
     register: Register, vhost_url: str, staff_url: str, webshop_url: str
 ) -> None:
     for provider in PROVIDERS:
-        run(staff_url, "providers", "add", provider, "--name", provider, "--country", "FI")
+        add_provider(staff_url, provider, provider)
     placed = datetime.now(UTC) - timedelta(minutes=5)
     own = order_placed(
         buyer=aino(),
@@ -140,11 +118,7 @@ async def test_an_erased_person_is_gone_everywhere_but_the_ledger_and_never_come
         lambda rows: len(rows) == 6,
     )
 
-    done = rekisteri(
-        staff_url, "erasure", "request", "--email", AINO, "--reason", "subject-request", "--wait"
-    )
-    assert done.returncode == 0, done.stderr
-    receipt = json.loads(done.stdout[done.stdout.index("{") :])
+    written, receipt = erasure_receipt(staff_url, "--email", AINO)
     assert receipt["reason"] == "subject-request"
     assert receipt["providers_notified"] == ["kart-oy", "spa-oy"]
     orders_part = receipt["services"]["orders"]
@@ -155,8 +129,8 @@ async def test_an_erased_person_is_gone_everywhere_but_the_ledger_and_never_come
     assert receipt["services"]["consent"]["kept"][0]["what"].startswith("suppression")
     dead_letters = sum(part["erased"]["dead letters"] for part in receipt["services"].values())
     assert dead_letters == 3
-    assert AINO_VALUES["last_name"].lower() not in done.stdout.lower()
-    assert AINO not in done.stdout
+    assert AINO_VALUES["last_name"].lower() not in written.lower()
+    assert AINO not in written
 
     async with QueueReader(vhost_url) as providers:
         for provider, orders in (("spa-oy", [own]), ("kart-oy", [own, gift])):
@@ -185,18 +159,12 @@ async def test_an_erased_person_is_gone_everywhere_but_the_ledger_and_never_come
 
     # Nothing of hers is left in any file of any store, while the services run (SQLite: not in
     # a free page, not in the write-ahead log) and after they stop.
-    for service in SERVICES:
-        stored = await everything_stored(register, service)
-        for value in AINO_VALUES.values():
-            assert value.lower() not in stored, (service, value)
+    assert await values_stored(register, AINO_VALUES.values()) == {}
     assert register.stop() == dict.fromkeys(SERVICES, 0)
     async with QueueReader(vhost_url) as providers:
         for provider in PROVIDERS:  # one notice each, and nothing else
             assert await providers.depth(f"disclosures.{provider}") == 0
-    for service in SERVICES:
-        stored = await everything_stored(register, service)
-        for value in AINO_VALUES.values():
-            assert value.lower() not in stored, (service, value)
+    assert await values_stored(register, AINO_VALUES.values()) == {}
     register.start()
 
     # The old order and a late permission change again change nothing; her new order does.
@@ -272,7 +240,7 @@ async def test_an_erasure_waiting_for_a_stopped_service_is_stuck_then_completes(
 async def test_duplicate_requests_are_one_erasure_and_an_unknown_person_completes_with_nothing(
     register: Register, vhost_url: str, staff_url: str, webshop_url: str
 ) -> None:
-    run(staff_url, "providers", "add", "spa-oy", "--name", "Spa", "--country", "FI")
+    add_provider(staff_url, "spa-oy", "Spa")
     async with WebShop(webshop_url) as shop, QueueReader(vhost_url) as providers:
         await shop.publish("order.placed", order_placed(buyer=aino(), items=[item("spa-oy")]))
         await providers.receive("disclosures.spa-oy", 1)
@@ -291,32 +259,10 @@ async def test_duplicate_requests_are_one_erasure_and_an_unknown_person_complete
         assert json.loads(notice.body)["type"] == "erasure_notice"
 
         # Staff ask again: a new request, which finds nothing left and tells no provider again.
-        again = rekisteri(
-            staff_url,
-            "erasure",
-            "request",
-            "--email",
-            AINO,
-            "--reason",
-            "subject-request",
-            "--wait",
-        )
-        assert again.returncode == 0, again.stderr
-        receipt = json.loads(again.stdout[again.stdout.index("{") :])
+        _, receipt = erasure_receipt(staff_url, "--email", AINO)
         assert receipt["providers_notified"] == []
 
-    nobody = rekisteri(
-        staff_url,
-        "erasure",
-        "request",
-        "--email",
-        "nobody@example.fi",
-        "--reason",
-        "subject-request",
-        "--wait",
-    )
-    assert nobody.returncode == 0, nobody.stderr
-    receipt = json.loads(nobody.stdout[nobody.stdout.index("{") :])
+    _, receipt = erasure_receipt(staff_url, "--email", "nobody@example.fi")
     assert all(
         count == 0 for part in receipt["services"].values() for count in part["erased"].values()
     )

@@ -9,15 +9,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.topology import SERVICES
-from tests.e2e.harness import (
-    QueueReader,
-    Register,
-    WebShop,
-    eventually,
-    everything_stored,
-    rekisteri,
-)
-from tests.e2e.test_erasure import quick_erasure_timing, run  # noqa: F401  the fixture applies here too
+from tests.e2e import support
+from tests.e2e.harness import QueueReader, Register, WebShop, eventually, rekisteri
+from tests.e2e.test_erasure import quick_erasure_timing  # noqa: F401  the fixture applies here too
 from tests.factories import item, order_placed, person
 
 BUYER = "saara.ostaja@example.fi"
@@ -33,25 +27,11 @@ EINO_VALUES = {
 
 def eino() -> dict[str, Any]:
     """Someone the web shop knows by name, phone, address and birth date, but not by email."""
-    return person(
-        EINO_VALUES["first_name"],
-        EINO_VALUES["last_name"],
-        None,
-        phone=EINO_VALUES["phone"],
-        birth_date=EINO_VALUES["birth_date"],
-        address={
-            "street": EINO_VALUES["street"],
-            "postal_code": "33100",
-            "city": "Tampere",
-            "country": "FI",
-        },
-    )
+    return support.person_of(EINO_VALUES, None, "33100", "Tampere")
 
 
 def report_by_order(staff_url: str, order_id: str, role: str) -> dict[str, Any]:
-    document = json.loads(run(staff_url, "report", "--order", order_id, "--role", role))
-    assert isinstance(document, dict)
-    return document
+    return support.json_document(staff_url, "report", "--order", order_id, "--role", role)
 
 
 def holds_any_value(text: str) -> list[str]:
@@ -61,7 +41,7 @@ def holds_any_value(text: str) -> list[str]:
 async def test_a_recipient_without_email_is_reported_on_and_erased_by_their_order(
     register: Register, vhost_url: str, staff_url: str, webshop_url: str
 ) -> None:
-    run(staff_url, "providers", "add", "spa-oy", "--name", "Kylpylä Oy", "--country", "FI")
+    support.add_provider(staff_url)
     gift = order_placed(
         buyer=person("Saara", "Ostaja", BUYER),
         recipient=eino(),
@@ -87,24 +67,13 @@ async def test_a_recipient_without_email_is_reported_on_and_erased_by_their_orde
     unknown = rekisteri(staff_url, "report", "--order", "KK-not-placed", "--role", "recipient")
     assert unknown.returncode == 1 and "order KK-not-placed is not known" in unknown.stderr
 
-    done = rekisteri(
-        staff_url,
-        "erasure",
-        "request",
-        "--order",
-        order_id,
-        "--role",
-        "recipient",
-        "--reason",
-        "subject-request",
-        "--wait",
+    written, receipt = support.erasure_receipt(
+        staff_url, "--order", order_id, "--role", "recipient"
     )
-    assert done.returncode == 0, done.stderr
-    receipt = json.loads(done.stdout[done.stdout.index("{") :])
     assert receipt["providers_notified"] == ["spa-oy"]
     assert receipt["services"]["orders"]["erased"]["orders stripped of personal data"] == 1
-    assert holds_any_value(done.stdout) == []
-    status = run(staff_url, "erasure", "status", receipt["request_id"])
+    assert holds_any_value(written) == []
+    status = support.run(staff_url, "erasure", "status", receipt["request_id"])
     assert f"recipient of order {order_id}" in status
 
     # spa-oy is told to erase the recipient of that order: not its buyer.
@@ -123,14 +92,12 @@ async def test_a_recipient_without_email_is_reported_on_and_erased_by_their_orde
     assert after["services"]["disclosure"]["sent"] == []
     assert holds_any_value(json.dumps(after)) == []
     # The buyer keeps her data in the order.
-    buyer = json.loads(run(staff_url, "report", "--email", BUYER))
+    buyer = support.json_document(staff_url, "report", "--email", BUYER)
     [hers] = buyer["services"]["orders"]["orders"]
     assert hers["as_buyer"]["last_name"] == "Ostaja"
 
     # No file of any store holds his values, while the services run and after they stop.
-    for service in SERVICES:
-        assert holds_any_value(await everything_stored(register, service)) == [], service
+    assert await support.values_stored(register, EINO_VALUES.values()) == {}
     assert register.stop() == dict.fromkeys(SERVICES, 0)
-    for service in SERVICES:
-        assert holds_any_value(await everything_stored(register, service)) == [], service
+    assert await support.values_stored(register, EINO_VALUES.values()) == {}
     register.start()

@@ -20,16 +20,15 @@ import aio_pika
 import pytest
 
 from shared import topology
-from shared.audit import audit_records
 from tests.e2e.harness import (
     Logins,
     QueueReader,
     Register,
     WebShop,
     eventually,
-    open_database,
     rekisteri,
 )
+from tests.e2e.support import stored_audit_log
 from tests.e2e.test_bad_input import catalogue
 from tests.factories import (
     consent_updated,
@@ -249,13 +248,6 @@ async def test_no_personal_data_in_logs_errors_health_metrics_dead_letters_or_au
     assert not leaks(logs), leaks(logs)
     assert not leaks("\n".join(operator.stderr)), leaks("\n".join(operator.stderr))
     for service in register.services:
-        database = await open_database(register, service)
-        try:
-            audited = [
-                entry.model_dump()
-                for entry in await audit_records(database).entries(None, None, limit=10_000)
-            ]
-        finally:
-            await database.close()
+        audited = await stored_audit_log(register, service)
         assert audited, f"{service} audited the commands it was sent"
         assert not leaks(json.dumps(audited, default=str)), service

@@ -9,6 +9,7 @@ from services.disclosure.store import open_store as open_disclosure_store
 from services.orders.store import open_store as open_orders_store
 from shared.contracts.disclosures import disclosure_id_for
 from tests.e2e.harness import HASH, QueueReader, Register, WebShop, open_database, rekisteri
+from tests.e2e.support import add_provider, run
 from tests.factories import full_person, item, order_placed, person
 
 DISCLOSURE_FIELDS = {
@@ -27,19 +28,14 @@ DISCLOSURE_FIELDS = {
 async def test_an_order_reaches_its_providers_queue_once_and_every_service_keeps_its_slice(
     register: Register, vhost_url: str, staff_url: str, webshop_url: str
 ) -> None:
-    added = rekisteri(
-        staff_url, "providers", "add", "spa-oy", "--name", "Kylpylä Oy", "--country", "FI"
-    )
-    assert added.returncode == 0, added.stderr
-    assert "disclosures.spa-oy" in added.stdout
+    assert "disclosures.spa-oy" in add_provider(staff_url)
     refused = rekisteri(
         staff_url, "providers", "add", "us-spa", "--name", "US Spa", "--country", "US"
     )
     assert refused.returncode == 1
     assert "European Economic Area" in refused.stderr
-    listed = rekisteri(staff_url, "providers", "list")
-    assert listed.returncode == 0, listed.stderr
-    assert "spa-oy" in listed.stdout and "us-spa" not in listed.stdout
+    listed = run(staff_url, "providers", "list")
+    assert "spa-oy" in listed and "us-spa" not in listed
 
     buyer = full_person("Aino", "Virtanen", "aino.virtanen@example.fi")
     order = order_placed(
@@ -122,10 +118,7 @@ async def test_an_order_reaches_its_providers_queue_once_and_every_service_keeps
 async def test_messages_that_cannot_be_handled_are_dead_lettered_with_the_reason(
     register: Register, vhost_url: str, staff_url: str, webshop_url: str
 ) -> None:
-    added = rekisteri(
-        staff_url, "providers", "add", "spa-oy", "--name", "Kylpylä Oy", "--country", "FI"
-    )
-    assert added.returncode == 0, added.stderr
+    add_provider(staff_url)
     broken = order_placed()
     broken["buyer"]["email"] = {"$gt": ""}
     valid = order_placed(items=[item("spa-oy")])

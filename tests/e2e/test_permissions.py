@@ -10,15 +10,13 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 import aio_pika
 import pytest
-from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from aiormq.exceptions import ChannelPreconditionFailed, ProbableAuthenticationError
 from pydantic import BaseModel
 
@@ -41,12 +39,11 @@ from tests.e2e.harness import (
     run_provision,
 )
 from tests.e2e.rabbitmq import Broker
+from tests.e2e.support import add_provider, assert_refused, connected, queues_of
 
-
-async def queues_of(rabbitmq: Broker, vhost_url: str) -> set[str]:
-    vhost = urlsplit(vhost_url).path[1:]
-    listed = await rabbitmq.management("GET", f"/api/queues/{quote(vhost, safe='')}?columns=name")
-    return {queue["name"] for queue in listed}
+# Where only the register's services publish: a provider's queue (the disclosure service) and
+# the dead letters (the broker, and the services).
+SERVICES_ONLY = (("disclosures", "spa-oy"), ("dead-letter", "orders.order-placed"))
 
 
 def owned_by(service: str) -> set[str]:
@@ -57,20 +54,8 @@ def owned_by(service: str) -> set[str]:
     return names | {topology.dead_letter_queue(name).name for name in names}
 
 
-@asynccontextmanager
-async def connected(url: str) -> AsyncIterator[AbstractConnection]:
-    connection = await aio_pika.connect(url)
-    try:
-        yield connection
-    finally:
-        await connection.close()
-
-
 async def with_a_provider(staff_url: str) -> None:
-    added = await asyncio.to_thread(
-        rekisteri, staff_url, "providers", "add", "spa-oy", "--name", "Spa", "--country", "FI"
-    )
-    assert added.returncode == 0, added.stderr
+    await asyncio.to_thread(add_provider, staff_url, "spa-oy", "Spa")
 
 
 async def test_the_web_shop_publishes_to_webshop_and_may_read_declare_or_publish_nothing_else(
@@ -81,17 +66,17 @@ async def test_the_web_shop_publishes_to_webshop_and_may_read_declare_or_publish
     assert {"disclosures.spa-oy", "ops.disclosure", "dead-letter.orders.order-placed"} <= queues
     async with connected(logins.webshop) as shop:
         assert not await refused(shop, publish_to("webshop", "order.placed"))
-        for queue in sorted(queues):
-            assert await refused(shop, consume_one(queue)), queue
-        for exchange, routing_key in (
-            ("ops", "disclosure"),
-            ("disclosures", "spa-oy"),
-            ("dead-letter", "orders.order-placed"),
-            ("webshop.unroutable", ""),
-            ("", "orders.order-placed"),
-        ):
-            assert await refused(shop, publish_to(exchange, routing_key)), exchange
-        assert await refused(shop, declare("webshop.mine"))
+        await assert_refused(
+            shop,
+            consuming=queues,
+            publishing=(
+                *SERVICES_ONLY,
+                ("ops", "disclosure"),
+                ("webshop.unroutable", ""),
+                ("", "orders.order-placed"),
+            ),
+            declaring="webshop.mine",
+        )
 
 
 async def test_a_service_may_consume_only_its_own_queues_and_only_disclosure_sends_to_providers(
@@ -125,16 +110,12 @@ async def test_staff_send_commands_under_their_own_name_and_may_read_no_queue(
     await with_a_provider(staff_url)
     queues = await queues_of(rabbitmq, vhost_url)
     async with connected(staff_url) as staff:
-        for queue in sorted(queues):
-            assert await refused(staff, consume_one(queue)), queue
-        for exchange, routing_key in (
-            ("webshop", "order.placed"),
-            ("disclosures", "spa-oy"),
-            ("dead-letter", "orders.order-placed"),
-            ("", "ops.disclosure"),
-        ):
-            assert await refused(staff, publish_to(exchange, routing_key)), exchange
-        assert await refused(staff, declare("ops.mine"))
+        await assert_refused(
+            staff,
+            consuming=queues,
+            publishing=(*SERVICES_ONLY, ("webshop", "order.placed"), ("", "ops.disclosure")),
+            declaring="ops.mine",
+        )
 
         # Posing as another staff member: the broker closes the channel.
         channel = await staff.channel(publisher_confirms=True)

@@ -17,24 +17,13 @@ from aio_pika.abc import AbstractIncomingMessage
 from shared import topology
 from shared.dead_letters import QueueInspector, mentions_subject
 from tests.e2e.harness import HASH, QueueReader, Register, WebShop, eventually, rekisteri
+from tests.e2e.support import add_provider, erasure_receipt, listed, run, until
 from tests.factories import full_person, item, order_placed, person
 
 PROVIDER = "spa-oy"
 PROVIDER_QUEUE = topology.provider_queue_name(PROVIDER)
 DEAD_LETTERS = topology.DEAD_LETTER_QUEUE_PREFIX + PROVIDER_QUEUE
 AINO = "aino.rejected@example.fi"
-
-
-def run(staff_url: str, *arguments: str) -> str:
-    done = rekisteri(staff_url, *arguments)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
-def listed(staff_url: str, *arguments: str) -> list[dict[str, Any]]:
-    rows = json.loads(run(staff_url, *arguments, "--json"))
-    assert isinstance(rows, list)
-    return rows
 
 
 def provider_dead_letters(staff_url: str) -> dict[str, Any]:
@@ -45,11 +34,11 @@ def provider_dead_letters(staff_url: str) -> dict[str, Any]:
 async def depth_becomes(reader: QueueReader, queue: str, messages: int) -> None:
     """Wait until the queue holds exactly `messages`: a quorum queue counts a message until the
     broker has applied its acknowledgement or dead-lettering, a moment after it was sent."""
-    async with asyncio.timeout(20):
-        while True:
-            if await reader.depth(queue) == messages:
-                return
-            await asyncio.sleep(0.05)
+
+    async def holds_them() -> bool:
+        return await reader.depth(queue) == messages
+
+    await until(holds_them)
 
 
 async def take_all(url: str, queue_name: str) -> list[AbstractIncomingMessage]:
@@ -87,10 +76,8 @@ async def reject(provider_url: str, count: int) -> list[str]:
 async def test_a_rejected_disclosure_is_listed_replayable_and_gone_with_the_persons_erasure(
     register: Register, vhost_url: str, staff_url: str, webshop_url: str
 ) -> None:
-    run(staff_url, "providers", "add", PROVIDER, "--name", "Kylpylä Oy", "--country", "FI")
-    credentials = rekisteri(staff_url, "providers", "credentials", PROVIDER)
-    assert credentials.returncode == 0, credentials.stderr
-    provider_url = credentials.stdout.strip()
+    add_provider(staff_url, PROVIDER)
+    provider_url = run(staff_url, "providers", "credentials", PROVIDER).strip()
 
     # Aino's order names her in the spelling she gave at checkout; Eino's names only him.
     hers = order_placed(
@@ -130,11 +117,7 @@ async def test_a_rejected_disclosure_is_listed_replayable_and_gone_with_the_pers
     assert "aino" not in json.dumps(rows).lower()  # previews are masked
     assert len([r for r in listed(staff_url, "dlq", "list") if r["service"] == "disclosure"]) == 3
 
-    done = rekisteri(
-        staff_url, "erasure", "request", "--email", AINO, "--reason", "subject-request", "--wait"
-    )
-    assert done.returncode == 0, done.stderr
-    receipt = json.loads(done.stdout[done.stdout.index("{") :])
+    _, receipt = erasure_receipt(staff_url, "--email", AINO)
     assert receipt["services"]["disclosure"]["erased"]["dead letters"] == 2
     assert receipt["providers_notified"] == [PROVIDER]
 

@@ -19,13 +19,10 @@ from tests.e2e.harness import (
     QueueReader,
     Register,
     WebShop,
-    consume_one,
-    declare,
-    publish_to,
-    refused,
     rekisteri,
 )
 from tests.e2e.rabbitmq import Broker
+from tests.e2e.support import add_provider, assert_refused, queues_of, until
 from tests.factories import item, order_placed
 
 
@@ -38,11 +35,11 @@ def issue_credentials(staff_url: str, provider_id: str) -> str:
 
 async def known_to_the_management_api(rabbitmq: Broker, user: str, within: float = 30) -> None:
     """Wait until the management API lists a connection of `user` (its statistics lag)."""
-    async with asyncio.timeout(within):
-        while True:
-            if await rabbitmq.management("GET", f"/api/connections/username/{quote(user)}"):
-                return
-            await asyncio.sleep(0.5)
+
+    async def listed() -> bool:
+        return bool(await rabbitmq.management("GET", f"/api/connections/username/{quote(user)}"))
+
+    await until(listed, within, every=0.5)
 
 
 async def test_a_provider_reads_its_own_queue_and_is_refused_everything_else(
@@ -54,10 +51,7 @@ async def test_a_provider_reads_its_own_queue_and_is_refused_everything_else(
     provider_user_prefix: str,
 ) -> None:
     for provider_id, country in (("spa-oy", "FI"), ("kart-oy", "SE")):
-        added = rekisteri(
-            staff_url, "providers", "add", provider_id, "--name", provider_id, "--country", country
-        )
-        assert added.returncode == 0, added.stderr
+        add_provider(staff_url, provider_id, provider_id, country)
     refused_unknown = rekisteri(staff_url, "providers", "credentials", "nobody-oy")
     assert refused_unknown.returncode == 1
     assert "provider nobody-oy is not registered" in refused_unknown.stderr
@@ -94,24 +88,20 @@ async def test_a_provider_reads_its_own_queue_and_is_refused_everything_else(
             }
             assert received == expected[provider_id]
 
-    queues = await rabbitmq.management("GET", f"/api/queues/{quote(vhost, safe='')}?columns=name")
-    others = sorted(q["name"] for q in queues if q["name"] != "disclosures.spa-oy")
+    others = sorted((await queues_of(rabbitmq, vhost_url)) - {"disclosures.spa-oy"})
     assert {"disclosures.kart-oy", "disclosure.order-placed", "ops.disclosure"} <= set(others)
     assert "dead-letter.disclosures.spa-oy" in others
 
     connection = await aio_pika.connect(spa_url)
     try:
-        for queue_name in others:
-            assert await refused(connection, consume_one(queue_name)), queue_name
-        for exchange_name, routing_key in (
-            ("webshop", "order.placed"),
-            ("disclosures", "spa-oy"),
-            ("disclosures", "kart-oy"),
-            ("ops", "disclosure"),
-            ("", "disclosures.spa-oy"),
-        ):
-            assert await refused(connection, publish_to(exchange_name, routing_key)), exchange_name
-        assert await refused(connection, declare("disclosures.spa-oy"))
+        await assert_refused(
+            connection,
+            consuming=others,
+            # Not even to its own queue, nor straight to it through the default exchange.
+            publishing=[("disclosures", provider_id) for provider_id in expected]
+            + [("webshop", "order.placed"), ("ops", "disclosure"), ("", "disclosures.spa-oy")],
+            declaring="disclosures.spa-oy",
+        )
 
         # Rotating closes what the old password opened and makes it useless. The management
         # API closes the connections it knows of; it learns of a new one within seconds.
@@ -141,8 +131,7 @@ async def test_a_provider_reads_its_own_queue_and_is_refused_everything_else(
 async def test_a_replayed_dead_letter_goes_back_where_it_failed_never_to_a_provider(
     register: Register, vhost_url: str, staff_url: str
 ) -> None:
-    added = rekisteri(staff_url, "providers", "add", "spa-oy", "--name", "Spa", "--country", "FI")
-    assert added.returncode == 0, added.stderr
+    add_provider(staff_url, "spa-oy", "Spa")
     # A dead letter whose headers claim it came from a provider's queue: headers are whatever
     # the original sender put there.
     async with QueueReader(vhost_url) as party:

@@ -10,30 +10,20 @@ proven sufficient there; here are the refusals.
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import aio_pika
 import pytest
-from aio_pika.abc import AbstractChannel, AbstractConnection
+from aio_pika.abc import AbstractChannel
 
 from shared import topology
 from shared.permissions import SERVICE_ROLES
 from tests.e2e.harness import Attempt, Logins, Register, refused, rekisteri, run_provision
 from tests.e2e.rabbitmq import Broker
+from tests.e2e.support import connected
 
 PRODUCTION = {"REGISTER_ENV": "production", "IDENTITY_HASH_KEY": secrets.token_urlsafe(32)}
-
-
-@asynccontextmanager
-async def connected(url: str) -> AsyncIterator[AbstractConnection]:
-    connection = await aio_pika.connect(url)
-    try:
-        yield connection
-    finally:
-        await connection.close()
 
 
 def binding(queue_name: str, exchange_name: str, routing_key: str) -> Attempt:

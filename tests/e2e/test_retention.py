@@ -19,34 +19,25 @@ import aio_pika
 from shared import topology
 from shared.messaging import REJECTED_AT_HEADER
 from tests.e2e.harness import QueueReader, Register, WebShop, eventually, rekisteri
+from tests.e2e.support import add_provider, json_document, listed, run
 from tests.factories import consent_updated, item, order_placed, person
 
 AINO = person("Aino", "Retentio-Virtanen", "aino.retentio@example.fi")
 EINO = person("Eino", "Retentio-Korhonen", "eino.retentio@example.fi")
 
 
-def run(staff_url: str, *arguments: str) -> str:
-    done = rekisteri(staff_url, *arguments)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 def preview(staff_url: str, *arguments: str) -> dict[str, int]:
-    counts = json.loads(run(staff_url, "retention", "preview", "--json", *arguments))
-    assert isinstance(counts, dict)
-    return counts
+    return json_document(staff_url, "retention", "preview", "--json", *arguments)
 
 
 def dead_letters(staff_url: str) -> list[dict[str, Any]]:
-    rows = json.loads(run(staff_url, "dlq", "list", "--json"))
-    assert isinstance(rows, list)
-    return rows
+    return listed(staff_url, "dlq", "list")
 
 
 async def test_a_preview_counts_nothing_today_and_everyone_ten_years_on(
     register: Register, staff_url: str, webshop_url: str, vhost_url: str
 ) -> None:
-    run(staff_url, "providers", "add", "spa-oy", "--name", "Kylpylä Oy", "--country", "FI")
+    add_provider(staff_url)
     gift = order_placed(
         buyer=AINO, recipient=EINO, items=[item("spa-oy", "p-1"), item("nobody-oy", "p-2")]
     )
@@ -58,7 +49,7 @@ async def test_a_preview_counts_nothing_today_and_everyone_ten_years_on(
         await provider.receive(topology.provider_queue_name("spa-oy"), 1)
     await eventually(lambda: dead_letters(staff_url), lambda rows: len(rows) == 3)
     report = await eventually(
-        lambda: json.loads(run(staff_url, "report", "--email", AINO["email"])),
+        lambda: json_document(staff_url, "report", "--email", AINO["email"]),
         lambda r: bool(r["services"]["orders"]["orders"] and r["services"]["consent"]["history"]),
     )
 
@@ -91,7 +82,7 @@ async def test_a_preview_counts_nothing_today_and_everyone_ten_years_on(
 
     # Nothing was deleted: the same counts, the same data.
     assert preview(staff_url, "--as-of", ten_years_on)["buyer"] == 2
-    again = json.loads(run(staff_url, "report", "--email", AINO["email"]))
+    again = json_document(staff_url, "report", "--email", AINO["email"])
     assert again["services"]["orders"]["orders"] == report["services"]["orders"]["orders"]
     assert len(dead_letters(staff_url)) == 3
 

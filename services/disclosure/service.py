@@ -175,10 +175,10 @@ class DisclosureService(DataHolder):
 
     async def sent_disclosures(self, query: ListDisclosures) -> list[SentDisclosure]:
         """Who got this person's data, or what this provider got; the email is only hashed."""
-        subject = None if query.email is None else self._hasher(query.email)
-        return await self._store.sent(
-            subject=subject, provider_id=query.provider_id, limit=query.limit
-        )
+        if query.email is not None:
+            return await self._store.sent_naming(self._hasher(query.email), query.limit)
+        assert query.provider_id is not None  # ListDisclosures asks for one of the two
+        return await self._store.sent_to(query.provider_id, query.limit)
 
     # --- erasure (`DataHolder.erase` runs the steps) ---------------------------------------------
 
@@ -187,7 +187,7 @@ class DisclosureService(DataHolder):
         saying as whom (buyer, recipient); the log entries stay, without the person's hash;
         held disclosures are cancelled."""
         received: dict[str, set[str]] = {}
-        for sent in await self._store.sent(subject=command.subject):
+        for sent in await self._store.sent_naming(command.subject):
             received.setdefault(sent.provider_id, set()).add(sent.order_id)
         roles = await self._roles(command.subject, {o for ids in received.values() for o in ids})
         held = await self._store.held_of(command.subject)
@@ -256,13 +256,13 @@ class DisclosureService(DataHolder):
         retained = (
             []
             if tombstone is None
-            else await self._store.sent(
-                subject=[erased_reference(request_id) for request_id in tombstone.request_ids]
+            else await self._store.sent_naming(
+                [erased_reference(request_id) for request_id in tombstone.request_ids]
             )
         )
         return {
             "subject": subject,
-            "sent": await self._store.sent(subject=subject),
+            "sent": await self._store.sent_naming(subject),
             "held": await self._store.held_of(subject),
             "erased_at": None if tombstone is None else tombstone.erased_at,
             "retained": retained,

@@ -133,10 +133,10 @@ async def test_a_sent_disclosure_is_logged_once_without_a_copy_of_the_data(
     assert entry.recorded_at == NOW and entry.sent_at == NOW + timedelta(seconds=5)
     assert not entry.holds_data and entry.hold_reason is None and entry.released_by is None
 
-    [sent] = await store.sent(provider_id="spa-oy")
+    [sent] = await store.sent_to("spa-oy")
     assert sent.disclosure_id == disclosure_id and sent.message_id == disclosure_id
     assert (sent.order_id, sent.fields, sent.product_ids) == ("KK-1", fields, ["p-spa-oy"])
-    assert await store.sent(subject=EINO) == [sent]
+    assert await store.sent_naming(EINO) == [sent]
     assert await store.held() == [] and await store.held_of(AINO) == []
     assert await store.claim_for_release(disclosure_id, NOW) is None
 
@@ -162,7 +162,7 @@ async def test_a_held_disclosure_keeps_its_data_until_released_and_sent(
         NOW,
     )
     assert await store.held("KK-1") == [held] and await store.held_of(EINO) == [held]
-    assert await store.held("KK-2") == [] and await store.sent(subject=AINO) == []
+    assert await store.held("KK-2") == [] and await store.sent_naming(AINO) == []
     [entry] = await store.log_of("KK-1")
     assert entry.status == "held" and entry.holds_data and entry.subjects == (AINO, EINO)
 
@@ -283,16 +283,13 @@ async def test_sent_disclosures_come_newest_first_by_person_or_provider(
     await store.record_held(held, [AINO], "not registered", NOW)
 
     newest_first = [*sorted(ids([tie_a, tie_b])), *ids([old])]
-    assert [s.disclosure_id for s in await store.sent(subject=AINO)] == newest_first
-    assert [s.disclosure_id for s in await store.sent(subject=[EINO, AINO])] == newest_first
-    limited = await store.sent(subject=AINO, limit=2)
+    assert [s.disclosure_id for s in await store.sent_naming(AINO)] == newest_first
+    assert [s.disclosure_id for s in await store.sent_naming([EINO, AINO])] == newest_first
+    limited = await store.sent_naming(AINO, limit=2)
     assert [s.disclosure_id for s in limited] == newest_first[:2]
-    assert [s.order_id for s in await store.sent(provider_id="spa-oy")] == ["KK-3", "KK-2", "KK-1"]
-    assert [s.sent_at for s in await store.sent(subject=EINO)] == [NOW, NOW - timedelta(days=1)]
-    assert await store.sent(subject="nobody") == [] and await store.sent(subject=[]) == []
-    for neither_or_both in ({}, {"subject": AINO, "provider_id": "spa-oy"}):
-        with pytest.raises(ValueError):
-            await store.sent(**neither_or_both)  # type: ignore[arg-type]
+    assert [s.order_id for s in await store.sent_to("spa-oy")] == ["KK-3", "KK-2", "KK-1"]
+    assert [s.sent_at for s in await store.sent_naming(EINO)] == [NOW, NOW - timedelta(days=1)]
+    assert await store.sent_naming("nobody") == [] and await store.sent_naming([]) == []
 
 
 # --- erasure -----------------------------------------------------------------------------------
@@ -343,7 +340,7 @@ async def test_an_erased_person_is_named_in_no_entry_and_their_reference_in_each
     await store.replace_subject(AINO, reference)
     await store.replace_subject(AINO, reference)  # a redelivery finds nothing left to do
     assert await store.entries_naming(AINO) == []
-    assert await store.sent(subject=AINO) == [] and await store.held_of(AINO) == []
+    assert await store.sent_naming(AINO) == [] and await store.held_of(AINO) == []
     assert await store.entries_naming(reference) == sorted(
         [
             NamedEntry(str(spa.disclosure_id), (reference, EINO), PLACED),
@@ -352,7 +349,7 @@ async def test_an_erased_person_is_named_in_no_entry_and_their_reference_in_each
         ],
         key=lambda entry: entry.disclosure_id,
     )
-    assert {s.order_id for s in await store.sent(subject=[reference])} == {"KK-1", "KK-2"}
+    assert {s.order_id for s in await store.sent_naming([reference])} == {"KK-1", "KK-2"}
     assert [h.provider_id for h in await store.held_of(reference)] == ["kart-oy"]
     assert [e.subjects for e in await store.log_of("KK-3")] == [(OTTO,)]
     assert [e.disclosure_id for e in await store.entries_naming(EINO)] == sorted(ids([spa, kart]))

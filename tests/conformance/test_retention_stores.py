@@ -153,7 +153,7 @@ async def test_the_log_goes_by_when_its_order_was_placed_whomever_it_names(
     sent, held = a_disclosure("KK-1", "spa-oy"), a_disclosure("KK-1", "kart-oy")
     await store.record_sent(sent, ["subject-aino"], BEFORE)
     await store.record_held(held, ["subject-aino"], "not registered", BEFORE)
-    [logged] = await store.sent(subject="subject-aino")
+    [logged] = await store.sent_naming("subject-aino")
     assert logged.placed_at == sent.occurred_at
     placed = sent.occurred_at
     assert await store.count_log_before(placed) == 0

@@ -187,21 +187,17 @@ class MongoDisclosureStore:
             {"$set": {"status": HELD}, "$unset": {"claimed_at": ""}},
         )
 
-    async def sent(
-        self,
-        *,
-        subject: str | list[str] | None = None,
-        provider_id: str | None = None,
-        limit: int | None = None,
+    async def sent_naming(
+        self, subject: str | list[str], limit: int | None = None
     ) -> list[SentDisclosure]:
-        if (subject is None) == (provider_id is None):
-            raise ValueError("give either a subject or a provider")
-        query: dict[str, Any] = {"status": SENT}
-        if subject is not None:
-            query["subjects"] = subject if isinstance(subject, str) else {"$in": subject}
-        if provider_id is not None:
-            query["provider_id"] = provider_id
-        cursor = self._disclosures.find(query, {"pending": 0}).sort(
+        names = subject if isinstance(subject, str) else {"$in": subject}
+        return await self._sent({"subjects": names}, limit)
+
+    async def sent_to(self, provider_id: str, limit: int | None = None) -> list[SentDisclosure]:
+        return await self._sent({"provider_id": provider_id}, limit)
+
+    async def _sent(self, query: dict[str, Any], limit: int | None) -> list[SentDisclosure]:
+        cursor = self._disclosures.find({**query, "status": SENT}, {"pending": 0}).sort(
             [("sent_at", DESCENDING), ("_id", ASCENDING)]
         )
         if limit is not None:

@@ -156,15 +156,15 @@ class DisclosureStore(Protocol):
         """A claimed disclosure that could not be sent is held again."""
         ...
 
-    async def sent(
-        self,
-        *,
-        subject: str | list[str] | None = None,
-        provider_id: str | None = None,
-        limit: int | None = None,
+    async def sent_naming(
+        self, subject: str | list[str], limit: int | None = None
     ) -> list[SentDisclosure]:
-        """Sent disclosures naming a person (or any of several names for them), or to a
-        provider: give one of the two. Newest first, then by disclosure id."""
+        """Sent disclosures naming a person (or any of several names for them), newest first,
+        then by disclosure id; at most `limit`."""
+        ...
+
+    async def sent_to(self, provider_id: str, limit: int | None = None) -> list[SentDisclosure]:
+        """Sent disclosures to a provider, in the same order."""
         ...
 
     async def held_of(self, subject: str) -> list[HeldDisclosure]:

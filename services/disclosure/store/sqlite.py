@@ -255,22 +255,19 @@ class SqliteDisclosureStore(SqliteRetentionQueries):
             )
         )
 
-    async def sent(
-        self,
-        *,
-        subject: str | list[str] | None = None,
-        provider_id: str | None = None,
-        limit: int | None = None,
+    async def sent_naming(
+        self, subject: str | list[str], limit: int | None = None
     ) -> list[SentDisclosure]:
-        if (subject is None) == (provider_id is None):
-            raise ValueError("give either a subject or a provider")
-        parameters: list[Any]
-        if subject is not None:
-            names = [subject] if isinstance(subject, str) else list(dict.fromkeys(subject))
-            conditions = f"disclosure_id IN ({NAMING} IN ({_marks(names)})) AND {OF_STATUS}"
-            parameters = [*names, SENT]
-        else:
-            conditions, parameters = "provider_id = ? AND status = ?", [provider_id, SENT]
+        names = [subject] if isinstance(subject, str) else list(dict.fromkeys(subject))
+        conditions = f"disclosure_id IN ({NAMING} IN ({_marks(names)})) AND {OF_STATUS}"
+        return await self._sent(conditions, [*names, SENT], limit)
+
+    async def sent_to(self, provider_id: str, limit: int | None = None) -> list[SentDisclosure]:
+        return await self._sent("provider_id = ? AND status = ?", [provider_id, SENT], limit)
+
+    async def _sent(
+        self, conditions: str, parameters: list[Any], limit: int | None
+    ) -> list[SentDisclosure]:
         statement = (
             f"SELECT {SENT_COLUMNS} FROM disclosures WHERE {conditions} "
             "ORDER BY sent_at DESC, disclosure_id"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar, get_type_hints
+from typing import TYPE_CHECKING, Any, TypeVar, get_type_hints
 
 from faststream.rabbit import RabbitRouter
 from pydantic import BaseModel, TypeAdapter
@@ -29,6 +29,9 @@ from shared.topology import (
     ops_stream_subscription,
     ops_subscription,
 )
+
+if TYPE_CHECKING:
+    from shared.data_holder import DataHolder
 
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
 
@@ -52,10 +55,13 @@ class Subscriptions:
         """`handler(event)`, for events from `senders` (shared/messaging.py)."""
         return self._declare(subscribe_events, subscription, senders=senders)
 
-    def erasure(self, erase: Callable[[EraseSubject], Awaitable[None]], description: str) -> None:
+    def erasure(self, participant: DataHolder, description: str) -> None:
         """A participant's `erase.subject` queue: each of the erasure service's requests to
-        erase a person goes to `erase` (shared/erasure/participation.py); `description` says
-        what the service erases."""
+        erase a person goes to `participant.erase`; `description` says what it erases."""
+
+        async def on_erase_subject(command: EraseSubject) -> None:
+            await participant.erase(command)
+
         subscribe_events(
             self.router,
             erase_subject_subscription(self._settings.service_name),
@@ -63,7 +69,7 @@ class Subscriptions:
             self._settings,
             senders=FROM_ERASURE,
             description=description,
-        )(erase)
+        )(on_erase_subject)
 
     def questions(
         self, subscription: Subscription, *, senders: Senders, failed: Callable[[str], BaseModel]

@@ -36,7 +36,7 @@ def build_router(service: ConsentService, settings: ServiceSettings) -> RabbitRo
         """Records an objection to direct marketing, or its withdrawal, for anyone."""
         await service.record_objection(event)
 
-    on.erasure(service.erase, "Erases the person's consents and contact details, and reports.")
+    on.erasure(service, "Erases the person's consents and contact details, and reports.")
 
     @on.commands()
     async def on_command(command: ConsentCommand, actor: Actor) -> Any:

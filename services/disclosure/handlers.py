@@ -25,7 +25,7 @@ def build_router(service: DisclosureService, settings: ServiceSettings) -> Rabbi
         """Sends each provider on the order the data it needs, and only that."""
         await service.disclose_order(event)
 
-    on.erasure(service.erase, "Erases the person's disclosures, tells the providers, and reports.")
+    on.erasure(service, "Erases the person's disclosures, tells the providers, and reports.")
 
     @on.commands()
     async def on_command(command: disclosure_ops.DisclosureCommand, actor: Actor) -> Any:

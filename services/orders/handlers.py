@@ -26,7 +26,7 @@ def build_router(service: OrdersService, settings: ServiceSettings) -> RabbitRou
         await service.record_order(event)
 
     on.erasure(
-        service.erase,
+        service,
         "Erases the person's orders and profiles, keeping what the law requires, and reports.",
     )
 

@@ -4,7 +4,7 @@ services, with one declared addition.
     make asyncapi                                   # or:
     .venv/bin/python -m tools.asyncapi > docs/asyncapi.yaml
 
-Each service's broker is built as the service builds it (`assemble`, the runtime commands),
+Each service's broker is built by the assembly the service runs (`shared.runtime.assembled`),
 without connecting, and FastStream's generator describes what they consume and publish: every
 subscription (its queue, routing key and contract, its handler's docstring) and every declared
 `Publication`. What no single service knows is `ADDITION` below: the web shop's side, the
@@ -16,7 +16,6 @@ fails while the committed file differs from `render()`.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import re
 import tomllib
@@ -30,12 +29,11 @@ from faststream.rabbit import RabbitBroker, RabbitExchange, RabbitQueue
 from faststream.specification import AsyncAPI
 from pydantic import TypeAdapter
 
+from services import definition
 from shared import messaging, topology
-from shared.audit import open_audit_log
 from shared.contracts.ops import OpsPage, OpsReply
 from shared.contracts.orders import PersonOnOrder
-from shared.database import connect_database
-from shared.runtime import runtime_router
+from shared.runtime import assembled
 from shared.settings import ServiceSettings
 
 DISTRIBUTION = "kokemuskauppa-register"
@@ -79,27 +77,17 @@ closes its channel."""
 
 
 async def _service_broker(name: str) -> RabbitBroker:
-    """The service's broker, assembled as `shared.runtime.serve` assembles it, on a database
-    in memory, never connected."""
-    module = importlib.import_module(f"services.{name}.settings")
-    (settings_class,) = (
-        value
-        for value in vars(module).values()
-        if isinstance(value, type)
-        and issubclass(value, ServiceSettings)
-        and value.service_name == name
-    )
+    """The service's broker, assembled by the one assembly `serve` runs (shared/runtime.py), on a
+    database in memory, never connected."""
+    service = definition(name)
     # The defaults, whatever this shell's environment says: the document names no deployment.
     default_url = ServiceSettings.model_fields["rabbitmq_url"].default
-    settings = settings_class(REGISTER_ENV="dev", rabbitmq_url=default_url, mongodb_url="memory://")
-    database = await connect_database(settings)
-    try:
-        broker = messaging.make_broker(settings)
-        await open_audit_log(settings, database, broker)
-        await importlib.import_module(f"services.{name}.app").assemble(settings, database, broker)
-        broker.include_router(runtime_router(settings, broker))
-    finally:
-        await database.close()
+    settings = service.settings_class(
+        REGISTER_ENV="dev", rabbitmq_url=default_url, mongodb_url="memory://"
+    )
+    broker = messaging.make_broker(settings)
+    async with assembled(service, settings, broker):
+        pass
     return broker
 
 

@@ -22,11 +22,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rekisteri.document import Document, Template, to_html, to_markdown
 from rekisteri.output import call, output_option, write_document
+from rekisteri.retention import language_option
 from shared.contracts.providers import ListProviders, ProviderStatus
 from shared.countries import is_country_code, is_in_eea
 from shared.purposes import PURPOSES
 from shared.retention_policy import (
-    LANGUAGES,
     Language,
     RetentionPolicy,
     describe_settings_error,
@@ -166,9 +166,7 @@ def _controller_settings() -> ControllerSettings:
 
 
 @click.command("register-description")
-@click.option(
-    "--language", type=click.Choice(LANGUAGES), default="fi", show_default=True, help="fi or en."
-)
+@language_option("fi")
 @click.option(
     "--format",
     "output_format",

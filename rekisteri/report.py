@@ -19,11 +19,11 @@ from rekisteri.access_report import (
 )
 from rekisteri.client import OpsError
 from rekisteri.output import build, call, call_each, output_option, write_document
-from rekisteri.retention import load_policy
+from rekisteri.retention import language_option, load_policy
 from shared.contracts.erasure import ReportSubject
 from shared.contracts.orders import LookupPerson
 from shared.contracts.providers import ListProviders
-from shared.retention_policy import LANGUAGES, Language
+from shared.retention_policy import Language
 from shared.topology_names import SERVICES
 
 
@@ -61,13 +61,7 @@ def named_person(email: str | None, order_id: str | None, role: str | None) -> N
 
 @click.command()
 @person_options
-@click.option(
-    "--language",
-    type=click.Choice(LANGUAGES),
-    default="en",
-    show_default=True,
-    help="The language of the purposes, retention and sources.",
-)
+@language_option("en", help="The language of the purposes, retention and sources.")
 @output_option("the report")
 @click.pass_context
 def report(

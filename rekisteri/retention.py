@@ -9,8 +9,9 @@ apply their own.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import click
 
@@ -26,6 +27,8 @@ from shared.retention_policy import (
     finnish_date,
     policy_from_environment,
 )
+
+T = TypeVar("T")
 
 
 def load_policy() -> RetentionPolicy:
@@ -53,15 +56,20 @@ def policy_row(retention: Retention, language: Language) -> dict[str, Any]:
     }
 
 
+def language_option(default: Language, help: str = "fi or en.") -> Callable[[T], T]:
+    """`--language`: which of the policy's languages texts are shown in."""
+    return click.option(
+        "--language", type=click.Choice(LANGUAGES), default=default, show_default=True, help=help
+    )
+
+
 @click.group()
 def retention() -> None:
     """How long each category of data is kept, and what then happens to it."""
 
 
 @retention.command("show")
-@click.option(
-    "--language", type=click.Choice(LANGUAGES), default="en", show_default=True, help="fi or en."
-)
+@language_option("en")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def show(language: str, as_json: bool) -> None:
     """The policy: per category its period, what starts it, what happens at its end, why.

@@ -209,7 +209,12 @@ class RetentionSettings(BaseSettings):
     says why each default is what it is."""
 
     model_config = SettingsConfigDict(
-        env_prefix="RETENTION_", extra="ignore", frozen=True, use_attribute_docstrings=True
+        env_prefix="RETENTION_",
+        extra="ignore",
+        frozen=True,
+        use_attribute_docstrings=True,
+        # Compose passes `${RETENTION_...:-}` through: left empty in .env, the default holds.
+        env_ignore_empty=True,
     )
 
     buyer_months: Months = 36

@@ -21,6 +21,8 @@ import yaml
 from pydantic import AliasChoices, AliasPath
 from pydantic_settings import BaseSettings
 
+from shared.retention_policy import RetentionSettings
+
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # run from a checkout whether or not the project is installed
     sys.path.insert(0, str(ROOT))
@@ -195,8 +197,28 @@ def test_setting_names_come_from_the_settings_class() -> None:
 def test_every_environment_variable_is_a_real_setting(compose: dict[str, Any]) -> None:
     for name, service in app_services(compose).items():
         cls = settings_class(name)
-        unknown = set(environment(service)) - setting_names(cls)
+        # Every service reads the retention policy too (shared/retention_policy.py).
+        unknown = set(environment(service)) - setting_names(cls) - setting_names(RetentionSettings)
         assert not unknown, f"{name} sets {sorted(unknown)}, which {cls.__name__} does not read"
+
+
+def test_every_service_is_given_the_whole_retention_policy_and_its_defaults_hold_unset(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The periods must be the same in all four (each sweeps its own part): each gets every
+    one from .env, and one left empty there keeps the law's default."""
+    env = {**example_env(), "RETENTION_RECIPIENT_MONTHS": "30"}
+    for name, service in app_services(compose).items():
+        given = set(environment(service)) & setting_names(RetentionSettings)
+        assert given == setting_names(RetentionSettings), f"{name} is not given all of them"
+        with monkeypatch.context() as patch:
+            for variable in given:
+                patch.setenv(variable, interpolate(environment(service)[variable], env))
+            policy = RetentionSettings()
+        assert policy.recipient_months == 30, name
+        assert policy.model_dump(
+            exclude={"recipient_months"}
+        ) == RetentionSettings.model_construct().model_dump(exclude={"recipient_months"}), name
 
 
 def test_the_environment_validates_as_the_service_settings(

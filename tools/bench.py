@@ -46,7 +46,7 @@ from shared.database import describe_store
 from shared.senders import login_of
 from shared.settings import ServiceSettings
 from tests.e2e.harness import REPOSITORY, rekisteri
-from tools import bench_audience_memory
+from tools import bench_audience_memory, bench_framework
 from tools.bench_orders import PROVIDERS, web_shop_order
 from tools.bench_register import broker_from_environment, new_register
 
@@ -431,6 +431,7 @@ async def main(arguments: Sequence[str] | None = None) -> None:
     chooser = argparse.ArgumentParser(add_help=False)
     chooser.add_argument("--scale", action="store_true")
     chooser.add_argument("--audience-memory", action="store_true")
+    chooser.add_argument("--framework", action="store_true")
     chosen, arguments = chooser.parse_known_args(arguments)
     if chosen.scale:
         # Imported here: tools/bench_scale.py measures with this module's `Traffic`.
@@ -439,11 +440,14 @@ async def main(arguments: Sequence[str] | None = None) -> None:
         return await bench_scale.main(arguments)
     if chosen.audience_memory:
         return await bench_audience_memory.main(arguments)
+    if chosen.framework:
+        return await bench_framework.main(arguments)
     parser = argparse.ArgumentParser(
         prog="make bench",
         description=__doc__.split("\n\n")[0],
         epilog="--scale: cost against register size (tools/bench_scale.py; --scale --help). "
-        "--audience-memory: the audience export's peak memory (tools/bench_audience_memory.py).",
+        "--audience-memory: the audience export's peak memory (tools/bench_audience_memory.py). "
+        "--framework: FastStream's own CPU per message against aio-pika (tools/bench_framework.py).",
     )
     parser.add_argument(
         "--orders",

@@ -54,11 +54,21 @@ def body() -> bytes:
     )
 
 
+async def empty_queue(url: str) -> None:
+    """The queue, declared and empty: each measurement starts from the same state."""
+    connection = await aio_pika.connect(url)
+    try:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(QUEUE, durable=True, arguments=QUORUM)
+        await queue.purge()
+    finally:
+        await connection.close()
+
+
 async def fill(url: str, messages: int) -> None:
     connection = await aio_pika.connect(url)
     try:
         channel = await connection.channel(publisher_confirms=True)
-        await channel.declare_queue(QUEUE, durable=True, arguments=QUORUM)
         payload = body()
         window = asyncio.Semaphore(IN_FLIGHT)
 
@@ -135,7 +145,6 @@ async def publish_with(client: str, url: str, messages: int) -> float:
     if client == "aio-pika":
         connection = await aio_pika.connect(url)
         channel = await connection.channel(publisher_confirms=True)
-        await channel.declare_queue(QUEUE, durable=True, arguments=QUORUM)
 
         async def publish() -> None:
             async with window:
@@ -182,6 +191,7 @@ async def publish_with(client: str, url: str, messages: int) -> float:
 
 async def measure_one(kind: str, client: str, url: str, messages: int) -> float:
     """CPU seconds of this process for `messages` messages."""
+    await empty_queue(url)
     if kind == "publish":
         return await publish_with(client, url, messages)
     await fill(url, messages)

@@ -126,3 +126,23 @@ def test_audience_memory_bench_exports_everyone_at_both_sizes(
     assert [(e["people"], e["rows"]) for e in exports] == [(SMALL, SMALL), (LARGE, LARGE)]
     # The tool's own process: tens of MiB, not zero and not some earlier child's.
     assert all(20 < e["peak_rss_mib"] < 1000 for e in exports)
+
+
+def test_framework_bench_measures_both_clients_and_what_faststream_adds_per_order(
+    rabbitmq: Broker, tmp_path: Path
+) -> None:
+    figures = tmp_path / "framework.json"
+    done = bench(rabbitmq, None, "--framework", "--messages=200", "--rounds=2", f"--json={figures}")
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {line.split()[0] for line in done.stdout.splitlines()}
+    assert {"consume", "publish"} <= rows
+    assert "extra CPU per order in the register" in done.stdout
+    written = json.loads(figures.read_text())
+    for kind in ("consume", "publish"):
+        # Two runs each, taking turns, every one of them a measured cost.
+        assert {client: len(runs) for client, runs in written["runs"][kind].items()} == {
+            "aio-pika": 2,
+            "faststream": 2,
+        }
+        assert all(run > 0 for runs in written["runs"][kind].values() for run in runs)

@@ -39,6 +39,7 @@ security-doc: $(INSTALLED)
 	$(BIN)/python -m tools.security_doc
 
 # End-to-end speed against a plain aio-pika baseline in the same run: make bench BENCH_ARGS="--orders 5000 --json bench.json"
+# FastStream's own CPU per message against aio-pika: make bench BENCH_ARGS=--framework
 BENCH_ARGS ?=
 bench: $(INSTALLED)
 	$(BIN)/python -m tools.bench $(BENCH_ARGS)

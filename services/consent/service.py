@@ -3,6 +3,7 @@ part of an erasure, and letting a person's consents go when their retention ends
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import date, datetime
 from typing import Any
@@ -64,13 +65,10 @@ class ConsentService(DataHolder):
             tombstone = await self._store.erasures.tombstone(subject)
             if self._buried(tombstone, event) or await self._expired(subject, event):
                 return
-            await self._store.save_contact(
-                subject,
-                Contact(email=buyer.email, first_name=buyer.first_name, last_name=buyer.last_name),
-                as_of=event.occurred_at,
-                event_id=str(event.event_id),
+            contact = Contact(
+                email=buyer.email, first_name=buyer.first_name, last_name=buyer.last_name
             )
-            await self._record(subject, facts_from_checkout(event), event)
+            await self._record(subject, facts_from_checkout(event), event, contact=contact)
 
     async def record_update(self, event: ConsentUpdated) -> None:
         subject = self._hasher(event.email)
@@ -141,13 +139,30 @@ class ConsentService(DataHolder):
         ignore_buried(SERVICE, "a consent event", ids)
         return True
 
-    async def _record(self, subject: str, facts: list[AnyFact], cause: WebshopEvent) -> None:
-        """Append the facts, project the person's state again and announce it if it changed.
+    async def _record(
+        self,
+        subject: str,
+        facts: list[AnyFact],
+        cause: WebshopEvent,
+        *,
+        contact: Contact | None = None,
+    ) -> None:
+        """Append the facts (and keep the contact, for a checkout), project the person's state
+        again and announce it if it changed.
 
         Every step is idempotent, so a redelivered event after a crash anywhere in between
-        completes what the first delivery left undone, the announcement included.
+        completes what the first delivery left undone, the announcement included. Writes and
+        reads that do not depend on each other are issued together: on SQLite they share a
+        round of the writer thread (one hand-off, one commit), to MongoDB they go out at once.
         """
-        new = await self._store.append_facts(subject, facts)
+        writes = [self._store.append_facts(subject, facts)]
+        if contact is not None:
+            writes.append(
+                self._store.save_contact(
+                    subject, contact, as_of=cause.occurred_at, event_id=str(cause.event_id)
+                )
+            )
+        new, *_ = await asyncio.gather(*writes)
         recorded = await self._facts_with_suppression(subject)
         person = await self._store.save_state(subject, project(recorded), facts_seen=len(recorded))
         announced = await self._announce(person, cause)
@@ -165,8 +180,9 @@ class ConsentService(DataHolder):
         """The person's facts; for someone erased, or whose data expired, after objecting, the
         standing objection their suppression entry stands for comes first. (An expiry leaves
         no tombstone to tell who may have one: it is read for everyone.)"""
-        facts = await self._store.facts_of(subject)
-        since = await self._store.suppressed_since(subject)
+        facts, since = await asyncio.gather(
+            self._store.facts_of(subject), self._store.suppressed_since(subject)
+        )
         return facts if since is None else [suppression(since), *facts]
 
     async def _announce(self, person: Person | None, cause: WebshopEvent) -> bool:

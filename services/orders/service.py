@@ -3,6 +3,7 @@ expires, a person asks what is kept on them, and who is on an order (only this s
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import defaultdict
 from datetime import UTC, date, datetime
@@ -78,11 +79,14 @@ class OrdersService(DataHolder):
                 "an order older than its people's retention: recorded without their data",
                 extra=_ids(event),
             )
-        new = await self._store.add_order(order)
-        # Profiles are updated even for a known order: a crash may have come between the writes.
-        for profile in profiles_from_order(order):
-            await self._store.update_profile(profile)
-        return new
+        # Independent writes, issued together: on SQLite they share one commit, to MongoDB they
+        # go out at once. Profiles are updated even for a known order: a crash may have come
+        # between the writes.
+        new, *_ = await asyncio.gather(
+            self._store.add_order(order),
+            *map(self._store.update_profile, profiles_from_order(order)),
+        )
+        return bool(new)
 
     # --- erasure (`DataHolder.erase` runs the steps) ---------------------------------------------
 

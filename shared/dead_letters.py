@@ -30,6 +30,7 @@ from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractQueue,
 )
+from aio_pika.connection import make_url
 from aiormq.exceptions import ChannelNotFoundEntity
 from pydantic import TypeAdapter
 
@@ -296,7 +297,14 @@ class QueueInspector:
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[AbstractConnection]:
-        connection = await aio_pika.connect(self._url)
+        connection = aio_pika.Connection(make_url(self._url))
+        try:
+            await connection.connect()
+        except BaseException:
+            # A service stopping while its sweep connects cancels the connect: what was opened
+            # is closed, not left to the garbage collector (`aio_pika.connect` would leave it).
+            await connection.close()
+            raise
         async with connection:
             yield connection
 

@@ -3,7 +3,6 @@ part of an erasure, and letting a person's consents go when their retention ends
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import date, datetime
 from typing import Any
@@ -27,6 +26,7 @@ from shared.contracts.consent import ConsentChanged, Contact, Purpose
 from shared.contracts.erasure import EraseSubject, ErasureReported, ReportSubject, Retained
 from shared.contracts.webshop import ConsentUpdated, MarketingObjection, OrderPlaced
 from shared.data_holder import DataHolder, Holding
+from shared.erasure.people import all_settled
 from shared.erasure.tombstone import Plan, Tombstone, ignore_buried
 from shared.metrics import IGNORED_AFTER_RETENTION
 from shared.retention_policy import Category, finnish_date
@@ -151,9 +151,8 @@ class ConsentService(DataHolder):
         again and announce it if it changed.
 
         Every step is idempotent, so a redelivered event after a crash anywhere in between
-        completes what the first delivery left undone, the announcement included. Writes and
-        reads that do not depend on each other are issued together: on SQLite they share a
-        round of the writer thread (one hand-off, one commit), to MongoDB they go out at once.
+        completes what the first delivery left undone, the announcement included. Calls that do
+        not depend on each other are issued together (`all_settled`).
         """
         writes = [self._store.append_facts(subject, facts)]
         if contact is not None:
@@ -162,7 +161,7 @@ class ConsentService(DataHolder):
                     subject, contact, as_of=cause.occurred_at, event_id=str(cause.event_id)
                 )
             )
-        new, *_ = await asyncio.gather(*writes)
+        new, *_ = await all_settled(*writes)
         recorded = await self._facts_with_suppression(subject)
         person = await self._store.save_state(subject, project(recorded), facts_seen=len(recorded))
         announced = await self._announce(person, cause)
@@ -180,7 +179,7 @@ class ConsentService(DataHolder):
         """The person's facts; for someone erased, or whose data expired, after objecting, the
         standing objection their suppression entry stands for comes first. (An expiry leaves
         no tombstone to tell who may have one: it is read for everyone.)"""
-        facts, since = await asyncio.gather(
+        facts, since = await all_settled(
             self._store.facts_of(subject), self._store.suppressed_since(subject)
         )
         return facts if since is None else [suppression(since), *facts]

@@ -4,7 +4,6 @@ an erasure: telling each provider that received the person's data."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -51,6 +50,7 @@ from shared.contracts.providers import (
 )
 from shared.contracts.webshop import OrderPlaced, Person
 from shared.data_holder import DataHolder, Holding
+from shared.erasure.people import all_settled
 from shared.erasure.tombstone import Plan, ignore_buried
 from shared.metrics import IGNORED_AFTER_RETENTION
 from shared.retention_policy import Category, finnish_date
@@ -103,9 +103,8 @@ class DisclosureService(DataHolder):
             await self._disclose(event, subjects)
 
     async def _disclose(self, event: OrderPlaced, subjects: list[str]) -> None:
-        # Two reads issued together: on SQLite one hand-off to the writer thread, to MongoDB
-        # both at once. The registry is read even for an order that turns out buried (rare).
-        tombstones, registered = await asyncio.gather(
+        # The registry is read even for an order that turns out buried (rare).
+        tombstones, registered = await all_settled(
             self._store.erasures.tombstones(subjects), self._store.providers(event.provider_ids())
         )
         if any(tombstone.buries(event.occurred_at) for tombstone in tombstones.values()):

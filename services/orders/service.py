@@ -3,7 +3,6 @@ expires, a person asks what is kept on them, and who is on an order (only this s
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import defaultdict
 from datetime import UTC, date, datetime
@@ -22,6 +21,7 @@ from shared.contracts.erasure import EraseSubject, ErasureReported, ReportSubjec
 from shared.contracts.orders import PersonOnOrder, missing_person
 from shared.contracts.webshop import OrderPlaced
 from shared.data_holder import DataHolder, Holding
+from shared.erasure.people import all_settled
 from shared.erasure.tombstone import Plan, ignore_buried
 from shared.errors import Refused
 from shared.metrics import IGNORED_AFTER_RETENTION
@@ -79,10 +79,8 @@ class OrdersService(DataHolder):
                 "an order older than its people's retention: recorded without their data",
                 extra=_ids(event),
             )
-        # Independent writes, issued together: on SQLite they share one commit, to MongoDB they
-        # go out at once. Profiles are updated even for a known order: a crash may have come
-        # between the writes.
-        new, *_ = await asyncio.gather(
+        # Profiles are updated even for a known order: a crash may have come between the writes.
+        new, *_ = await all_settled(
             self._store.add_order(order),
             *map(self._store.update_profile, profiles_from_order(order)),
         )

@@ -18,8 +18,9 @@ on the tombstone in the database instead (docs/security.md lists it).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
+from typing import Any
 
 
 class PersonLocks:
@@ -65,3 +66,15 @@ class PersonLocks:
     def __len__(self) -> int:
         """How many people's locks exist now (held or waited for)."""
         return len(self._locks)
+
+
+async def all_settled(*calls: Awaitable[Any]) -> list[Any]:
+    """Run independent store calls together (on SQLite one round of the writer thread, to
+    MongoDB at once) and return their results in order; raise the first failure only once every
+    call has finished. `asyncio.gather` would raise at the first failure with the others still
+    writing, and the person's lock, released on the way out, would no longer cover them."""
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results

@@ -27,7 +27,7 @@ from services.orders.store import open_store as open_orders_store
 from shared.contracts.disclosure_ops import ReleaseOrder
 from shared.contracts.providers import AddProvider, ChangeProviderStatus
 from shared.database import Database
-from shared.erasure.people import PersonLocks
+from shared.erasure.people import PersonLocks, all_settled
 from shared.erasure.records import SqliteErasureRecords
 from tests.factories import full_person, item, order_placed, person
 from tests.unit.support import disclosure_with_inbox
@@ -198,3 +198,39 @@ async def test_disclosure_a_release_racing_the_erasure_that_cancels_it_sends_not
     [entry] = await (await open_disclosure_store(database)).log_of(order["order_id"])
     assert entry.status == "cancelled" and not entry.holds_data
     assert HASH(AINO) not in entry.subjects and "erased:req-1" in entry.subjects
+
+
+async def test_a_failed_write_is_raised_only_after_the_persons_other_writes_have_finished() -> None:
+    """Writes issued together under a person's lock: the lock is left (by the failure) only once
+    none of them is still writing, or an erasure waiting for it could slip in before the last."""
+    locks = PersonLocks()
+    written: list[str] = []
+    may_finish = asyncio.Event()
+
+    async def failing_write() -> None:
+        raise RuntimeError("the store refused one write")
+
+    async def slower_write() -> None:
+        await may_finish.wait()
+        written.append("profile")
+
+    async def event() -> None:
+        async with locks.holding(["person-1"]):
+            await all_settled(failing_write(), slower_write())
+
+    handling = asyncio.create_task(event())
+    await asyncio.sleep(0)  # the event holds the lock, its slower write is waiting
+    erasure = asyncio.create_task(erase_when_free(locks, written))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert written == [], "the erasure must not run while a write of the event is unfinished"
+    may_finish.set()
+    with pytest.raises(RuntimeError, match="refused one write"):
+        await handling
+    await erasure
+    assert written == ["profile", "erased"]
+
+
+async def erase_when_free(locks: PersonLocks, written: list[str]) -> None:
+    async with locks.holding(["person-1"]):
+        written.append("erased")

@@ -41,7 +41,6 @@ from shared.errors import Refused
 from shared.messaging import (
     JSON,
     LOGIN,
-    CommandRefused,
     InvalidMessage,
     RuledMiddleware,
     as_json,
@@ -119,7 +118,7 @@ class _Answering(RuledMiddleware[_Rules]):
         done = _Done()
         try:
             if refused := command_refusal(message.raw_message.user_id, self.rules.logins):
-                raise CommandRefused(refused)
+                raise Refused(refused)
             done.command = await message.decode()
             done.result = await call_next(message)
         except Exception as error:

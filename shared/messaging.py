@@ -96,11 +96,6 @@ class InvalidMessage(Exception):
         self.reason = reason
 
 
-class CommandRefused(Refused):
-    """A command refused before it is read (its sender is not staff), or by a service's own
-    commands; the text goes back to the operator as it is."""
-
-
 def make_broker(settings: ServiceSettings) -> RabbitBroker:
     broker = RabbitBroker(
         settings.rabbitmq_url,

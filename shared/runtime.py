@@ -47,9 +47,10 @@ from shared.contracts.runtime import (
 )
 from shared.database import Database, StoreError, connect_database, describe_store
 from shared.dead_letters import QueueInspector
+from shared.errors import Refused
 from shared.identity import SubjectHasher, key_fingerprint
 from shared.log import configure_logging
-from shared.messaging import CommandRefused, make_broker
+from shared.messaging import make_broker
 from shared.metrics import exposition
 from shared.permissions import register_topology
 from shared.retention import SWEEP_INTERVAL_SECONDS
@@ -302,7 +303,7 @@ def runtime_router(settings: ServiceSettings, broker: RabbitBroker) -> RabbitRou
             case PreviewRetention(as_of=as_of):
                 sweep = broker.context.get(RETENTION_SWEEP)
                 if sweep is None:
-                    raise CommandRefused(f"the {settings.service_name} service has no sweep")
+                    raise Refused(f"the {settings.service_name} service has no sweep")
                 return await sweep.preview(as_of)
 
     return router
